@@ -1,0 +1,3 @@
+from rel_eng.cli import main
+
+raise SystemExit(main())

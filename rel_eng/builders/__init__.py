@@ -1,0 +1,13 @@
+"""Builders behind one small interface (base.Builder), in a registry by name.
+
+No builder knows about another. The Koji and Oz builders plug in here.
+"""
+
+from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildRequest
+from rel_eng.builders.synthetic import SyntheticBuilder
+
+BUILDERS: dict[str, type[Builder]] = {
+    SyntheticBuilder.name: SyntheticBuilder,
+}
+
+__all__ = ["BUILDERS", "Builder", "BuildHandle", "BuildOutcome", "BuildRequest"]

@@ -1,0 +1,297 @@
+"""Pipeline config and release definitions: TOML parsed once into frozen, typed objects.
+
+Every problem is collected with its file and key and reported together (ConfigError, exit 2).
+Objects round-trip through plain JSON-able dicts (`to_dict`/`from_dict`) for the manifest and
+for task queues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rel_eng import paths
+from rel_eng.errors import ConfigError
+
+ARCHES = ("i686", "x86_64")
+MILESTONES = ("Alpha", "Beta", "Final")
+
+
+@dataclass(frozen=True)
+class ImageType:
+    key: str  # "generic" / "ec2"
+    name: str  # image name, e.g. Fedora-Cloud-Base
+    subvariant: str  # productmd subvariant, tells generic from EC2
+    kickstart: str  # file name inside the kickstart dir
+    description: str
+
+
+@dataclass(frozen=True)
+class Release:
+    key: str  # "19", "rawhide"
+    version: str  # productmd release version: "19", "Rawhide"
+    fedora_version: int  # what pykickstart and Oz target
+    install_tree: str  # may hold $arch
+    repos: tuple[str, ...] = ()
+    koji_target: str = ""
+    milestones: tuple[tuple[str, str], ...] = ()  # (milestone, ISO date), in order
+
+    @property
+    def ksversion(self) -> str:
+        return f"F{self.fedora_version}"
+
+    @property
+    def has_milestones(self) -> bool:
+        return bool(self.milestones)
+
+
+@dataclass(frozen=True)
+class Signing:
+    key: str = ""  # gpg key id; empty means unsigned
+    gpg_home: str = ""
+    passphrase_file: str = ""  # a path, never the secret itself
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.key)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str = "(defaults)"
+    short: str = "Fedora-Cloud"
+    variant: str = "Cloud"
+    builder: str = "synthetic"
+    arches: tuple[str, ...] = ARCHES
+    optional_arches: tuple[str, ...] = ()
+    disk_size_gib: int = 3
+    xz_preset: int = 6
+    qcow2_compress: bool = False
+    default_user: str = "fedora"
+    weekly_retention: int = 4
+    kickstart_dir: str = str(paths.KICKSTART_DIR)
+    tdl_dir: str = str(paths.TDL_DIR)
+    releases_file: str = str(paths.RELEASES_FILE)
+    signing: Signing = field(default_factory=Signing)
+    image_types: tuple[ImageType, ...] = (
+        ImageType("generic", "Fedora-Cloud-Base", "Cloud_Base", "fedora-cloud-base.ks",
+                  "Generic cloud image for OpenStack, Eucalyptus and other clouds"),
+        ImageType("ec2", "Fedora-Cloud-Base-EC2", "Cloud_Base_EC2", "fedora-cloud-base-ec2.ks",
+                  "Amazon EC2 image"),
+    )
+    releases: tuple[Release, ...] = ()
+
+    def release(self, key: str) -> Release:
+        for rel in self.releases:
+            if rel.key.lower() == str(key).lower():
+                return rel
+        known = ", ".join(r.key for r in self.releases) or "none"
+        raise ConfigError([f"unknown release '{key}' (known: {known}; defined in {self.releases_file})"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        data = dict(data)
+        data["signing"] = Signing(**data["signing"])
+        data["image_types"] = tuple(ImageType(**t) for t in data["image_types"])
+        data["releases"] = tuple(
+            Release(**{**r, "repos": tuple(r["repos"]),
+                       "milestones": tuple(tuple(m) for m in r["milestones"])})
+            for r in data["releases"]
+        )
+        for key in ("arches", "optional_arches"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+
+class _Problems:
+    """Collects 'file: key: what is wrong' lines so all are reported at once."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(f"{self.source}: {key}: {message}")
+
+    def take(self, table: dict, key: str, kind: type | tuple, default: Any, where: str) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.add(f"{where}{key}", f"expected {name}, got {type(value).__name__} {value!r}")
+            return default
+        return value
+
+    def unknown(self, table: dict, allowed: set[str], where: str) -> None:
+        for key in sorted(set(table) - allowed):
+            self.add(f"{where}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+
+
+_COMPOSE_KEYS = {
+    "short", "variant", "builder", "arches", "optional_arches", "disk_size_gib", "xz_preset",
+    "qcow2_compress", "default_user", "weekly_retention", "kickstart_dir", "tdl_dir",
+    "releases_file",
+}
+
+
+def load_config(path: Path | None = None, releases_file: Path | None = None) -> Config:
+    """Parse the pipeline config (defaults when path is None) and the release definitions."""
+    base = Config()
+    problems = _Problems(str(path) if path else "(defaults)")
+    values: dict[str, Any] = {}
+    if path is not None:
+        doc = _read_toml(path)
+        problems.unknown(doc, {"compose", "signing", "images"}, "")
+        compose = doc.get("compose", {})
+        problems.unknown(compose, _COMPOSE_KEYS, "compose.")
+        for key in sorted(_COMPOSE_KEYS & set(compose)):
+            default = getattr(base, key)
+            kind = list if isinstance(default, tuple) else type(default)
+            value = problems.take(compose, key, kind, default, "compose.")
+            values[key] = tuple(value) if isinstance(value, list) else value
+        relative = path.parent
+        for key in ("kickstart_dir", "tdl_dir", "releases_file"):
+            if key in values and not Path(values[key]).is_absolute():
+                values[key] = str((relative / values[key]).resolve())
+        signing = doc.get("signing", {})
+        problems.unknown(signing, {"key", "gpg_home", "passphrase_file"}, "signing.")
+        values["signing"] = Signing(**{
+            k: problems.take(signing, k, str, "", "signing.")
+            for k in ("key", "gpg_home", "passphrase_file")
+        })
+        if "images" in doc:
+            values["image_types"] = _image_types(doc["images"], problems, base)
+    cfg = dataclasses.replace(base, source=problems.source, **values)
+    _check_config(cfg, problems)
+    rel_path = Path(releases_file) if releases_file else Path(cfg.releases_file)
+    releases, rel_problems = _load_releases(rel_path)
+    all_problems = problems.items + rel_problems
+    if all_problems:
+        raise ConfigError(all_problems)
+    return dataclasses.replace(cfg, releases=releases, releases_file=str(rel_path))
+
+
+def _image_types(table: Any, problems: _Problems, base: Config) -> tuple[ImageType, ...]:
+    defaults = {t.key: t for t in base.image_types}
+    out = []
+    for key, sub in table.items():
+        where = f"images.{key}."
+        if not isinstance(sub, dict):
+            problems.add(f"images.{key}", "expected a table")
+            continue
+        problems.unknown(sub, {"name", "subvariant", "kickstart", "description"}, where)
+        dflt = defaults.get(key)
+        fields = {}
+        for f in ("name", "subvariant", "kickstart", "description"):
+            value = problems.take(sub, f, str, getattr(dflt, f, ""), where)
+            if not value and f != "description":
+                problems.add(f"{where}{f}", "is required")
+            fields[f] = value
+        out.append(ImageType(key=key, **fields))
+    return tuple(out)
+
+
+def _check_config(cfg: Config, problems: _Problems) -> None:
+    for arch in cfg.arches:
+        if arch not in ARCHES:
+            problems.add("compose.arches", f"unknown arch '{arch}' (use {', '.join(ARCHES)})")
+    for arch in cfg.optional_arches:
+        if arch not in cfg.arches:
+            problems.add("compose.optional_arches", f"'{arch}' is not in compose.arches")
+    if not 1 <= cfg.disk_size_gib <= 1024:
+        problems.add("compose.disk_size_gib", f"must be 1..1024 GiB, got {cfg.disk_size_gib}")
+    if not 0 <= cfg.xz_preset <= 9:
+        problems.add("compose.xz_preset", f"must be 0..9, got {cfg.xz_preset}")
+    if cfg.weekly_retention < 1:
+        problems.add("compose.weekly_retention", "must be at least 1")
+    if not cfg.short or "/" in cfg.short:
+        problems.add("compose.short", "must be a non-empty name without '/'")
+    from rel_eng.builders import BUILDERS  # late: builders import config types
+
+    if cfg.builder not in BUILDERS:
+        problems.add("compose.builder", f"unknown builder '{cfg.builder}' (known: {', '.join(sorted(BUILDERS))})")
+    if cfg.signing.passphrase_file and not Path(cfg.signing.passphrase_file).is_file():
+        problems.add("signing.passphrase_file", "file does not exist")
+    for i, t in enumerate(cfg.image_types):
+        if not (Path(cfg.kickstart_dir) / t.kickstart).is_file():
+            problems.add(f"images.{t.key}.kickstart", f"{Path(cfg.kickstart_dir) / t.kickstart} does not exist")
+    if len({t.subvariant for t in cfg.image_types}) != len(cfg.image_types):
+        problems.add("images", "subvariants must be unique")
+
+
+_RELEASE_KEYS = {"version", "fedora_version", "install_tree", "repos", "koji_target", "milestones"}
+
+
+def _load_releases(path: Path) -> tuple[tuple[Release, ...], list[str]]:
+    problems = _Problems(str(path))
+    try:
+        doc = _read_toml(path)
+    except ConfigError as exc:
+        return (), exc.problems
+    releases = []
+    table = doc.get("releases")
+    if not isinstance(table, dict) or not table:
+        problems.add("releases", "no [releases.<name>] tables defined")
+        return (), problems.items
+    for key, sub in table.items():
+        where = f"releases.{key}."
+        if not isinstance(sub, dict):
+            problems.add(f"releases.{key}", "expected a table")
+            continue
+        problems.unknown(sub, _RELEASE_KEYS, where)
+        version = problems.take(sub, "version", str, "", where)
+        fedora = problems.take(sub, "fedora_version", int, 0, where)
+        tree = problems.take(sub, "install_tree", str, "", where)
+        repos = problems.take(sub, "repos", list, [], where)
+        target = problems.take(sub, "koji_target", str, "", where)
+        stones = problems.take(sub, "milestones", dict, {}, where)
+        if not version or "-" in version:
+            problems.add(f"{where}version", "is required and must not contain '-'")
+        if fedora < 19:
+            problems.add(f"{where}fedora_version", "is required and must be 19 or later")
+        if not tree.startswith(("http://", "https://")):
+            problems.add(f"{where}install_tree", "must be an http(s) URL")
+        milestones = []
+        previous = None
+        for name, date in stones.items():
+            if name not in MILESTONES:
+                problems.add(f"{where}milestones.{name}", f"unknown milestone (use {', '.join(MILESTONES)})")
+                continue
+            if isinstance(date, str):
+                try:
+                    date = dt.date.fromisoformat(date)
+                except ValueError:
+                    pass
+            if not isinstance(date, dt.date):
+                problems.add(f"{where}milestones.{name}", f"expected a date (YYYY-MM-DD), got {date!r}")
+                continue
+            if previous and date <= previous[1]:
+                problems.add(f"{where}milestones.{name}", f"{date} is not after {previous[0]} ({previous[1]})")
+            previous = (name, date)
+            milestones.append((name, date.isoformat()))
+        order = [m for m, _ in milestones]
+        if order != sorted(order, key=MILESTONES.index):
+            problems.add(f"{where}milestones", f"must be in order {', '.join(MILESTONES)}")
+        releases.append(Release(key=key, version=version, fedora_version=fedora,
+                                install_tree=tree, repos=tuple(str(r) for r in repos),
+                                koji_target=target, milestones=tuple(milestones)))
+    return tuple(releases), problems.items

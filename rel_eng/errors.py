@@ -1,0 +1,58 @@
+"""One exception tree. Known failures print one line and exit non-zero; no traceback without --debug."""
+
+
+class RelEngError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InputError(RelEngError):
+    """The user's input (config, release, kickstart, output dir) is invalid. Exit 2."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """Every problem found in one validation pass, each with its file and key."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class ToolMissing(InputError):
+    def __init__(self, tool: str, package: str):
+        super().__init__(
+            f"required tool '{tool}' is not installed",
+            hint=f"install it with: apt-get install {package}",
+        )
+        self.tool = tool
+        self.package = package
+
+
+class CommandFailed(RelEngError):
+    """A subprocess exited non-zero. Carries argv, exit code and the tail of stderr."""
+
+    def __init__(self, argv: list[str], returncode: int, stderr_tail: str):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        tail = stderr_tail.strip().splitlines()[-1:] or ["(no stderr)"]
+        super().__init__(f"command {argv[0]} exited {returncode}: {tail[0]}")
+
+
+class BuildFailed(RelEngError):
+    """An image build failed. `required` False means the arch may fail without dooming the compose."""
+
+    def __init__(self, message: str, required: bool = True):
+        super().__init__(message)
+        self.required = required

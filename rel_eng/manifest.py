@@ -1,0 +1,98 @@
+"""The manifest passed between steps: artifacts with arch, image type and intent, plus step records.
+
+Steps never parse file names: a builder records its raw disk here, post-processing records the
+deliverables with their checksums, metadata and staging read them back. Updates are atomic
+(write + rename) under a file lock, so concurrent workers on one compose dir don't clobber it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@dataclass(frozen=True)
+class Artifact:
+    job_key: str
+    image_type: str
+    arch: str
+    kind: str  # raw-disk, raw-xz, qcow2, raw.tar.xz, log, tdl, kickstart
+    intent: str  # build-output, deliverable, log
+    path: str  # relative to the compose top dir
+    size: int = 0
+    sha256: str = ""
+    bootable: bool = False
+
+
+def step_digest(*parts: Any) -> str:
+    """Content key of a step: sha256 of its canonical JSON inputs."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+class Manifest:
+    """`<topdir>/work/manifest.json`: {"steps": {step: {...}}, "artifacts": [...], "builds": {...}}."""
+
+    def __init__(self, topdir: Path):
+        self.topdir = topdir
+        self.path = topdir / "work" / "manifest.json"
+        self.lock_path = topdir / "work" / ".manifest.lock"
+
+    def read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {"steps": {}, "artifacts": [], "builds": {}}
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[dict]:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self.read()
+            yield data
+            atomic_write(self.path, json.dumps(data, indent=2, sort_keys=True))
+
+    def artifacts(self, **match: str) -> list[Artifact]:
+        out = [Artifact(**a) for a in self.read()["artifacts"]]
+        return [a for a in out if all(getattr(a, k) == v for k, v in match.items())]
+
+    def add_artifacts(self, artifacts: list[Artifact]) -> None:
+        with self.update() as data:
+            keep = {(a["job_key"], a["kind"]) for a in map(dataclasses.asdict, artifacts)}
+            data["artifacts"] = [a for a in data["artifacts"] if (a["job_key"], a["kind"]) not in keep]
+            data["artifacts"].extend(dataclasses.asdict(a) for a in artifacts)
+
+    def step_done(self, step: str, digest: str) -> bool:
+        rec = self.read()["steps"].get(step)
+        return bool(rec and rec.get("state") == "done" and rec.get("digest") == digest)
+
+    def set_step(self, step: str, digest: str, state: str, reason: str = "") -> None:
+        with self.update() as data:
+            data["steps"][step] = {"digest": digest, "state": state, "reason": reason}
+
+    def set_build(self, job_key: str, **info: Any) -> None:
+        """Record builder ids (task ids, ...) the moment they exist."""
+        with self.update() as data:
+            data["builds"].setdefault(job_key, {}).update(info)
+
+    def builds(self) -> dict[str, dict]:
+        return self.read()["builds"]

@@ -1,0 +1,54 @@
+"""Pungi/productmd naming: compose ids, labels, image version/release, NVRA and file names."""
+
+from __future__ import annotations
+
+import re
+
+# productmd compose type -> compose id suffix
+TYPE_SUFFIX = {"production": "", "nightly": ".n", "test": ".t", "ci": ".ci"}
+# Final ships from a release candidate.
+LABEL_NAMES = {"Alpha": "Alpha", "Beta": "Beta", "Final": "RC"}
+OZ_ARCH = {"i686": "i386", "x86_64": "x86_64"}
+LABEL_RE = re.compile(r"^(Alpha|Beta|RC)-(\d+)\.(\d+)$")
+
+
+def compose_id(short: str, version: str, date: str, compose_type: str, respin: int) -> str:
+    """`Fedora-Cloud-19-20130405.0`, `Fedora-Cloud-Rawhide-20130405.n.0`."""
+    return f"{short}-{version}-{date}{TYPE_SUFFIX[compose_type]}.{respin}"
+
+
+def label(milestone: str, minor: int, major: int = 1) -> str:
+    """`Alpha-1.1`; Final becomes `RC-1.x`."""
+    return f"{LABEL_NAMES[milestone]}-{major}.{minor}"
+
+
+def image_version_release(
+    version: str, label_: str | None, date: str, compose_type: str, respin: int
+) -> tuple[str, str]:
+    """Labelled: (`19_Alpha`, `1.1`), RC keeps the plain version; unlabelled: (`Rawhide`, `20130405.n.0`)."""
+    if label_:
+        m = LABEL_RE.match(label_)
+        if not m:
+            raise ValueError(f"bad label {label_!r}")
+        name, major, minor = m.groups()
+        v = version if name == "RC" else f"{version}_{name}"
+        return v, f"{major}.{minor}"
+    return version, f"{date}{TYPE_SUFFIX[compose_type]}.{respin}"
+
+
+def nvra(name: str, version: str, release: str, arch: str) -> str:
+    return f"{name}-{version}-{release}.{arch}"
+
+
+def stage_dir(version: str, label_: str) -> str:
+    """Milestone mirror directory name, e.g. `19_Alpha-1.1`, `19_RC-1.3`."""
+    return f"{version}_{label_}"
+
+
+def checksum_file(short: str, version: str, label_: str | None, release: str, arch: str) -> str:
+    """`Fedora-Cloud-19_Beta-1.2-x86_64-CHECKSUM`; weeklies: `Fedora-Cloud-Rawhide-20130405.n.0-x86_64-CHECKSUM`."""
+    if label_:
+        name, _, rest = label_.partition("-")
+        v = version if name == "RC" else f"{version}_{name}"
+        return f"{short}-{v}-{rest}-{arch}-CHECKSUM"
+    return f"{short}-{version}-{release}-{arch}-CHECKSUM"

@@ -1,0 +1,114 @@
+"""Post-processing: a builder's raw disk -> qcow2 and raw.tar.xz deliverables with sha256 and size.
+
+Sparse-aware throughout, so cost follows the data and not the virtual size: qemu-img and GNU tar
+both skip holes (SEEK_DATA/SEEK_HOLE). The raw.tar.xz is hashed as it streams out of `xz -T0` on
+its way to disk. qemu-img cannot write qcow2 to a stream (it seeks), so its digest is taken in one
+read of the just-written file, while xz is still compressing on the other thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from rel_eng import runner
+from rel_eng.manifest import Artifact
+from rel_eng.plan import ImageJob
+
+CHUNK = 1024 * 1024
+TOOLS = ("qemu-img", "tar", "xz")
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    xz_preset: int = 6
+    qcow2_compress: bool = False
+    epoch: int = 0  # mtime of the tar member, for reproducible tarballs
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    size: int
+    sha256: str
+
+
+def _part(path: Path) -> Path:
+    return path.with_name(f".{path.name}.part")
+
+
+def to_qcow2(raw: Path, dest: Path, compress: bool = False) -> Written:
+    tmp = _part(dest)
+    argv = ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1"]
+    if compress:
+        argv.append("-c")
+    runner.run(argv + [str(raw), str(tmp)])
+    digest = hashlib.sha256()
+    size = 0
+    with open(tmp, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    os.replace(tmp, dest)
+    return Written(dest, size, digest.hexdigest())
+
+
+def to_raw_tar_xz(raw: Path, dest: Path, member: str, preset: int = 6, epoch: int = 0) -> Written:
+    """GNU tar (sparse member) | xz -T0, hashed while written to dest."""
+    tmp = _part(dest)
+    tar = runner.start([
+        "tar", "--sparse", "--format=gnu", "--numeric-owner", "--owner=0", "--group=0",
+        f"--mtime=@{epoch}", "--transform", f"s|^{raw.name}$|{member}|",
+        "-C", str(raw.parent), "-cf", "-", raw.name,
+    ])
+    xz = runner.start(["xz", "-T0", f"-{preset}", "-c"], stdin=tar.stdout)
+    tar.stdout.close()  # xz owns the read end now; tar gets SIGPIPE if xz dies
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(tmp, "wb") as out:
+            while chunk := xz.stdout.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+    finally:
+        xz.stdout.close()
+        runner.wait(xz)
+        runner.wait(tar)
+    os.replace(tmp, dest)
+    return Written(dest, size, digest.hexdigest())
+
+
+def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
+                  opts: ProcessOptions) -> list[Artifact]:
+    """Make every output of `job` from its raw disk, the two conversions side by side."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {o.suffix: o for o in job.outputs}
+    results: dict[str, Written] = {}
+    errors: list[BaseException] = []
+
+    def qcow2():
+        try:
+            results["qcow2"] = to_qcow2(raw, out_dir / outputs["qcow2"].filename, opts.qcow2_compress)
+        except BaseException as exc:  # re-raised below on the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=qcow2, name=f"qcow2-{job.key}")
+    worker.start()
+    try:
+        results["raw.tar.xz"] = to_raw_tar_xz(
+            raw, out_dir / outputs["raw.tar.xz"].filename, f"{job.nvra}.raw",
+            opts.xz_preset, opts.epoch)
+    finally:
+        worker.join()
+    if errors:
+        raise errors[0]
+    return [
+        Artifact(job_key=job.key, image_type=job.image_type, arch=job.arch, kind=suffix,
+                 intent="deliverable", path=str(w.path.relative_to(topdir)), size=w.size,
+                 sha256=w.sha256, bootable=False)
+        for suffix, w in sorted(results.items())
+    ]
