@@ -1,0 +1,1 @@
+"""Subcommands of `rel-eng`; each module has `register(subparsers)`."""

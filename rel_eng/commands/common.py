@@ -1,0 +1,46 @@
+"""Options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+from rel_eng.config import MILESTONES, Config, load_config
+from rel_eng.errors import InputError
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="pipeline config (TOML); defaults need none")
+    p.add_argument("--releases", type=Path, help="release definitions (TOML)")
+
+
+def add_drop_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--release", required=True, help="release key, e.g. 19 or rawhide")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--milestone", choices=MILESTONES, help="milestone drop")
+    kind.add_argument("--weekly", action="store_true", help="weekly scratch drop")
+    p.add_argument("--date", type=_date, help="compose date YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--builder", help="builder backend (default from config: synthetic)")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
+
+
+def load(args) -> Config:
+    return load_config(args.config, args.releases)
+
+
+def date_of(args) -> dt.date:
+    return args.date or dt.datetime.now(dt.timezone.utc).date()
+
+
+def check_builder(config: Config, name: str | None) -> None:
+    from rel_eng.builders import BUILDERS
+
+    if name and name not in BUILDERS:
+        raise InputError(f"unknown builder '{name}'", hint=f"use one of {', '.join(sorted(BUILDERS))}")

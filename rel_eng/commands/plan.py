@@ -1,0 +1,54 @@
+"""`rel-eng plan`: print the drop plan with no side effects."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rel_eng.builders import BUILDERS
+from rel_eng.commands import common
+from rel_eng.compose import allocate
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plan", help="print the drop plan (no side effects)")
+    common.add_config_options(p)
+    common.add_drop_options(p)
+    p.add_argument("--output", type=Path, default=Path("out"),
+                   help="output dir whose composes decide the next respin (only read)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    config = common.load(args)
+    common.check_builder(config, args.builder)
+    plan = allocate(config, args.output, args.release, args.milestone, common.date_of(args),
+                    builder=args.builder)
+    describe = getattr(BUILDERS[plan.builder], "planned_calls", None)
+    calls = describe(plan, config) if describe else []
+    if args.json:
+        data = plan.to_dict()
+        if calls:
+            data["builder_calls"] = calls
+        json.dump(data, sys.stdout, indent=2)
+        print()
+        return 0
+    out = [f"compose id:  {plan.compose_id}",
+           f"label:       {plan.label or '(none: weekly)'}",
+           f"type:        {plan.compose_type}",
+           f"builder:     {plan.builder}",
+           f"mirror path: {plan.mirror_path}", "images:"]
+    for job in plan.images:
+        out += [f"  {job.nvra}",
+                f"    name={job.name} version={job.version} release={job.release} arch={job.arch}"
+                f" subvariant={job.subvariant}{' (optional)' if job.optional else ''}",
+                f"    kickstart={Path(config.kickstart_dir) / job.kickstart} ({job.ksversion})",
+                f"    tdl={Path(config.tdl_dir) / 'cloud.tdl'} (os Fedora {job.fedora_version} {job.oz_arch})",
+                f"    outputs: {', '.join(f'{job.relpath}/{o.filename}' for o in job.outputs)}"]
+    for call in calls:
+        out.append(f"hub call: {call['method']}({', '.join(map(repr, call['args']))})")
+        out.append(f"    opts={json.dumps(call.get('opts', {}), sort_keys=True)}")
+    print("\n".join(out))
+    return 0
