@@ -30,11 +30,10 @@ def render(plan: DropPlan, arch: str, deliverables: list[Artifact], checksum_nam
         out.append(f"      {job.description}: {kind}, {art.size} bytes")
     out.append(f"  {checksum_name}")
     out.append("      SHA256 checksums of the files above" + (", clearsigned with gpg" if signed else ""))
-    failed_here = {k: v for k, v in failed.items() if jobs[k].arch == arch}
-    if failed_here:
+    if failed:
         out += ["", "Images that failed to build (this drop is incomplete)",
                 "-----------------------------------------------------"]
-        out += [f"  {jobs[k].nvra}: {v}" for k, v in sorted(failed_here.items())]
+        out += [f"  {jobs[k].nvra}: {v}" for k, v in sorted(failed.items())]
     out += ["", "Verifying", "---------"]
     if signed:
         out += ["  Import the Fedora signing key, then check the signature:",

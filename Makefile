@@ -1,0 +1,38 @@
+# Two entry points for a fresh Debian machine (run as root):
+#   make demo   installs what is needed and runs a local compose into ./out
+#   make test   installs the test dependencies and runs the whole test suite
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev redis-server postgresql
+
+.PHONY: demo test deps system-deps services clean
+
+system-deps:
+	@bash .ci/system-deps.sh $(SYSTEM_PACKAGES)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+deps: system-deps $(VENV)/.installed
+
+services:
+	@bash .ci/services.sh
+
+demo: deps
+	$(VENV)/bin/rel-eng validate
+	$(VENV)/bin/rel-eng compose --release 19 --milestone Alpha --output out
+	$(VENV)/bin/rel-eng compose --release rawhide --weekly --output out
+	@find out/mirror -maxdepth 6 | sort
+
+# pytest exits 5 when it collects nothing: a suite that finds no test is broken, say so.
+test: deps services
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) out

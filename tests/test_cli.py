@@ -1,0 +1,119 @@
+"""The `rel-eng` command as a user runs it: output, exit codes and nothing half-written."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rel_eng import paths
+
+from conftest import write
+
+
+def rel_eng(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "rel_eng", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd)
+
+
+def one_error_line(proc):
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_plan_prints_and_touches_nothing(tmp_path):
+    out = tmp_path / "out"
+    proc = rel_eng("plan", "--release", "19", "--milestone", "Alpha", "--date", "2013-04-05",
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "compose id:  Fedora-Cloud-19-20130405.0" in proc.stdout
+    assert "label:       Alpha-1.1" in proc.stdout
+    assert "Fedora-Cloud-Base-EC2-19_Alpha-1.1.i686.raw.tar.xz" in proc.stdout
+    assert "fedora-cloud-base-ec2.ks (F19)" in proc.stdout
+    assert not out.exists()
+
+
+def test_plan_json_weekly():
+    proc = rel_eng("plan", "--release", "rawhide", "--weekly", "--date", "2013-04-05", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["compose_id"] == "Fedora-Cloud-Rawhide-20130405.n.0"
+    assert len(data["images"]) == 4 and data["label"] is None
+
+
+def test_compose_then_existing_label_is_refused(tmp_path):
+    args = ["compose", "--release", "19", "--milestone", "Beta", "--date", "2013-04-05",
+            "--output", str(tmp_path)]
+    first = rel_eng(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split()[:2] == ["Fedora-Cloud-19-20130405.0", "FINISHED"]
+    again = rel_eng(*args, "--label", "Beta-1.1")
+    assert again.returncode == 2
+    assert "already holds compose Fedora-Cloud-19-20130405.0 with label Beta-1.1" in one_error_line(again)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Fedora-Cloud-19-20130405.0", "mirror"]
+
+
+def test_unknown_release(tmp_path):
+    proc = rel_eng("compose", "--release", "42", "--weekly", "--output", str(tmp_path))
+    assert proc.returncode == 2
+    assert "unknown release '42' (known: 19, rawhide" in one_error_line(proc)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_milestone(tmp_path):
+    proc = rel_eng("compose", "--release", "19", "--milestone", "Gamma", "--output", str(tmp_path))
+    assert proc.returncode == 2
+    assert "invalid choice: 'Gamma'" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_kickstart_stops_before_anything_is_written(tmp_path):
+    ks = tmp_path / "ks"
+    shutil.copytree(paths.KICKSTART_DIR, ks)
+    base = ks / "fedora-cloud-base.ks"
+    base.write_text(base.read_text().replace("selinux --enforcing", "selinux --sometimes"))
+    cfg = write(tmp_path / "rel-eng.toml", f'[compose]\nkickstart_dir = "{ks}"\n')
+    out = tmp_path / "out"
+    proc = rel_eng("compose", "--config", str(cfg), "--release", "19", "--milestone", "Alpha",
+                   "--output", str(out))
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert f"{base}:" in line and "invalid kickstart for F19" in line and "--sometimes" in line
+    assert not out.exists()
+    val = rel_eng("validate", "--config", str(cfg))
+    assert val.returncode == 2 and "--sometimes" in val.stderr
+
+
+def test_invalid_config_lists_every_problem(tmp_path):
+    cfg = write(tmp_path / "rel-eng.toml", '[compose]\nxz_preset = 12\nweekly_retention = 0\n')
+    proc = rel_eng("validate", "--config", str(cfg))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"rel-eng: error: {cfg}: compose.xz_preset: must be 0..9, got 12",
+        f"rel-eng: error: {cfg}: compose.weekly_retention: must be at least 1",
+    ]
+
+
+def test_validate_passes_on_shipped_inputs():
+    proc = rel_eng("validate")
+    assert proc.returncode == 0, proc.stderr
+    assert "TDLs from" in proc.stdout and "with oz.TDL" in proc.stdout
+
+
+def test_missing_tool_names_its_package(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sfdisk", "mkfs.ext4", "tar", "xz", "gpg", "sh"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    env = {**os.environ, "PATH": str(bin_dir)}
+    out = tmp_path / "out"
+    proc = rel_eng("compose", "--release", "19", "--milestone", "Alpha", "--output", str(out), env=env)
+    assert proc.returncode == 2
+    assert one_error_line(proc) == (
+        "rel-eng: error: required tool 'qemu-img' is not installed "
+        "(install it with: apt-get install qemu-utils)")
+    assert not out.exists()

@@ -1,0 +1,103 @@
+import hashlib
+import os
+import re
+import threading
+
+import pytest
+from productmd.images import Image, Images
+
+from rel_eng import checksums
+from rel_eng.errors import InputError
+from rel_eng.stage import StageFile, StagingError, stage
+
+
+def _drop(tmp_path, name, payloads):
+    """Files for a drop: images with digests, a CHECKSUM over them."""
+    src = tmp_path / f"src-{name}"
+    src.mkdir()
+    files, entries = [], []
+    for fname, data in payloads.items():
+        p = src / fname
+        p.write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        files.append(StageFile(p, f"Cloud/x86_64/images/{fname}", len(data), digest))
+        entries.append(checksums.Entry(fname, len(data), digest))
+    ck = src / "CHECKSUM"
+    ck.write_text(checksums.checksum_text(entries))
+    files.append(StageFile(ck, "Cloud/x86_64/images/CHECKSUM", ck.stat().st_size))
+    images = Images()
+    images.compose.id, images.compose.type = "Fedora-Cloud-19-20130405.0", "production"
+    images.compose.date, images.compose.respin = "20130405", 0
+    for f in (f for f in files if f.sha256):
+        img = Image(images)
+        img.path, img.size, img.mtime, img.checksums = f.rel, f.size, 0, {"sha256": f.sha256}
+        img.arch, img.type, img.format, img.subvariant = "x86_64", "qcow2", "qcow2", f.rel
+        img.disc_number = img.disc_count = 1
+        img.bootable, img.volume_id, img.implant_md5 = False, None, None
+        images.add("Cloud", "x86_64", img)
+    images_json = src / "images.json"
+    images.dump(str(images_json))
+    files.append(StageFile(images_json, "metadata/images.json", images_json.stat().st_size))
+    return files
+
+
+def test_reader_never_sees_a_partial_drop(tmp_path):
+    big = {f"img{i}.qcow2": os.urandom(1 << 20) * 24 for i in range(4)}
+    files = _drop(tmp_path, "a", big)
+    mirror = tmp_path / "mirror"
+    target = mirror / "alt" / "stage" / "19_Alpha-1.1"
+    seen, bad, stop = [], [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            if target.exists():
+                images = target / "Cloud" / "x86_64" / "images"
+                text = (images / "CHECKSUM").read_text()
+                for name, size in re.findall(r"^# (\S+): (\d+) bytes$", text, re.M):
+                    if (images / name).stat().st_size != int(size):
+                        bad.append(name)
+                seen.append(len(list(images.iterdir())))
+            else:
+                seen.append(0)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        stage(files, mirror, "alt/stage/19_Alpha-1.1")
+    finally:
+        stop.set()
+        t.join()
+    assert not bad
+    assert set(seen) <= {0, 5}  # nothing, or all four images plus CHECKSUM
+    assert seen.count(0) > 0 and seen[-1] == 5
+
+
+def test_unchanged_files_are_hardlinked_from_the_previous_respin(tmp_path):
+    same = os.urandom(4096)
+    mirror = tmp_path / "mirror"
+    first = stage(_drop(tmp_path, "a", {"a.qcow2": same, "b.qcow2": b"one"}), mirror, "alt/stage/19_Alpha-1.1")
+    second = stage(_drop(tmp_path, "b", {"a2.qcow2": same, "b2.qcow2": b"two"}), mirror, "alt/stage/19_Alpha-1.2")
+    img = "Cloud/x86_64/images"
+    assert os.path.samefile(first / img / "a.qcow2", second / img / "a2.qcow2")
+    assert not os.path.samefile(first / img / "b.qcow2", second / img / "b2.qcow2")
+
+
+def test_rerun_is_a_no_op_and_a_clash_is_refused(tmp_path):
+    mirror = tmp_path / "mirror"
+    files = _drop(tmp_path, "a", {"a.qcow2": b"x" * 100})
+    first = stage(files, mirror, "alt/stage/19_Alpha-1.1")
+    inode = (first / "Cloud/x86_64/images/a.qcow2").stat().st_ino
+    assert stage(files, mirror, "alt/stage/19_Alpha-1.1") == first
+    assert (first / "Cloud/x86_64/images/a.qcow2").stat().st_ino == inode
+    other = _drop(tmp_path, "b", {"a.qcow2": b"y" * 101})
+    with pytest.raises(InputError, match="already exists in the mirror"):
+        stage(other, mirror, "alt/stage/19_Alpha-1.1")
+
+
+def test_a_file_changed_after_recording_is_not_staged(tmp_path):
+    mirror = tmp_path / "mirror"
+    files = _drop(tmp_path, "a", {"a.qcow2": b"x" * 100})
+    files[0].src.write_bytes(b"z" * 100)  # same size, other bytes
+    with pytest.raises(StagingError, match="sha256 changed"):
+        stage(files, mirror, "alt/stage/19_Alpha-1.1")
+    assert list((mirror / "alt" / "stage").iterdir()) == []
