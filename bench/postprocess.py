@@ -69,11 +69,11 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
-def measure(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak tree RSS (KiB) of a command, sampled every 20 ms."""
+def measure(argv: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, peak tree RSS (KiB, sampled every 20 ms) and stderr of a command."""
     peak = 0
     start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
 
     def sample():
@@ -84,13 +84,13 @@ def measure(argv: list[str]) -> tuple[float, int]:
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
-    rc = proc.wait()
+    _, err = proc.communicate()
     elapsed = time.monotonic() - start
     done.set()
     t.join()
-    if rc != 0:
-        sys.exit(f"benchmark step failed: {argv}")
-    return elapsed, peak
+    if proc.returncode != 0:
+        sys.exit(f"benchmark step failed: {argv}: {err}")
+    return elapsed, peak, err
 
 
 PIPELINE = """
@@ -109,27 +109,9 @@ print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHW
 
 
 def run_pipeline(raw: Path, out: Path) -> tuple[float, int, int]:
+    """rel-eng's post-processing in its own process: wall s, tree peak KiB, own peak KiB."""
     out.mkdir(exist_ok=True)
-    peak = 0
-    start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", PIPELINE, str(raw), str(out)],
-                            stderr=subprocess.PIPE, text=True)
-    done = threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, tree_rss_kib(proc.pid))
-            time.sleep(0.02)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    _, err = proc.communicate()
-    elapsed = time.monotonic() - start
-    done.set()
-    t.join()
-    if proc.returncode != 0:
-        sys.exit(f"pipeline failed: {err}")
+    elapsed, peak, err = measure([sys.executable, "-c", PIPELINE, str(raw), str(out)])
     return elapsed, peak, int(err.strip().splitlines()[-1])
 
 
@@ -168,9 +150,9 @@ def main() -> None:
         rss_large = max(r[2][1] for r in rounds)
         py_small = max(r[1][2] for r in rounds)
         py_large = max(r[2][2] for r in rounds)
-        naive_qemu, _ = measure(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(small), f"{tmp}/n.qcow2"])
-        naive_tar, _ = measure(["tar", "-C", str(tmp), "-cJf", f"{tmp}/n.raw.tar.xz", small.name])
-        naive_sum, _ = measure(["sha256sum", f"{tmp}/n.qcow2", f"{tmp}/n.raw.tar.xz"])
+        naive_qemu, *_ = measure(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(small), f"{tmp}/n.qcow2"])
+        naive_tar, *_ = measure(["tar", "-C", str(tmp), "-cJf", f"{tmp}/n.raw.tar.xz", small.name])
+        naive_sum, *_ = measure(["sha256sum", f"{tmp}/n.qcow2", f"{tmp}/n.raw.tar.xz"])
         naive = naive_qemu + naive_tar + naive_sum
 
         mib = 1024

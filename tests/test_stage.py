@@ -49,7 +49,8 @@ def test_reader_never_sees_a_partial_drop(tmp_path):
     seen, bad, stop = [], [], threading.Event()
 
     def reader():
-        while not stop.is_set():
+        while True:
+            last = stop.is_set()  # one more look after staging returned
             if target.exists():
                 images = target / "Cloud" / "x86_64" / "images"
                 text = (images / "CHECKSUM").read_text()
@@ -59,6 +60,8 @@ def test_reader_never_sees_a_partial_drop(tmp_path):
                 seen.append(len(list(images.iterdir())))
             else:
                 seen.append(0)
+            if last:
+                return
 
     t = threading.Thread(target=reader)
     t.start()
