@@ -90,7 +90,8 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
     target = mirror_root / mirror_path
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    for d in [parent, *parent.relative_to(mirror_root).parents]:
+    rel = parent.relative_to(mirror_root)
+    for d in [rel, *rel.parents]:  # the mirror path is world-readable down to the drop
         os.chmod(mirror_root / d, 0o755)
     if target.exists():
         if _same_drop(target, files):

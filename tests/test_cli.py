@@ -117,3 +117,12 @@ def test_missing_tool_names_its_package(tmp_path):
         "rel-eng: error: required tool 'qemu-img' is not installed "
         "(install it with: apt-get install qemu-utils)")
     assert not out.exists()
+
+
+def test_weekly_compose_with_a_relative_output_dir(tmp_path):
+    proc = rel_eng("compose", "--release", "rawhide", "--weekly", "--date", "2013-04-05",
+                   "--output", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    weekly = tmp_path / "out" / "mirror" / "alt" / "cloud" / "weekly" / "Rawhide"
+    assert (weekly / "latest" / "Cloud" / "x86_64" / "images" / "README").is_file()
+    assert (weekly / "latest").resolve().name == "Fedora-Cloud-Rawhide-20130405.n.0"
