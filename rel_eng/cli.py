@@ -13,6 +13,12 @@ COMMAND_MODULES = [
     "rel_eng.commands.plan",
     "rel_eng.commands.compose",
     "rel_eng.commands.validate",
+    "rel_eng.commands.worker",
+    "rel_eng.commands.ec2",
+    "rel_eng.commands.status",
+    "rel_eng.commands.schedule",
+    "rel_eng.commands.trigger",
+    "rel_eng.commands.beat",
 ]
 
 

@@ -13,8 +13,9 @@ import json
 import os
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from rel_eng import checksums, kickstart, metadata, naming, readme, runner, stage, tdl
 from rel_eng.builders import BUILDERS, BuildHandle, BuildOutcome, BuildRequest
@@ -39,25 +40,34 @@ class Terminated(RelEngError):
     exit_code = 130
 
 
+class Recorder(Protocol):
+    """Mirrors a compose's progress outside its directory (rel_eng.store); the dir stays the truth."""
+
+    def manifest(self, c: "Compose") -> Manifest: ...  # also records step, build, artifact updates
+
+    def status_changed(self, c: "Compose", status: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Compose:
     topdir: Path
     plan: DropPlan
     config: Config
+    recorder: Recorder | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def load(cls, topdir: Path) -> "Compose":
+    def load(cls, topdir: Path, recorder: Recorder | None = None) -> "Compose":
         work = topdir / "work"
         try:
             plan = DropPlan.from_dict(json.loads((work / "plan.json").read_text()))
             config = Config.from_dict(json.loads((work / "config.json").read_text()))
         except FileNotFoundError:
             raise InputError(f"{topdir} is not a compose directory (no work/plan.json)") from None
-        return cls(topdir, plan, config)
+        return cls(topdir, plan, config, recorder)
 
     @property
     def manifest(self) -> Manifest:
-        return Manifest(self.topdir)
+        return Manifest(self.topdir) if self.recorder is None else self.recorder.manifest(self)
 
     @property
     def metadir(self) -> Path:
@@ -85,6 +95,8 @@ class Compose:
 
     def set_status(self, status: str) -> None:
         atomic_write(self.topdir / "STATUS", status + "\n")
+        if self.recorder is not None:
+            self.recorder.status_changed(self, status)
 
 
 # --- planning against what already exists --------------------------------------------------
@@ -153,7 +165,7 @@ def required_tools(config: Config, builder: str) -> list[str]:
 # --- steps ---------------------------------------------------------------------------------
 
 def create(config: Config, plan: DropPlan, output: Path,
-           inputs: dict[str, tuple[str, str]]) -> Compose:
+           inputs: dict[str, tuple[str, str]], recorder: Recorder | None = None) -> Compose:
     output.mkdir(parents=True, exist_ok=True)
     topdir = output / plan.compose_id
     try:
@@ -161,7 +173,7 @@ def create(config: Config, plan: DropPlan, output: Path,
     except FileExistsError:
         raise InputError(f"{output} already holds compose {plan.compose_id}",
                          hint="use another --output or let the respin count up") from None
-    c = Compose(topdir, plan, config)
+    c = Compose(topdir, plan, config, recorder)
     atomic_write(topdir / "work" / "plan.json", json.dumps(plan.to_dict(), indent=2))
     atomic_write(topdir / "work" / "config.json", json.dumps(config.to_dict(), indent=2))
     for job in plan.images:
@@ -194,7 +206,11 @@ def _build_digest(c: Compose, req: BuildRequest) -> str:
 
 def build(c: Compose, job_keys: list[str] | None = None, progress: Progress | None = None,
           builder_factory=None) -> dict[str, BuildOutcome]:
-    """Build images not built yet; returns outcomes for every requested image."""
+    """Build images not built yet; returns outcomes for every requested image.
+
+    Builds a resumable builder (Koji) already started for the same inputs are watched again
+    from their recorded ids instead of being submitted a second time.
+    """
     progress = progress or Progress(False)
     keys = job_keys or [j.key for j in c.plan.images]
     manifest = c.manifest
@@ -208,19 +224,24 @@ def build(c: Compose, job_keys: list[str] | None = None, progress: Progress | No
             requests.append((req, digest))
     if not requests:
         return outcomes
+    by_key = {r.job.key: (r, d) for r, d in requests}
+    live: list[BuildHandle] = []  # everything cancel may stop, filled the moment ids exist
 
     def record(handle: BuildHandle) -> None:
+        live.append(handle)
         manifest.set_build(handle.job_key, builder=c.plan.builder, external_id=handle.external_id,
-                           **handle.data)
+                           digest=by_key[handle.job_key][1], data=handle.data)
 
     factory = builder_factory or BUILDERS[c.plan.builder]
     builder = factory(c.config, on_submitted=record)
-    handles: list[BuildHandle] = []
-    with _cancel_on_signal(builder, lambda: handles, progress):
-        with progress.step(f"building {len(requests)} image(s) with {c.plan.builder}"):
-            handles = builder.submit([r for r, _ in requests])
+    resumed = _resumable_handles(c, builder, by_key) if getattr(builder, "resumable", False) else []
+    live.extend(resumed)
+    fresh = [r for r, _ in requests if r.job.key not in {h.job_key for h in resumed}]
+    with _cancel_on_signal(builder, lambda: list(live), progress):
+        with progress.step(f"building {len(requests)} image(s) with {c.plan.builder}"
+                           + (f" ({len(resumed)} resumed)" if resumed else "")):
+            handles = resumed + (builder.submit(fresh) if fresh else [])
             results = {o.job_key: o for o in builder.wait(handles)}
-    by_key = {r.job.key: (r, d) for r, d in requests}
     for handle in handles:
         req, digest = by_key[handle.job_key]
         outcome = results[handle.job_key]
@@ -231,6 +252,21 @@ def build(c: Compose, job_keys: list[str] | None = None, progress: Progress | No
             manifest.set_step(f"build:{handle.job_key}", digest, "failed", outcome.reason)
         outcomes[handle.job_key] = outcome
     return outcomes
+
+
+def _resumable_handles(c: Compose, builder, by_key: dict) -> list[BuildHandle]:
+    """Handles recorded by an earlier run for these very inputs, whose build has not failed."""
+    steps = c.manifest.read()["steps"]
+    handles = []
+    for key, rec in c.manifest.builds().items():
+        if key not in by_key or rec.get("builder") != c.plan.builder or not rec.get("external_id"):
+            continue
+        digest = by_key[key][1]
+        step = steps.get(f"build:{key}", {})
+        if rec.get("digest") != digest or (step.get("state") == "failed" and step.get("digest") == digest):
+            continue  # other inputs, or a failure to retry with a fresh build
+        handles.append(BuildHandle(key, rec["external_id"], dict(rec.get("data", {}))))
+    return handles
 
 
 class _cancel_on_signal:
@@ -254,7 +290,7 @@ class _cancel_on_signal:
             signal.signal(sig, old)
         if exc_type is not None and issubclass(exc_type, (Terminated, KeyboardInterrupt)):
             handles = self.handles()
-            if handles and getattr(self.builder.config, "cancel_on_signal", True):
+            if handles and getattr(self.builder, "cancel_on_signal", True):
                 self.builder.cancel(handles)
                 self.progress.note(f"cancelled {len(handles)} submitted build(s)")
         return False
@@ -350,6 +386,21 @@ def stage_drop(c: Compose, mirror_root: Path, progress: Progress | None = None) 
                            weekly_retention=c.config.weekly_retention if c.plan.weekly else None)
 
 
+def refresh_staged(c: Compose, mirror_root: Path) -> Path | None:
+    """After a late publish (e.g. `rel-eng ec2 publish`): rewrite the READMEs and summary, and
+    swap the changed small files into the staged drop one by one, each atomically. Images and
+    CHECKSUM files never change after staging, so the drop stays consistent throughout."""
+    write_readmes(c, c.status or FINISHED)
+    drop = mirror_root / c.plan.mirror_path
+    if not drop.is_dir():
+        return None
+    for f in stage_files(c):
+        if f.sha256 or not (drop / f.rel).parent.is_dir():
+            continue
+        atomic_write(drop / f.rel, f.src.read_bytes())
+    return drop
+
+
 def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) -> str:
     """After builds and processing: fail, or write metadata, publish, readme, stage, FINISHED."""
     failed = failures(c)
@@ -374,12 +425,13 @@ def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) ->
 
 def run_compose(config: Config, output: Path, release: str, milestone: str | None,
                 date: dt.date, *, label: str | None = None, builder: str | None = None,
-                mirror_root: Path | None = None, progress: Progress | None = None) -> Compose:
+                mirror_root: Path | None = None, progress: Progress | None = None,
+                recorder: Recorder | None = None) -> Compose:
     progress = progress or Progress(False)
     plan = allocate(config, output, release, milestone, date, label=label, builder=builder)
     runner.require_all(required_tools(config, plan.builder))
     inputs = prepare_inputs(config, plan)  # every input checked before anything is written
-    c = create(config, plan, output, inputs)
+    c = create(config, plan, output, inputs, recorder)
     progress.note(f"compose {plan.compose_id} started in {c.topdir}")
     return resume(c, mirror_root or output / "mirror", progress)
 

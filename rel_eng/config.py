@@ -16,6 +16,12 @@ from typing import Any
 
 from rel_eng import paths
 from rel_eng.errors import ConfigError
+from rel_eng.distributed.settings import CelerySettings, parse_celery
+from rel_eng.koji_config import KojiConfig, parse_koji
+from rel_eng.oz_config import OzConfig, parse_oz
+from rel_eng.publish.ec2_config import Ec2Config, parse_ec2
+from rel_eng.schedule.settings import ScheduleConfig, load_streams, parse_schedule
+from rel_eng.store.settings import StoreConfig, parse_store
 
 ARCHES = ("i686", "x86_64")
 MILESTONES = ("Alpha", "Beta", "Final")
@@ -77,6 +83,12 @@ class Config:
     tdl_dir: str = str(paths.TDL_DIR)
     releases_file: str = str(paths.RELEASES_FILE)
     signing: Signing = field(default_factory=Signing)
+    celery: CelerySettings = field(default_factory=CelerySettings)
+    ec2: Ec2Config = field(default_factory=Ec2Config)
+    koji: KojiConfig = field(default_factory=KojiConfig)
+    oz: OzConfig = field(default_factory=OzConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     image_types: tuple[ImageType, ...] = (
         ImageType("generic", "Fedora-Cloud-Base", "Cloud_Base", "fedora-cloud-base.ks",
                   "Generic cloud image for OpenStack, Eucalyptus and other clouds"),
@@ -99,6 +111,18 @@ class Config:
     def from_dict(cls, data: dict[str, Any]) -> "Config":
         data = dict(data)
         data["signing"] = Signing(**data["signing"])
+        if "celery" in data:
+            data["celery"] = CelerySettings.from_dict(data["celery"])
+        if "ec2" in data:
+            data["ec2"] = Ec2Config.from_dict(data["ec2"])
+        if "koji" in data:
+            data["koji"] = KojiConfig.from_dict(data["koji"])
+        if "oz" in data:
+            data["oz"] = OzConfig.from_dict(data["oz"])
+        if "store" in data:
+            data["store"] = StoreConfig.from_dict(data["store"])
+        if "schedule" in data:
+            data["schedule"] = ScheduleConfig.from_dict(data["schedule"])
         data["image_types"] = tuple(ImageType(**t) for t in data["image_types"])
         data["releases"] = tuple(
             Release(**{**r, "repos": tuple(r["repos"]),
@@ -160,7 +184,8 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
     values: dict[str, Any] = {}
     if path is not None:
         doc = _read_toml(path)
-        problems.unknown(doc, {"compose", "signing", "images"}, "")
+        problems.unknown(doc, {"compose", "signing", "images", "ec2", "koji", "celery",
+                                "oz", "store", "schedule"}, "")
         compose = doc.get("compose", {})
         problems.unknown(compose, _COMPOSE_KEYS, "compose.")
         for key in sorted(_COMPOSE_KEYS & set(compose)):
@@ -180,14 +205,28 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
         })
         if "images" in doc:
             values["image_types"] = _image_types(doc["images"], problems, base)
+        if "celery" in doc:
+            values["celery"] = parse_celery(doc["celery"], problems)
+        if "ec2" in doc:
+            values["ec2"] = parse_ec2(doc["ec2"], problems)
+        if "koji" in doc:
+            values["koji"] = parse_koji(doc["koji"], problems)
+        if "oz" in doc:
+            values["oz"] = parse_oz(doc["oz"], problems)
+        if "store" in doc:
+            values["store"] = parse_store(doc["store"], problems, relative)
+        if "schedule" in doc:
+            values["schedule"] = parse_schedule(doc["schedule"], problems, relative)
     cfg = dataclasses.replace(base, source=problems.source, **values)
     _check_config(cfg, problems)
     rel_path = Path(releases_file) if releases_file else Path(cfg.releases_file)
     releases, rel_problems = _load_releases(rel_path)
-    all_problems = problems.items + rel_problems
+    schedule, sched_problems = load_streams(cfg.schedule, [r.key for r in releases])
+    all_problems = problems.items + rel_problems + sched_problems
     if all_problems:
         raise ConfigError(all_problems)
-    return dataclasses.replace(cfg, releases=releases, releases_file=str(rel_path))
+    return dataclasses.replace(cfg, releases=releases, releases_file=str(rel_path),
+                               schedule=schedule)
 
 
 def _image_types(table: Any, problems: _Problems, base: Config) -> tuple[ImageType, ...]:

@@ -80,6 +80,8 @@ class Manifest:
             keep = {(a["job_key"], a["kind"]) for a in map(dataclasses.asdict, artifacts)}
             data["artifacts"] = [a for a in data["artifacts"] if (a["job_key"], a["kind"]) not in keep]
             data["artifacts"].extend(dataclasses.asdict(a) for a in artifacts)
+            # One order however the steps interleaved (parallel workers finish in any order).
+            data["artifacts"].sort(key=lambda a: (a["job_key"], a["kind"], a["path"]))
 
     def step_done(self, step: str, digest: str) -> bool:
         rec = self.read()["steps"].get(step)

@@ -28,6 +28,7 @@ TOOL_PACKAGES = {
     "gpg": "gnupg",
     "sha256sum": "coreutils",
     "oz-install": "oz",
+    "virsh": "libvirt-clients",
 }
 
 STDERR_TAIL_LINES = 20
@@ -90,8 +91,12 @@ def start(
     stdout: int | IO | None = subprocess.PIPE,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    stderr_copy: IO[bytes] | None = None,
 ) -> subprocess.Popen:
-    """Start argv for a streaming pipeline; finish it with `wait()`."""
+    """Start argv for a streaming pipeline; finish it with `wait()`.
+
+    `stderr_copy` also receives every stderr line (a log file that keeps all of it, not the tail).
+    """
     argv = _check_argv(argv)
     log.debug("start: %s", " ".join(argv))
     proc = subprocess.Popen(
@@ -99,15 +104,18 @@ def start(
     )
     # Drain stderr in the background so a chatty tool never blocks on a full pipe.
     tail: deque[bytes] = deque(maxlen=STDERR_TAIL_LINES)
-    drain = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
+    drain = threading.Thread(target=_drain, args=(proc.stderr, tail, stderr_copy), daemon=True)
     drain.start()
     proc._rel_eng_stderr = (drain, tail)  # type: ignore[attr-defined]
     return proc
 
 
-def _drain(stream: IO[bytes], tail: deque) -> None:
+def _drain(stream: IO[bytes], tail: deque, copy: IO[bytes] | None = None) -> None:
     for line in stream:
         tail.append(line)
+        if copy is not None:
+            copy.write(line)
+            copy.flush()
     stream.close()
 
 
@@ -119,6 +127,7 @@ def wait(proc: subprocess.Popen, timeout: float | None = None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+        drain.join(timeout=5)  # so a stderr copy is complete and no longer written to
         raise CommandFailed(list(proc.args), -1, f"timed out after {timeout}s")
     drain.join(timeout=5)
     if rc != 0:

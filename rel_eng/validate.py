@@ -15,6 +15,11 @@ def problems(config: Config) -> tuple[list[str], list[str]]:
     """(problems, what was checked). Config itself was validated when it loaded."""
     found: list[str] = []
     checked: list[str] = [f"config {config.source}", f"releases {config.releases_file}"]
+    from rel_eng.distributed.broker import validate_problems
+
+    broker_found, broker_checked = validate_problems(config)  # [celery] broker reachable?
+    found += broker_found
+    checked += broker_checked
     template = Path(config.tdl_dir) / tdl.TEMPLATE_NAME
     tdls: dict[str, str] = {}
     for release in config.releases:

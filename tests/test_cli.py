@@ -54,7 +54,7 @@ def test_compose_then_existing_label_is_refused(tmp_path):
     again = rel_eng(*args, "--label", "Beta-1.1")
     assert again.returncode == 2
     assert "already holds compose Fedora-Cloud-19-20130405.0 with label Beta-1.1" in one_error_line(again)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["Fedora-Cloud-19-20130405.0", "mirror"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Fedora-Cloud-19-20130405.0", "mirror", "rel-eng.db"]
 
 
 def test_unknown_release(tmp_path):
@@ -126,3 +126,15 @@ def test_weekly_compose_with_a_relative_output_dir(tmp_path):
     weekly = tmp_path / "out" / "mirror" / "alt" / "cloud" / "weekly" / "Rawhide"
     assert (weekly / "latest" / "Cloud" / "x86_64" / "images" / "README").is_file()
     assert (weekly / "latest").resolve().name == "Fedora-Cloud-Rawhide-20130405.n.0"
+
+
+def test_plan_with_koji_shows_the_hub_calls_for_the_chosen_profile():
+    proc = rel_eng("plan", "--release", "19", "--milestone", "Beta", "--date", "2013-04-05",
+                   "--builder", "koji", "--koji-profile", "fedora-stg", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["koji_profile"] == "fedora-stg"
+    calls = data["builder_calls"]
+    assert [c["method"] for c in calls] == ["buildImageOz", "buildImageOz"]
+    assert calls[0]["args"][:2] == ["Fedora-Cloud-Base", "19_Beta"]
+    assert calls[0]["opts"]["ksversion"] == "F19" and calls[0]["opts"]["release"] == "1.1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -15,13 +16,15 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--releases", type=Path, help="release definitions (TOML)")
 
 
-def add_drop_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--release", required=True, help="release key, e.g. 19 or rawhide")
-    kind = p.add_mutually_exclusive_group(required=True)
+def add_drop_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--release", required=required, help="release key, e.g. 19 or rawhide")
+    kind = p.add_mutually_exclusive_group(required=required)
     kind.add_argument("--milestone", choices=MILESTONES, help="milestone drop")
     kind.add_argument("--weekly", action="store_true", help="weekly scratch drop")
     p.add_argument("--date", type=_date, help="compose date YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--builder", help="builder backend (default from config: synthetic)")
+    p.add_argument("--koji-profile", metavar="NAME",
+                   help="koji client profile (/etc/koji.conf, ~/.koji/config) for --builder koji")
 
 
 def _date(text: str) -> dt.date:
@@ -32,7 +35,11 @@ def _date(text: str) -> dt.date:
 
 
 def load(args) -> Config:
-    return load_config(args.config, args.releases)
+    config = load_config(args.config, args.releases)
+    profile = getattr(args, "koji_profile", None)
+    if profile:
+        config = dataclasses.replace(config, koji=dataclasses.replace(config.koji, profile=profile))
+    return config
 
 
 def date_of(args) -> dt.date:

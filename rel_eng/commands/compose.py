@@ -5,25 +5,76 @@ from __future__ import annotations
 from pathlib import Path
 
 from rel_eng.commands import common
-from rel_eng.compose import run_compose
+from rel_eng.compose import FINISHED, INCOMPLETE, STARTED, Compose, resume, run_compose
+from rel_eng.errors import InputError
 from rel_eng.progress import Progress
 
 
 def register(sub) -> None:
     p = sub.add_parser("compose", help="build, post-process, publish and stage one drop")
     common.add_config_options(p)
-    common.add_drop_options(p)
+    common.add_drop_options(p, required=False)  # --resume needs neither; checked in run()
     p.add_argument("--output", type=Path, default=Path("out"), help="output dir (default ./out)")
     p.add_argument("--mirror", type=Path, help="mirror root (default OUTPUT/mirror)")
     p.add_argument("--label", help="explicit milestone label, e.g. Beta-1.3 (default: next respin)")
+    p.add_argument("--queue", action="store_true",
+                   help="submit to the Celery workers ([celery] in the config) instead of running here")
+    p.add_argument("--resume", metavar="COMPOSE",
+                   help="continue a crashed compose (its dir, or its id under --output) from its "
+                        "last finished step")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from rel_eng.store.recorder import recorder_for  # late: SQLAlchemy only for composes
+
+    if args.resume:
+        return _resume(args)
+    if not args.release or not (args.milestone or args.weekly):
+        raise InputError("--release and one of --milestone/--weekly are required",
+                         hint="or --resume COMPOSE to continue one")
     config = common.load(args)
     common.check_builder(config, args.builder)
-    c = run_compose(config, args.output, args.release, args.milestone, common.date_of(args),
-                    label=args.label, builder=args.builder, mirror_root=args.mirror,
-                    progress=Progress())
+    if args.queue:
+        from rel_eng.distributed.canvas import submit_compose
+
+        cid = submit_compose(config, args.output, args.release, args.milestone,
+                             common.date_of(args), label=args.label, builder=args.builder,
+                             mirror_root=args.mirror)
+        print(f"{cid} QUEUED {args.output.resolve() / cid}")
+        return 0
+    recorder = recorder_for(config, args.output)
+    try:
+        c = run_compose(config, args.output, args.release, args.milestone, common.date_of(args),
+                        label=args.label, builder=args.builder, mirror_root=args.mirror,
+                        progress=Progress(), recorder=recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
     print(f"{c.plan.compose_id} {c.status} {c.topdir}")
+    return 0
+
+
+def _resume(args) -> int:
+    from rel_eng import runner
+    from rel_eng.compose import required_tools
+    from rel_eng.store.recorder import load_recorded
+
+    if args.queue:
+        raise InputError("--resume runs the compose here; it cannot be combined with --queue")
+    given = Path(args.resume)
+    topdir = given if (given / "work" / "plan.json").is_file() else args.output / args.resume
+    c = Compose.load(topdir)  # its own config, as it was created with
+    if c.status in (FINISHED, INCOMPLETE):
+        print(f"{c.plan.compose_id} {c.status} {topdir} (already ended: nothing to resume)")
+        return 0
+    runner.require_all(required_tools(c.config, c.plan.builder))
+    c = load_recorded(topdir)
+    try:
+        c.set_status(STARTED)  # recorded: the history shows when it was resumed
+        resume(c, args.mirror or topdir.parent / "mirror", Progress())
+    finally:
+        if c.recorder is not None:
+            c.recorder.close()
+    print(f"{c.plan.compose_id} {c.status} {topdir}")
     return 0

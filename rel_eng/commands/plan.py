@@ -32,6 +32,7 @@ def run(args) -> int:
         data = plan.to_dict()
         if calls:
             data["builder_calls"] = calls
+            data["koji_profile"] = config.koji.profile
         json.dump(data, sys.stdout, indent=2)
         print()
         return 0
@@ -47,6 +48,8 @@ def run(args) -> int:
                 f"    kickstart={Path(config.kickstart_dir) / job.kickstart} ({job.ksversion})",
                 f"    tdl={Path(config.tdl_dir) / 'cloud.tdl'} (os Fedora {job.fedora_version} {job.oz_arch})",
                 f"    outputs: {', '.join(f'{job.relpath}/{o.filename}' for o in job.outputs)}"]
+    if calls:
+        out.append(f"koji profile: {config.koji.profile} (calls are not made by plan)")
     for call in calls:
         out.append(f"hub call: {call['method']}({', '.join(map(repr, call['args']))})")
         out.append(f"    opts={json.dumps(call.get('opts', {}), sort_keys=True)}")

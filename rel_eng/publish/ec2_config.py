@@ -126,7 +126,7 @@ def check_ec2(cfg: Ec2Config, problems: ProblemSink) -> None:
     ranges = {
         "deprecate_days": (0, 3650), "volume_size_gib": (0, MAX_VOLUME_GIB), "workers": (1, 256),
         "block_retries": (0, 20), "max_attempts": (1, 20), "wait_timeout_s": (1, 86400),
-        "poll_interval_s": (0, 3600), "retention_days": (1, 3650),
+        "poll_interval_s": (1, 3600), "retention_days": (1, 3650),
     }
     for key, (low, high) in ranges.items():
         value = getattr(cfg, key)

@@ -1,0 +1,180 @@
+"""Fetching Koji task outputs over HTTP(S) and turning koji's raw.xz into a sparse raw disk.
+
+Every file name the hub reports is checked before it is joined to a local path. Downloads
+stream into a `.part` file, resume with a Range request after a dropped connection (bounded
+retries with back-off), are checked against the size `listTaskOutput(stat=True)` reported and
+renamed only when complete. Decompression streams `xz -dc` into the raw file, seeking over
+all-zero blocks, so the disk costs what its data costs and no second uncompressed copy exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable
+
+import requests
+
+from rel_eng import runner
+from rel_eng.errors import RelEngError
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+# Small reads while downloading: a dropped connection loses the read in progress, not more.
+NET_CHUNK = 64 * 1024
+SPARSE_BLOCK = 64 * 1024  # holes are made per block of zeros this size (a multiple of 4 KiB)
+_ZERO_CHUNK = bytes(CHUNK)
+_ZERO_BLOCK = bytes(SPARSE_BLOCK)
+
+
+class UnsafeFileName(RelEngError):
+    """The hub named a file that would land outside the directory it belongs in."""
+
+
+class DownloadFailed(RelEngError):
+    pass
+
+
+def check_name(name: object, where: str) -> str:
+    """A hub-reported file name usable as one path component, or UnsafeFileName."""
+    if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name
+            or "\\" in name or "\0" in name or name.startswith(".") or ".." in name
+            or os.path.isabs(name)):
+        raise UnsafeFileName(f"{where}: refusing unsafe file name {name!r} from the koji hub",
+                             hint="a file name must be one plain path component; "
+                                  "nothing was written")
+    return name
+
+
+@dataclass(frozen=True)
+class Retry:
+    attempts: int  # retries after the first try
+    backoff: float
+    backoff_max: float
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int) -> float:
+        return min(self.backoff * (2 ** attempt), self.backoff_max)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth sending the Range request again; a TLS failure is a setup problem, not a blip."""
+    return (isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                             requests.exceptions.ChunkedEncodingError))
+            and not isinstance(exc, requests.exceptions.SSLError))
+
+
+def download(http: requests.Session, url: str, dest: Path, size: int, retry: Retry,
+             timeout: float, verify: str | bool = True) -> Path:
+    """Fetch `url` into `dest` (size known beforehand), resuming a partial `.part` file.
+
+    `verify` goes with each request: requests lets REQUESTS_CA_BUNDLE override a session's.
+    """
+    part = dest.with_name(f".{dest.name}.part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    attempt = 0
+    while True:
+        have = part.stat().st_size if part.exists() else 0
+        if have > size:  # not ours, or the file changed on the hub: start over
+            part.unlink()
+            have = 0
+        if have == size:
+            break
+        try:
+            _fetch_from(http, url, part, have, size, timeout, verify)
+        except requests.exceptions.RequestException as exc:
+            if not _transient(exc):
+                raise DownloadFailed(f"GET {url}: {exc}") from None
+            if attempt >= retry.attempts:
+                raise DownloadFailed(f"download of {url} failed after {attempt + 1} attempts "
+                                     f"({part.stat().st_size if part.exists() else 0} of {size} "
+                                     f"bytes): {exc}", hint="rerun to resume the download") from None
+            delay = retry.delay(attempt)
+            attempt += 1
+            log.warning("download of %s interrupted (%s); resuming in %.1fs (retry %d/%d)",
+                        url, type(exc).__name__, delay, attempt, retry.attempts)
+            retry.sleep(delay)
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch_from(http: requests.Session, url: str, part: Path, have: int, size: int,
+                timeout: float, verify: str | bool) -> None:
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with http.get(url, headers=headers, stream=True, timeout=(30, timeout),
+                  verify=verify) as resp:
+        if resp.status_code == 416 and have:
+            part.unlink()  # the server says our partial file does not fit: start over
+            return
+        if resp.status_code not in (200, 206):
+            raise DownloadFailed(f"GET {url}: HTTP {resp.status_code} {resp.reason}")
+        if have and resp.status_code == 200:
+            have = 0  # Range ignored: the body is the whole file
+        elif have and not resp.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+            raise DownloadFailed(f"GET {url}: answer to Range bytes={have}- starts elsewhere "
+                                 f"({resp.headers.get('Content-Range')!r})")
+        with open(part, "r+b" if have else "wb") as out:
+            out.truncate(have)
+            written = have
+            for chunk in resp.iter_content(NET_CHUNK):
+                if written + len(chunk) > size:
+                    raise DownloadFailed(f"GET {url}: more than the {size} bytes the hub listed")
+                # All-zero runs stay holes, so a plain raw disk lands sparse. The file then
+                # ends at its last data byte, and a resume refetches the skipped zeros.
+                if chunk.count(0) != len(chunk):
+                    out.seek(written)
+                    out.write(chunk)
+                written += len(chunk)
+            if written == size:
+                out.truncate(size)
+    if written != size:  # a clean close before the end is a truncation too
+        raise requests.exceptions.ChunkedEncodingError(
+            f"connection closed at byte {written} of {size}")
+
+
+def write_sparse(src: IO[bytes], dest: Path) -> int:
+    """Copy a stream into `dest`, leaving holes for all-zero blocks; returns the size."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    pos = 0
+    try:
+        while chunk := src.read(CHUNK):
+            if chunk == _ZERO_CHUNK:  # the common case in a disk image: one memcmp
+                pos += len(chunk)
+                continue
+            for off in range(0, len(chunk), SPARSE_BLOCK):
+                # bytes slices compare with one memcmp; memoryview compares item by item
+                block = chunk[off:off + SPARSE_BLOCK]
+                if block != _ZERO_BLOCK[:len(block)]:
+                    os.pwrite(fd, block, pos + off)
+            pos += len(chunk)
+        os.ftruncate(fd, pos)  # sets the size, trailing holes included
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return pos
+
+
+def unxz_sparse(src: Path, dest: Path) -> int:
+    """`xz -dc src` streamed into a sparse `dest` (temp name, renamed when xz succeeded)."""
+    tmp = dest.with_name(f".{dest.name}.part")
+    proc = runner.start(["xz", "-dc", "-T0", "--", str(src)])
+    try:
+        size = write_sparse(proc.stdout, tmp)
+    except BaseException:
+        proc.kill()
+        proc.stdout.close()
+        proc.wait()
+        tmp.unlink(missing_ok=True)
+        raise
+    proc.stdout.close()
+    try:
+        runner.wait(proc)  # a corrupt or truncated .xz makes xz exit non-zero
+    except RelEngError:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dest)
+    return size

@@ -1,0 +1,33 @@
+"""`rel-eng trigger --release 19 --milestone Beta`: queue a milestone compose by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rel_eng.commands import common
+from rel_eng.config import MILESTONES
+
+
+def register(sub) -> None:
+    p = sub.add_parser("trigger", help="queue a milestone compose now (the respin counts up)")
+    common.add_config_options(p)
+    p.add_argument("--release", required=True, help="release key, e.g. 19")
+    p.add_argument("--milestone", required=True, choices=MILESTONES)
+    p.add_argument("--output", type=Path, help="output dir (default [schedule] output)")
+    p.add_argument("--mirror", type=Path, help="mirror root (default [schedule] mirror, or OUTPUT/mirror)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rel_eng.schedule.beat import dispatcher, store_url, utcnow
+    from rel_eng.store.engine import open_engine
+
+    config = common.load(args)
+    engine = open_engine(store_url(config, args.output))
+    try:
+        d = dispatcher(config, engine, output=args.output, mirror_root=args.mirror)
+        compose_id = d.trigger(args.release, args.milestone, utcnow())
+    finally:
+        engine.dispose()
+    print(f"{compose_id} QUEUED {d.output / compose_id}")
+    return 0

@@ -1,0 +1,129 @@
+"""A compose as a Celery canvas, submitted from the caller and waited on with a deadline.
+
+    chord([chain(build(image) -> process(image)) for each image], finalize)
+
+with an errback on finalize that ends the compose DOOMED when any task gave up. Finalize runs
+metadata, publishing (EC2 once enabled) and staging, exactly as the in-process path does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+from celery import Celery, chain, chord
+from celery.canvas import Signature
+
+from rel_eng import metadata
+from rel_eng.compose import (DOOMED, FINISHED, INCOMPLETE, TERMINATED, Compose, ComposeDoomed,
+                             Terminated, allocate, create, prepare_inputs)
+from rel_eng.config import Config
+from rel_eng.distributed import routing, tasks
+from rel_eng.distributed.broker import check_reachable
+from rel_eng.distributed.celery_app import make_app
+from rel_eng.distributed.settings import CelerySettings, effective, redact
+from rel_eng.errors import RelEngError
+from rel_eng.manifest import atomic_write
+
+CELERY_RECORD = "celery.json"  # in work/: the ids of the canvas, for status and resume
+
+
+def compose_canvas(app: Celery, c: Compose, mirror_root: Path, s: CelerySettings) -> Signature:
+    topdir = str(c.topdir.resolve())
+
+    def sig(name: str, args: tuple, queue: str) -> Signature:
+        return app.signature(name, args=args, immutable=True, queue=queue)
+
+    header = [chain(sig(tasks.BUILD, (topdir, job.key),
+                        routing.build_queue(s, c.plan.builder, job)),
+                    sig(tasks.PROCESS, (topdir, job.key), routing.step_queue(s, "process")))
+              for job in c.plan.images]
+    body = sig(tasks.FINALIZE, (topdir, str(mirror_root.resolve())),
+               routing.step_queue(s, "finalize"))
+    body.link_error(app.signature(tasks.DOOM, args=(topdir,),
+                                  queue=routing.step_queue(s, "finalize")))
+    return chord(header, body)
+
+
+def submit_compose(config: Config, output: Path, release: str, milestone: str | None,
+                   date: dt.date, label: str | None = None, builder: str | None = None,
+                   mirror_root: Path | None = None) -> str:
+    """Check, allocate and create the compose here, then queue its canvas; returns the id."""
+    s = effective(config.celery)
+    check_reachable(s, config.source)  # before anything is written
+    output = output.resolve()
+    plan = allocate(config, output, release, milestone, date, label=label, builder=builder)
+    for job in plan.images:
+        routing.build_queue(s, plan.builder, job)
+    inputs = prepare_inputs(config, plan)  # every input checked before anything is written
+    from rel_eng.store.recorder import recorder_for  # late: SQLAlchemy only when recording
+
+    recorder = recorder_for(config, output)
+    try:
+        c = create(config, plan, output, inputs, recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
+    app = make_app(s)
+    try:
+        try:
+            result = compose_canvas(app, c, mirror_root or output / "mirror", s).apply_async()
+        except Exception as exc:  # kombu/redis errors after bounded publish retries
+            reason = f"could not queue its tasks on {redact(s.broker_url)}: {exc}"
+            metadata.write_summary(c.metadir, c.plan, DOOMED, {"compose": reason}, False)
+            c.set_status(DOOMED)  # nothing runs it: say so instead of sitting at STARTED
+            raise RelEngError(f"compose {c.plan.compose_id}: {reason}",
+                              hint=f"rel-eng compose --resume {c.topdir} runs it here") from exc
+        record = {"finalize_task": result.id,
+                  "header_group": result.parent.id if result.parent is not None else "",
+                  "broker": redact(s.broker_url)}
+        del result
+        _forget_results(app)
+        atomic_write(c.topdir / "work" / CELERY_RECORD, json.dumps(record, indent=2) + "\n")
+    finally:
+        app.close()
+    return plan.compose_id
+
+
+def _forget_results(app: Celery) -> None:
+    """Drop the result subscriptions Celery opened while sending.
+
+    The submitter never waits on Celery results (wait_compose reads the compose's STATUS), and
+    unsubscribing later, from AsyncResult.__del__ after the app or Redis is gone, only errors.
+    """
+    consumer = getattr(app.backend, "result_consumer", None)
+    if consumer is not None:
+        consumer.subscribed_to.clear()
+        consumer.stop()
+
+
+def wait_compose(topdir: Path, timeout: float, poll: float = 1.0) -> str:
+    """Block until the compose ends, at most `timeout` s. Returns FINISHED or FINISHED_INCOMPLETE.
+
+    DOOMED raises ComposeDoomed with the recorded reasons, TERMINATED raises Terminated, and a
+    compose still running at the deadline raises RelEngError naming it.
+    """
+    c = Compose.load(topdir)
+    deadline = time.monotonic() + timeout
+    while True:  # bounded: leaves at the deadline below
+        status = c.status
+        if status in (FINISHED, INCOMPLETE):
+            return status
+        if status == DOOMED:
+            summary = metadata.read_json(c.metadir / metadata.SUMMARY) or {}
+            failed = summary.get("failed_images", {})
+            raise ComposeDoomed(
+                f"compose {c.plan.compose_id} is DOOMED: "
+                + ("; ".join(f"{k}: {v}" for k, v in sorted(failed.items())) or "see its logs"),
+                hint=f"see {c.logdir} and the worker logs; nothing was staged")
+        if status == TERMINATED:
+            raise Terminated(f"compose {c.plan.compose_id} was terminated")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(poll, left))
+    raise RelEngError(f"compose {c.plan.compose_id} is still {c.status or 'unknown'} after "
+                      f"{timeout:.0f}s", hint="check that workers serve its queues "
+                      "(rel-eng worker --queues ...)")

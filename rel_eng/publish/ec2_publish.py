@@ -1,0 +1,334 @@
+"""Publish a drop's EC2 raw disks as AMIs: snapshot, register in the base region, copy to every
+region, then (only once every region is available) share and deprecate, record and announce.
+
+Every step first looks up what already exists by tag (compose id, image NVRA, region), so a rerun
+after a crash finishes only what is missing and never makes a second AMI for an image and region.
+All input is checked before the first upload.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import boto3
+import botocore.exceptions
+
+from rel_eng.errors import InputError, RelEngError
+from rel_eng.manifest import Manifest, step_digest
+from rel_eng.plan import DropPlan, ImageJob
+from rel_eng.publish import ami, ec2_tags, messages
+from rel_eng.publish.aws_clients import AwsClients, Ec2Error, describe_failure, error_code
+from rel_eng.publish.ebs_upload import GIB, UploadResult, upload_ebs_direct, volume_size_gib
+from rel_eng.publish.ec2_config import Ec2Config, check_ec2, known_regions
+from rel_eng.publish.ec2_results import write_results
+from rel_eng.publish.s3_import import upload_s3_import
+
+if TYPE_CHECKING:
+    from rel_eng.config import Config
+
+log = logging.getLogger(__name__)
+
+MAX_COPY_WORKERS = 8
+AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One EC2 raw disk to publish."""
+
+    job: ImageJob
+    path: Path
+    size: int
+    volume_gib: int
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    job: ImageJob
+    volume_gib: int
+    images: dict[str, dict]  # region -> the AMI as describe_images returns it
+    upload: UploadResult | None  # None when the base AMI already existed
+    public: bool = False
+    deprecate_at: dt.datetime | None = None
+
+    @property
+    def amis(self) -> dict[str, str]:
+        return {region: image["ImageId"] for region, image in self.images.items()}
+
+    @property
+    def created(self) -> bool:
+        return self.upload is not None
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    compose_id: str
+    images: tuple[ImageResult, ...]
+    skipped: dict[str, str]  # nvra -> why
+    messages: tuple[dict, ...]
+    metadata: Path
+
+
+class _Collect:
+    """A problem sink for check_ec2 when the Config was built in code rather than loaded."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(f"{self.source}: {key}: {message}")
+
+
+def resolve_regions(cfg: Ec2Config, regions: list[str] | None) -> tuple[str, ...]:
+    """The regions of this run: the base region (copies come from it) plus the chosen ones."""
+    if regions is None:
+        return cfg.all_regions
+    unknown = [r for r in regions if r not in known_regions()]
+    if unknown:
+        raise InputError(f"--regions: unknown EC2 region {', '.join(unknown)}",
+                         hint="see `aws ec2 describe-regions` for valid names")
+    return tuple(dict.fromkeys((cfg.base_region, *regions)))
+
+
+def load_plan(topdir: Path) -> DropPlan:
+    path = topdir / "work" / "plan.json"
+    try:
+        return DropPlan.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise InputError(f"{path} not found: {topdir} is not a compose directory",
+                         hint="pass the <output>/<compose id> directory of a compose") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"{path}: unreadable plan ({type(exc).__name__}: {exc})",
+                         hint="rerun the compose's plan step") from None
+
+
+def select_targets(topdir: Path, plan: DropPlan, cfg: Ec2Config) -> tuple[list[Target], dict[str, str]]:
+    """The raw disks to publish and the ones skipped on purpose; raises on any bad one."""
+    jobs = {j.key: j for j in plan.images}
+    manifest = Manifest(topdir)
+    artifacts = sorted(manifest.artifacts(kind="raw-disk", image_type="ec2"), key=lambda a: a.job_key)
+    if not artifacts:
+        raise InputError(f"{manifest.path}: no EC2 raw disk recorded",
+                         hint="build the drop's EC2 images before publishing")
+    targets, skipped, problems = [], {}, []
+    for art in artifacts:
+        job = jobs.get(art.job_key)
+        if job is None:
+            problems.append(f"{manifest.path}: {art.path} belongs to job '{art.job_key}', which the plan lacks")
+            continue
+        if job.arch not in ami.EC2_ARCH:
+            skipped[job.nvra] = f"arch {job.arch} has no EC2 architecture"
+            continue
+        if ami.EC2_ARCH[job.arch] == "i386" and not cfg.i386:
+            skipped[job.nvra] = "i386 publishing is off (set ec2.i386 = true to publish i686 images)"
+            continue
+        path = topdir / art.path
+        if not path.is_file():
+            problems.append(f"{path}: raw disk of {job.nvra} is missing (rebuild the image)")
+            continue
+        size = path.stat().st_size
+        gib = volume_size_gib(size, cfg.volume_size_gib)
+        if size > gib * GIB:
+            need = volume_size_gib(size, 0)
+            problems.append(f"{path}: {job.nvra} is {size} bytes, larger than ec2.volume_size_gib = "
+                            f"{cfg.volume_size_gib} GiB (set it to at least {need})")
+            continue
+        targets.append(Target(job, path, size, gib))
+    if problems:
+        raise InputError("; ".join(problems))
+    return targets, skipped
+
+
+def is_public(plan: DropPlan, cfg: Ec2Config) -> bool:
+    return cfg.weekly_public if plan.weekly else cfg.public_milestones
+
+
+class Ec2Publisher:
+    """Runtime state of one publish run: clients, the plan and the regions."""
+
+    def __init__(self, clients: AwsClients, cfg: Ec2Config, plan: DropPlan, regions: tuple[str, ...]):
+        self.clients = clients
+        self.cfg = cfg
+        self.plan = plan
+        self.regions = regions
+
+    def _tags(self, job: ImageJob) -> dict[str, str]:
+        return ec2_tags.image_tags(self.plan.compose_id, job.nvra, self.plan.weekly)
+
+    def snapshot(self, target: Target) -> tuple[str, UploadResult | None]:
+        """A completed snapshot of the image in the base region: an earlier one, or a new upload."""
+        region = self.cfg.base_region
+        ec2 = self.clients.ec2(region)
+        tags = self._tags(target.job)
+        keys = {k: tags[k] for k in (ec2_tags.COMPOSE, ec2_tags.IMAGE)}
+        found = ec2.describe_snapshots(OwnerIds=["self"], Filters=ec2_tags.tag_filters(keys))["Snapshots"]
+        for snap in sorted(found, key=lambda s: str(s.get("StartTime", ""))):
+            complete = ec2_tags.tag_dict(snap.get("Tags")).get(ec2_tags.UPLOAD) == "complete"
+            if complete and snap.get("State") == "completed":
+                log.info("%s: reusing snapshot %s", target.job.nvra, snap["SnapshotId"])
+                return snap["SnapshotId"], None
+        for snap in found:  # an upload a crash interrupted: its blocks are unknown, start afresh
+            try:
+                ec2.delete_snapshot(SnapshotId=snap["SnapshotId"])
+                log.info("%s: deleted unfinished snapshot %s", target.job.nvra, snap["SnapshotId"])
+            except botocore.exceptions.ClientError as exc:
+                log.warning("could not delete unfinished snapshot %s: %s", snap["SnapshotId"], error_code(exc))
+        upload = upload_ebs_direct if self.cfg.upload_mode == "ebs-direct" else upload_s3_import
+        description = ami.ami_description(target.job.description, target.job.nvra, self.plan.compose_id)
+        result = upload(self.clients, self.cfg, region, target.path, target.volume_gib, tags, description)
+        return result.snapshot_id, result
+
+    def publish_image(self, target: Target) -> ImageResult:
+        job, base = target.job, self.cfg.base_region
+        name = ami.ami_name(job.nvra)
+        description = ami.ami_description(job.description, job.nvra, self.plan.compose_id)
+        base_tags = {**self._tags(job), ec2_tags.REGION: base}
+        ec2 = self.clients.ec2(base)
+        upload = None
+        existing = ami.find_own_image(ec2, base_tags, name)
+        if existing:
+            image_id = existing["ImageId"]
+            log.info("%s: found %s in %s", job.nvra, image_id, base)
+        else:
+            snapshot_id, upload = self.snapshot(target)
+            params = ami.register_params(self.cfg, name=name, description=description, arch=job.arch,
+                                         snapshot_id=snapshot_id, volume_gib=target.volume_gib,
+                                         tags=base_tags)
+            image_id = ami.register(ec2, params, base_tags)
+        images = {base: ami.wait_available(ec2, self.cfg, image_id, base)}
+
+        others = [r for r in self.regions if r != base]
+        errors = []
+        if others:
+            workers = min(MAX_COPY_WORKERS, len(others))
+            with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ami-copy") as pool:
+                futures = {pool.submit(self.copy_to, region, image_id, job, name, description): region
+                           for region in others}
+                for fut in cf.as_completed(futures):
+                    region = futures[fut]
+                    try:
+                        images[region] = fut.result()
+                    except RelEngError as exc:
+                        errors.append(f"{region}: {exc}")
+                    except AWS_ERRORS as exc:
+                        errors.append(f"{region}: {describe_failure('copy', exc)}")
+        if errors:
+            raise Ec2Error(f"{job.nvra}: " + "; ".join(sorted(errors)))
+        ordered = {r: images[r] for r in self.regions}
+        return ImageResult(job, target.volume_gib, ordered, upload)
+
+    def copy_to(self, region: str, source_id: str, job: ImageJob, name: str, description: str) -> dict:
+        ec2 = self.clients.ec2(region)
+        tags = {**self._tags(job), ec2_tags.REGION: region, ec2_tags.SOURCE_AMI: source_id}
+        existing = ami.find_own_image(ec2, tags, name)
+        if existing:
+            image_id = existing["ImageId"]
+            log.info("%s: found %s in %s", job.nvra, image_id, region)
+        else:
+            token = step_digest("copy-image", self.plan.compose_id, job.nvra, region, source_id)
+            params = ami.copy_params(source_region=self.cfg.base_region, source_ami=source_id,
+                                     name=name, description=description, tags=tags,
+                                     client_token=token)
+            image_id = ami.copy(ec2, params, tags, region)
+        return ami.wait_available(ec2, self.cfg, image_id, region)
+
+    def finish(self, result: ImageResult) -> ImageResult:
+        """Visibility and deprecation; only called once every image is available everywhere."""
+        public = is_public(self.plan, self.cfg)
+        when = None
+        if self.plan.weekly and self.cfg.deprecate_days:
+            when = ami.deprecate_at(result.images[self.cfg.base_region], self.cfg.deprecate_days)
+        for region, image in result.images.items():
+            ec2 = self.clients.ec2(region)
+            if public:
+                ami.make_public(ec2, image["ImageId"], ami.snapshot_ids(image))
+            if when:
+                ami.deprecate(ec2, image["ImageId"], when)
+        if public:
+            log.info("%s: public in %d regions", result.job.nvra, len(result.images))
+        return dataclasses.replace(result, public=public, deprecate_at=when)
+
+
+def results_document(plan: DropPlan, cfg: Ec2Config, results: list[ImageResult],
+                     skipped: dict[str, str]) -> dict[str, Any]:
+    images = {}
+    for r in results:
+        base_snaps = ami.snapshot_ids(r.images[cfg.base_region])
+        images[r.job.nvra] = {
+            "arch": r.job.arch,
+            "architecture": ami.EC2_ARCH[r.job.arch],
+            "subvariant": r.job.subvariant,
+            "name": r.job.name,
+            "snapshot_id": base_snaps[0] if base_snaps else None,
+            "volume_size_gib": r.volume_gib,
+            "public": r.public,
+            "deprecate_at": r.deprecate_at.isoformat() if r.deprecate_at else None,
+            "regions": r.amis,
+            "snapshots": {region: ami.snapshot_ids(image) for region, image in r.images.items()},
+        }
+    return {"compose_id": plan.compose_id, "base_region": cfg.base_region,
+            "images": images, "skipped": dict(skipped)}
+
+
+def publish_ec2(
+    topdir: Path,
+    config: "Config",
+    regions: list[str] | None = None,
+    *,
+    session: boto3.session.Session | None = None,
+    out: Callable[[str], None] = print,
+) -> PublishReport:
+    """Publish every EC2 image of the drop in `topdir`; `regions` overrides the configured copies.
+
+    `session` lets callers (and tests) supply a boto3 session; by default credentials and
+    endpoints come from the standard AWS chain and environment.
+    """
+    cfg = config.ec2
+    collect = _Collect(config.source)
+    check_ec2(cfg, collect)
+    if collect.items:
+        raise InputError("; ".join(collect.items))
+    all_regions = resolve_regions(cfg, regions)
+    plan = load_plan(topdir)
+    targets, skipped = select_targets(topdir, plan, cfg)
+    for nvra, reason in skipped.items():
+        log.warning("ec2: skipped %s: %s", nvra, reason)
+    clients = AwsClients(cfg, session)
+    clients.require_credentials()
+
+    publisher = Ec2Publisher(clients, cfg, plan, all_regions)
+    results, failures = [], []
+    for target in targets:
+        log.info("ec2: publishing %s to %s", target.job.nvra, ", ".join(all_regions))
+        try:
+            results.append(publisher.publish_image(target))
+        except RelEngError as exc:
+            failures.append(str(exc))
+        except AWS_ERRORS as exc:
+            failures.append(str(describe_failure(target.job.nvra, exc)))
+    if failures:
+        # Nothing was shared yet: a rerun picks up every finished snapshot and AMI.
+        raise Ec2Error("EC2 publishing incomplete: " + "; ".join(failures),
+                       hint="rerun `rel-eng ec2 publish`; finished steps are not repeated")
+    try:
+        results = [publisher.finish(r) for r in results]
+    except AWS_ERRORS as exc:
+        raise describe_failure("sharing/deprecating the AMIs", exc) from None
+
+    path = write_results(topdir, results_document(plan, cfg, results, skipped))
+    bodies = [
+        messages.published_body(arch=r.job.arch, compose_id=plan.compose_id, image_name=r.job.nvra,
+                                regions=r.amis, release=plan.fedora_version,
+                                subvariant=r.job.subvariant)
+        for r in results
+    ]
+    messages.emit(bodies, cfg.messaging, out)
+    return PublishReport(plan.compose_id, tuple(results), skipped, tuple(bodies), path)

@@ -1,0 +1,98 @@
+"""Opening the store: one engine per URL, tables created on first use, and a portable upsert.
+
+SQLite runs in WAL mode (`rel-eng status` reads while a compose writes) with a busy timeout, and
+every transaction begins IMMEDIATE so two writers queue instead of failing on a lock upgrade.
+SQLite needs a local disk; composes shared between hosts use PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from rel_eng.errors import InputError, RelEngError
+from rel_eng.store.schema import metadata
+
+BUSY_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 10
+CREATE_ATTEMPTS = 3  # two processes creating the tables at once: the loser retries
+
+
+class StoreUnavailable(RelEngError):
+    """The store's database cannot be reached or opened."""
+
+
+def redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    u = make_url(url)
+    return Path(u.database) if u.get_backend_name() == "sqlite" and u.database else None
+
+
+def open_engine(url: str, *, must_exist: bool = False) -> Engine:
+    """An engine with the tables in place. `must_exist`: a missing SQLite file is an input error."""
+    path = sqlite_path(url)
+    if path is not None:
+        if must_exist and not path.is_file():
+            raise InputError(f"no compose store at {path}",
+                             hint="pass the --output the composes went to, or [store] url")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create {path.parent} for the compose store: "
+                                   f"{exc.strerror}", hint="check [store] url or --output") from None
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        _sqlite_setup(engine)
+    else:
+        engine = create_engine(url, pool_pre_ping=True,
+                               connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            metadata.create_all(engine)
+            return engine
+        except (IntegrityError, ProgrammingError):
+            if attempt == CREATE_ATTEMPTS:
+                engine.dispose()
+                raise
+            time.sleep(0.2 * attempt)
+        except OperationalError as exc:
+            engine.dispose()
+            raise StoreUnavailable(f"cannot open the compose store {redacted(url)}: "
+                                   f"{str(exc.orig).strip().splitlines()[0]}",
+                                   hint="check [store] url and that the database is running") from None
+    raise AssertionError("unreachable")
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # the "begin" hook below issues BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upsert(conn: Connection, table, values: dict, keys: tuple[str, ...],
+           update: bool = True) -> None:
+    """INSERT, or on a key conflict UPDATE the other columns (or do nothing when not `update`)."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = dialect.insert(table).values(**values)
+    others = {c: stmt.excluded[c] for c in values if c not in keys}
+    if update and others:
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=others)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+    conn.execute(stmt)

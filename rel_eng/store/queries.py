@@ -1,0 +1,72 @@
+"""What `rel-eng status` reads: plain dicts, JSON-ready, the same from SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from rel_eng.store import schema
+
+
+def _iso(value):
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def as_dict(row) -> dict:
+    return {k: _iso(v) for k, v in row._mapping.items()}
+
+
+def list_composes(engine: Engine, limit: int = 20) -> list[dict]:
+    """The newest composes with image counts: built, failed, processed of total."""
+    c, i, s = schema.composes, schema.images, schema.steps
+    total = select(func.count()).where(i.c.compose_id == c.c.compose_id).scalar_subquery()
+
+    def steps_in(prefix: str, state: str):
+        return (select(func.count()).where(s.c.compose_id == c.c.compose_id,
+                                           s.c.step.like(f"{prefix}:%"), s.c.state == state)
+                .scalar_subquery())
+
+    query = (select(c.c.compose_id, c.c.status, c.c.release_key, c.c.milestone, c.c.label,
+                    c.c.builder, c.c.created_at, c.c.updated_at, c.c.topdir,
+                    total.label("images"), steps_in("build", "done").label("built"),
+                    steps_in("build", "failed").label("failed"),
+                    steps_in("process", "done").label("processed"))
+             .order_by(c.c.created_at.desc(), c.c.compose_id.desc()).limit(limit))
+    with engine.connect() as conn:
+        return [as_dict(r) for r in conn.execute(query)]
+
+
+def compose_detail(engine: Engine, compose_id: str) -> dict | None:
+    """One compose: its row, images with their steps and builder ids, artifacts, status history."""
+    c = schema.composes
+    with engine.connect() as conn:
+        row = conn.execute(select(c).where(c.c.compose_id == compose_id)).first()
+        if row is None:
+            return None
+
+        def rows(table, *order):
+            q = select(table).where(table.c.compose_id == compose_id).order_by(*order)
+            return [as_dict(r) for r in conn.execute(q)]
+
+        images = rows(schema.images, schema.images.c.job_key)
+        steps = rows(schema.steps, schema.steps.c.step)
+        builds = {b["job_key"]: b for b in rows(schema.builds, schema.builds.c.job_key)}
+        artifacts = rows(schema.artifacts, schema.artifacts.c.job_key, schema.artifacts.c.kind)
+        history = rows(schema.status_changes, schema.status_changes.c.id)
+    for image in images:
+        key = image["job_key"]
+        image["steps"] = {s["step"].split(":", 1)[0]: {k: s[k] for k in ("state", "reason", "updated_at")}
+                          for s in steps if s["job_key"] == key}
+        build = builds.get(key)
+        image["build"] = None if build is None else {
+            "builder": build["builder"], "external_id": build["external_id"],
+            "info": json.loads(build["info"] or "{}"), "recorded_at": build["recorded_at"]}
+    detail = as_dict(row)
+    detail.update(images=images, artifacts=[{k: v for k, v in a.items() if k != "compose_id"}
+                                            for a in artifacts],
+                  steps=[s for s in steps if s["job_key"] is None],
+                  history=[{k: h[k] for k in ("status", "reason", "at")} for h in history])
+    return detail

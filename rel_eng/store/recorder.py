@@ -1,0 +1,212 @@
+"""StoreRecorder: the compose.Recorder that mirrors a compose into the store as it runs.
+
+The compose directory stays the source of truth. A store write that fails is logged and the
+compose goes on; every status change re-syncs the compose's whole manifest, so the store
+catches up on what it missed. While the database is unreachable, step writes are skipped for a
+while instead of each waiting for a connect timeout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from rel_eng.manifest import Artifact, Manifest
+from rel_eng.store import schema
+from rel_eng.store.engine import StoreUnavailable, open_engine, redacted, upsert
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S = 60  # after a failed write, skip step writes this long (status changes still try)
+FAILED_STATES = ("DOOMED", "FINISHED_INCOMPLETE")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def recorder_for(config, output: Path) -> "StoreRecorder | None":
+    """The recorder a compose under `output` uses, or None when [store] is switched off."""
+    if not config.store.enabled:
+        return None
+    return StoreRecorder(config.store.url_for(output))
+
+
+def load_recorded(topdir: Path):
+    """Compose.load with the recorder its own saved config names; close `c.recorder` when done."""
+    from rel_eng.compose import Compose  # late: compose imports the builders
+
+    c = Compose.load(topdir)
+    return dataclasses.replace(c, recorder=recorder_for(c.config, topdir.parent))
+
+
+class StoreRecorder:
+    def __init__(self, url: str, clock: Callable[[], dt.datetime] = utcnow):
+        self.url = url
+        self.clock = clock
+        self._engine: Engine | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._known: set[str] = set()  # compose ids whose rows exist, so steps can refer to them
+        self._down_until = 0.0
+
+    @property
+    def engine(self) -> Engine:
+        with self._lock:
+            # A forked worker must not share its parent's connections: open its own.
+            if self._engine is None or self._pid != os.getpid():
+                self._engine = open_engine(self.url)
+                self._pid = os.getpid()
+                self._known = set()
+            return self._engine
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None and self._pid == os.getpid():
+                self._engine.dispose()
+            self._engine = None
+
+    # --- compose.Recorder ---
+
+    def manifest(self, c) -> Manifest:
+        return RecordedManifest(c, self)
+
+    def status_changed(self, c, status: str) -> None:
+        cid = c.plan.compose_id
+
+        def write(conn: Connection, now: dt.datetime) -> None:
+            data = Manifest(c.topdir).read()
+            self._sync(conn, cid, data, now)
+            reason = _failures(data) if status in FAILED_STATES else ""
+            conn.execute(update(schema.composes).where(schema.composes.c.compose_id == cid)
+                         .values(status=status, reason=reason, updated_at=now))
+            conn.execute(schema.status_changes.insert().values(
+                compose_id=cid, status=status, reason=reason, at=now))
+
+        self._write(c, f"status {status}", write, status=status)
+
+    # --- manifest updates, via RecordedManifest ---
+
+    def step(self, c, step: str, digest: str, state: str, reason: str) -> None:
+        self._write(c, f"step {step}", lambda conn, now: self._step(
+            conn, c.plan.compose_id, step, digest, state, reason, now))
+
+    def build(self, c, job_key: str, info: dict) -> None:
+        self._write(c, f"build record of {job_key}", lambda conn, now: self._build(
+            conn, c.plan.compose_id, job_key, info, now))
+
+    def artifacts(self, c, arts: list[Artifact]) -> None:
+        def write(conn: Connection, now: dt.datetime) -> None:
+            for a in arts:
+                self._artifact(conn, c.plan.compose_id, a, now)
+
+        self._write(c, "artifacts", write)
+
+    # --- internals ---
+
+    def _write(self, c, what: str, fn: Callable[[Connection, dt.datetime], None],
+               status: str | None = None) -> None:
+        """Run fn in one transaction after making sure the compose's rows exist. `status`: a
+        status change, which is tried even while the store seems down (it re-syncs)."""
+        cid = c.plan.compose_id
+        if status is None and time.monotonic() < self._down_until:
+            log.debug("compose store unavailable: not recording %s of %s", what, cid)
+            return
+        try:
+            with self.engine.begin() as conn:
+                now = self.clock()
+                self._ensure(conn, c, status or "STARTED", now)
+                fn(conn, now)
+            self._known.add(cid)  # only once committed: its rows exist now
+            self._down_until = 0.0
+        except (SQLAlchemyError, StoreUnavailable) as exc:
+            self._down_until = time.monotonic() + BACKOFF_S
+            log.warning("compose store %s: could not record %s of %s: %s (the compose goes on; "
+                        "the next status change re-syncs)", redacted(self.url), what, cid,
+                        str(exc).splitlines()[0])
+
+    def _ensure(self, conn: Connection, c, status: str, now: dt.datetime) -> None:
+        cid = c.plan.compose_id
+        if cid in self._known:
+            return
+        p = c.plan
+        upsert(conn, schema.composes, dict(
+            compose_id=cid, topdir=str(Path(c.topdir).resolve()), release_key=p.release_key,
+            release_version=p.release_version, milestone=p.milestone, label=p.label,
+            compose_type=p.compose_type, date=p.date, respin=p.respin, builder=p.builder,
+            status=status, reason="", created_at=now, updated_at=now), ("compose_id",),
+            update=False)
+        for j in p.images:
+            upsert(conn, schema.images, dict(
+                compose_id=cid, job_key=j.key, nvra=j.nvra, arch=j.arch, image_type=j.image_type,
+                subvariant=j.subvariant, optional=j.optional), ("compose_id", "job_key"),
+                update=False)
+
+    def _sync(self, conn: Connection, cid: str, data: dict, now: dt.datetime) -> None:
+        for step, rec in data.get("steps", {}).items():
+            self._step(conn, cid, step, rec.get("digest", ""), rec.get("state", ""),
+                       rec.get("reason", ""), now)
+        for key, info in data.get("builds", {}).items():
+            self._build(conn, cid, key, info, now)
+        for a in data.get("artifacts", []):
+            self._artifact(conn, cid, Artifact(**a), now)
+
+    @staticmethod
+    def _step(conn, cid, step, digest, state, reason, now) -> None:
+        job_key = step.split(":", 1)[1] if ":" in step else None
+        upsert(conn, schema.steps, dict(compose_id=cid, step=step, job_key=job_key, state=state,
+                                        reason=reason or "", digest=digest or "", updated_at=now),
+               ("compose_id", "step"))
+
+    @staticmethod
+    def _build(conn, cid, job_key, info, now) -> None:
+        rest = {k: v for k, v in info.items() if k not in ("builder", "external_id")}
+        upsert(conn, schema.builds, dict(
+            compose_id=cid, job_key=job_key, builder=str(info.get("builder", "")),
+            external_id=str(info.get("external_id", "")),
+            info=json.dumps(rest, sort_keys=True, default=str), recorded_at=now),
+            ("compose_id", "job_key"))
+
+    @staticmethod
+    def _artifact(conn, cid, a: Artifact, now) -> None:
+        upsert(conn, schema.artifacts, {**dataclasses.asdict(a), "compose_id": cid,
+                                        "recorded_at": now},
+               ("compose_id", "job_key", "kind"))
+
+
+class RecordedManifest(Manifest):
+    """A compose's manifest whose step, build and artifact updates also reach the store."""
+
+    def __init__(self, c, recorder: StoreRecorder):
+        super().__init__(c.topdir)
+        self._compose = c
+        self._recorder = recorder
+
+    def set_step(self, step: str, digest: str, state: str, reason: str = "") -> None:
+        super().set_step(step, digest, state, reason)
+        self._recorder.step(self._compose, step, digest, state, reason)
+
+    def set_build(self, job_key: str, **info) -> None:
+        super().set_build(job_key, **info)
+        self._recorder.build(self._compose, job_key, self.builds().get(job_key, info))
+
+    def add_artifacts(self, artifacts: list[Artifact]) -> None:
+        super().add_artifacts(artifacts)
+        self._recorder.artifacts(self._compose, artifacts)
+
+
+def _failures(data: dict) -> str:
+    failed = {k.split(":", 1)[-1]: v.get("reason", "") for k, v in sorted(data["steps"].items())
+              if v.get("state") == "failed"}
+    return "; ".join(f"{k}: {v}" for k, v in failed.items())

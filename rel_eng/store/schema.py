@@ -1,0 +1,129 @@
+"""The store's tables (SQLAlchemy Core), portable between SQLite and PostgreSQL.
+
+Times are stored as naive UTC and read back as aware UTC, so both backends give the same values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer,
+                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("store times must be timezone-aware")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+
+metadata = MetaData()
+
+
+def _compose_fk() -> Column:
+    return Column("compose_id", String(200), ForeignKey("composes.compose_id", ondelete="CASCADE"),
+                  primary_key=True)
+
+
+composes = Table(
+    "composes", metadata,
+    Column("compose_id", String(200), primary_key=True),
+    Column("topdir", Text, nullable=False),
+    Column("release_key", String(64), nullable=False),
+    Column("release_version", String(64), nullable=False),
+    Column("milestone", String(16)),
+    Column("label", String(32)),
+    Column("compose_type", String(16), nullable=False),
+    Column("date", String(8), nullable=False),
+    Column("respin", Integer, nullable=False),
+    Column("builder", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+images = Table(
+    "images", metadata,
+    _compose_fk(),
+    Column("job_key", String(64), primary_key=True),
+    Column("nvra", Text, nullable=False),
+    Column("arch", String(16), nullable=False),
+    Column("image_type", String(32), nullable=False),
+    Column("subvariant", String(64), nullable=False),
+    Column("optional", Boolean, nullable=False),
+)
+
+# Step records of the manifest: build:<image>, process:<image>, and whatever steps come later.
+steps = Table(
+    "steps", metadata,
+    _compose_fk(),
+    Column("step", String(128), primary_key=True),
+    Column("job_key", String(64)),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("digest", String(64), nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Builder task ids (Koji task, Oz domain...), recorded the moment the builder has them.
+builds = Table(
+    "builds", metadata,
+    _compose_fk(),
+    Column("job_key", String(64), primary_key=True),
+    Column("builder", String(32), nullable=False, default=""),
+    Column("external_id", Text, nullable=False, default=""),
+    Column("info", Text, nullable=False, default="{}"),  # the rest of the builder's record, JSON
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts", metadata,
+    _compose_fk(),
+    Column("job_key", String(64), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("image_type", String(32), nullable=False),
+    Column("arch", String(16), nullable=False),
+    Column("intent", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("bootable", Boolean, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+status_changes = Table(
+    "status_changes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("compose_id", String(200), ForeignKey("composes.compose_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_status_changes_compose", "compose_id", "id"),
+)
+
+# Scheduler firings. The unique (kind, subject, slot) row is the claim: whoever inserts it
+# fires, so a milestone fires once however many beats run or restart.
+firings = Table(
+    "firings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # milestone, weekly, manual
+    Column("subject", String(64), nullable=False),  # release key or stream name
+    Column("slot", String(64), nullable=False),  # milestone name or the cron time it belongs to
+    Column("due", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(200), nullable=False),
+    Column("compose_id", String(200)),  # set once queued
+    UniqueConstraint("kind", "subject", "slot", name="uq_firings_slot"),
+)

@@ -1,0 +1,58 @@
+"""`rel-eng ec2 publish|prune` as a user runs them: a real process, the moto server, and a search
+of everything the run printed, logged and wrote for the secret access key."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import boto3
+
+from ec2_helpers import BASE, REGIONS, aws_env, ec2_jobs, make_compose, moto_url  # noqa: F401
+from rel_eng import runner
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def rel_eng(args: list[str], cwd: Path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return runner.run([sys.executable, "-m", "rel_eng", *args], cwd=cwd, env=env, timeout=120)
+
+
+def test_publish_and_prune_never_reveal_the_secret_key(aws_env, tmp_path):
+    secret = aws_env
+    topdir, plan = make_compose(tmp_path / "out")
+    conf = tmp_path / "rel-eng.toml"
+    conf.write_text(f"""
+[ec2]
+enabled = true
+base_region = "{BASE}"
+regions = {json.dumps(list(REGIONS))}
+i386 = true
+workers = 4
+poll_interval_s = 1
+wait_timeout_s = 60
+""")
+    # --debug: botocore's DEBUG logging of every request and response is part of the output
+    publish = rel_eng(["--debug", "ec2", "publish", str(topdir), "--config", str(conf)], tmp_path)
+    prune = rel_eng(["--debug", "ec2", "prune", "--days", "1", "--config", str(conf)], tmp_path)
+
+    messages = [json.loads(line) for line in publish.stdout.decode().splitlines()]
+    assert sorted(m["body"]["image_name"] for m in messages) == sorted(j.nvra for j in ec2_jobs(plan))
+    assert all(set(m["body"]["regions"]) == {BASE, *REGIONS} for m in messages)
+    log = publish.stderr.decode()
+    assert "Authorization" in log and "Found credentials in environment variables" in log
+    assert f"wrote {topdir / 'compose' / 'metadata' / 'ec2.json'}" in log
+    assert prune.stdout.decode().startswith("no weekly AMIs older than 1 days")
+    ec2 = boto3.client("ec2", region_name=BASE)
+    assert len(ec2.describe_images(Owners=["self"])["Images"]) == 2
+
+    outputs = [publish.stdout, publish.stderr, prune.stdout, prune.stderr]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size < 64 * 1024 * 1024]
+    assert any(p.name == "ec2.json" for p in files)
+    needle = secret.encode()
+    assert not any(needle in blob for blob in outputs)
+    leaked = [p for p in files if needle in p.read_bytes()]
+    assert leaked == []

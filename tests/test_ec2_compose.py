@@ -1,0 +1,37 @@
+"""EC2 publishing as a step of `rel-eng compose`, and a later `rel-eng ec2 publish` of the same
+drop: AMI ids reach ec2.json, the README's AMI table and the staged copy in the mirror."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from ec2_helpers import BASE, REGIONS, aws_env, moto_url  # noqa: F401
+from rel_eng.cli import main
+from rel_eng.compose import run_compose
+from rel_eng.publish.ec2_config import Ec2Config
+
+from conftest import ALPHA_DATE
+
+
+def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env, tmp_path, config, capsys):
+    cfg = dataclasses.replace(config, ec2=Ec2Config(
+        enabled=True, base_region=BASE, regions=(REGIONS[0],), poll_interval_s=1, wait_timeout_s=60))
+    c = run_compose(cfg, tmp_path, "19", "Alpha", ALPHA_DATE)
+    amis = json.loads((c.metadir / "ec2.json").read_text())
+    nvra = "Fedora-Cloud-Base-EC2-19_Alpha-1.1.x86_64"
+    assert set(amis["images"][nvra]["regions"]) == {BASE, REGIONS[0]}
+    staged = tmp_path / "mirror" / "alt" / "stage" / "19_Alpha-1.1"
+    readme = (staged / "Cloud" / "x86_64" / "images" / "README").read_text()
+    assert amis["images"][nvra]["regions"][BASE] in readme
+    assert "No AMIs have been published" not in readme
+    assert json.loads((staged / "metadata" / "ec2.json").read_text()) == amis
+
+    conf = tmp_path / "rel-eng.toml"
+    conf.write_text(f'[ec2]\nbase_region = "{BASE}"\nregions = ["{REGIONS[0]}"]\n'
+                    'poll_interval_s = 1\nwait_timeout_s = 60\n')
+    assert main(["ec2", "publish", str(c.topdir), "--regions", REGIONS[1], "--config", str(conf)]) == 0
+    later = json.loads((staged / "metadata" / "ec2.json").read_text())
+    new_ami = later["images"][nvra]["regions"][REGIONS[1]]
+    assert new_ami in (staged / "Cloud" / "x86_64" / "images" / "README").read_text()
+    assert later["images"][nvra]["regions"][BASE] == amis["images"][nvra]["regions"][BASE]
