@@ -24,6 +24,7 @@ TOOL_PACKAGES = {
     "xz": "xz-utils",
     "tar": "tar",
     "mkfs.ext4": "e2fsprogs",
+    "debugfs": "e2fsprogs",
     "sfdisk": "fdisk",
     "gpg": "gnupg",
     "sha256sum": "coreutils",

@@ -11,9 +11,8 @@ import os
 import time
 from pathlib import Path
 
-from rel_eng import runner
 from rel_eng.builders import BUILDERS
-from rel_eng.builders.synthetic import PART_START_SECTOR, SyntheticBuilder, raw_path
+from rel_eng.builders.synthetic import SyntheticBuilder
 
 BUILD_SECONDS_ENV = "REL_ENG_TEST_BUILD_SECONDS"
 
@@ -39,39 +38,7 @@ def read_events(topdir: Path) -> list[tuple[str, str, int]]:
     return out
 
 
-class ReproducibleBuilder(SyntheticBuilder):
-    """The synthetic builder with inode ctimes and atimes pinned to the compose date.
-
-    mke2fs 1.47.0 `-d` copies each source file's ctime (the wall clock when the builder wrote
-    it, which utime cannot set) and the directories' atime (updated as mke2fs reads them) into
-    the image, so two synthetic builds of one job differ in those bytes. Pinning them
-    makes the image depend on the job only, so local and distributed drops compare exactly.
-    """
-
-    name = "reproducible-synthetic"
-
-    def wait(self, handles, timeout=None):
-        outcomes = super().wait(handles)
-        for o in outcomes:
-            if o.ok:
-                pin_ctimes(self._requests[o.job_key])
-        return outcomes
-
-
-def pin_ctimes(req) -> None:
-    paths = ["/", "/etc", "/etc/os-release", "/etc/rel-eng", "/etc/rel-eng/manifest.json",
-             "/NOT-BOOTABLE", "/root", "/root/anaconda-ks.cfg", f"/root/{req.job.nvra}.tdl"]
-    script = req.workdir / "pin-ctimes.debugfs"
-    # atime too: mke2fs reading a source directory updates that directory's atime.
-    script.write_text("".join(f"sif {p} {field} @{req.epoch}\n"
-                              for p in paths for field in ("ctime", "atime")))
-    env = {**os.environ, "E2FSPROGS_FAKE_TIME": str(req.epoch)}
-    runner.run(["debugfs", "-w", "-f", str(script),
-                f"{raw_path(req)}?offset={PART_START_SECTOR * 512}"], env=env)
-    script.unlink()
-
-
-class SlowBuilder(ReproducibleBuilder):
+class SlowBuilder(SyntheticBuilder):
     """Takes a fixed time per image (like a VM install would)."""
 
     name = "slow-synthetic"
@@ -99,5 +66,5 @@ class BrokenBuilder(SyntheticBuilder):
 
 
 def register() -> None:
-    for cls in (ReproducibleBuilder, SlowBuilder, BrokenBuilder):
+    for cls in (SlowBuilder, BrokenBuilder):
         BUILDERS.setdefault(cls.name, cls)

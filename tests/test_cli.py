@@ -107,7 +107,7 @@ def test_validate_passes_on_shipped_inputs():
 def test_missing_tool_names_its_package(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sfdisk", "mkfs.ext4", "tar", "xz", "gpg", "sh"):
+    for tool in ("sfdisk", "mkfs.ext4", "debugfs", "tar", "xz", "gpg", "sh"):
         os.symlink(shutil.which(tool), bin_dir / tool)
     env = {**os.environ, "PATH": str(bin_dir)}
     out = tmp_path / "out"

@@ -25,7 +25,7 @@ NOT_BOOTABLE = "NOT BOOTABLE: synthetic test image made by rel-eng's synthetic b
 
 class SyntheticBuilder(Builder):
     name = "synthetic"
-    tools = ("sfdisk", "mkfs.ext4")
+    tools = ("sfdisk", "mkfs.ext4", "debugfs")
 
     def submit(self, requests: list[BuildRequest]) -> list[BuildHandle]:
         handles = []
@@ -87,8 +87,24 @@ def build_disk(req: BuildRequest) -> Path:
                   f"nodiscard,hash_seed={fs_uuid}",
             "-d", str(root), str(tmp), f"{part_kib}k",
         ], env=env)
+        _pin_inode_times(tmp, root, epoch, env)
     os.replace(tmp, out)
     return out
+
+
+def _pin_inode_times(disk: Path, root: Path, epoch: int, env: dict) -> None:
+    """mke2fs -d copies each source file's ctime (which utime cannot set) and the directories'
+    atime (touched as mke2fs reads them) into the image; pin both so the bytes depend on the
+    job alone."""
+    paths = ["/"] + sorted("/" + str(p.relative_to(root)) for p in root.rglob("*"))
+    script = "".join(f"sif {p} {field} @{epoch}\n" for p in paths for field in ("ctime", "atime"))
+    cmds = disk.with_name(disk.name + ".debugfs")
+    cmds.write_text(script)
+    try:
+        runner.run(["debugfs", "-w", "-f", str(cmds), f"{disk}?offset={PART_START_SECTOR * 512}"],
+                   env=env)
+    finally:
+        cmds.unlink()
 
 
 def _populate(root: Path, req: BuildRequest, epoch: int) -> None:

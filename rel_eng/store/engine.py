@@ -7,6 +7,7 @@ SQLite needs a local disk; composes shared between hosts use PostgreSQL.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from rel_eng.store.schema import metadata
 
 BUSY_TIMEOUT_S = 30
 CONNECT_TIMEOUT_S = 10
-CREATE_ATTEMPTS = 3  # two processes creating the tables at once: the loser retries
+CREATE_ATTEMPTS = 5  # two processes creating the tables at once: the loser retries
 
 
 class StoreUnavailable(RelEngError):
@@ -63,11 +64,20 @@ def open_engine(url: str, *, must_exist: bool = False) -> Engine:
                 raise
             time.sleep(0.2 * attempt)
         except OperationalError as exc:
+            # Two processes opening a new SQLite file at once: switching it to WAL takes an
+            # exclusive lock that does not wait on the busy handler. The loser tries again.
+            if _sqlite_busy(exc) and attempt < CREATE_ATTEMPTS:
+                time.sleep(0.2 * attempt)
+                continue
             engine.dispose()
             raise StoreUnavailable(f"cannot open the compose store {redacted(url)}: "
                                    f"{str(exc.orig).strip().splitlines()[0]}",
                                    hint="check [store] url and that the database is running") from None
     raise AssertionError("unreachable")
+
+
+def _sqlite_busy(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _sqlite_setup(engine: Engine) -> None:
