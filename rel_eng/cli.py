@@ -23,7 +23,9 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rel-eng", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="rel-eng",
+        description="Fedora cloud image drops: plan, compose, publish to EC2, stage for the mirrors, schedule.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -100,11 +100,17 @@ def test_every_service_command_is_a_real_entry_point_with_a_real_config(services
                 assert declared(project, command.dist.name), f"{name}: {command.dist.name}"
                 for path in configs:
                     compile(path.read_text(), str(path), "exec")
-        else:
-            assert argv[0] == "redis-server" and svc["image"].startswith("redis:")
+        elif svc["image"].startswith("redis:"):
+            assert argv[0] == "redis-server"
             conf = configs[0].read_text().split("\n")
             # A restarted broker must keep queued and unacknowledged tasks.
             assert "appendonly yes" in conf and "maxmemory-policy noeviction" in conf
+        else:
+            assert svc["image"].startswith("postgres:") and argv[0] == "postgres"
+            assert f"config_file={svc['volumes'][0].split(':')[1]}" in argv
+            conf = configs[0].read_text()
+            # The store keeps status history and firings: nothing may be lost on a crash.
+            assert "fsync = on" in conf and "synchronous_commit = on" in conf
 
 
 def test_light_worker_serves_koji_and_uploads_only(services):
