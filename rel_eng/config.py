@@ -111,18 +111,9 @@ class Config:
     def from_dict(cls, data: dict[str, Any]) -> "Config":
         data = dict(data)
         data["signing"] = Signing(**data["signing"])
-        if "celery" in data:
-            data["celery"] = CelerySettings.from_dict(data["celery"])
-        if "ec2" in data:
-            data["ec2"] = Ec2Config.from_dict(data["ec2"])
-        if "koji" in data:
-            data["koji"] = KojiConfig.from_dict(data["koji"])
-        if "oz" in data:
-            data["oz"] = OzConfig.from_dict(data["oz"])
-        if "store" in data:
-            data["store"] = StoreConfig.from_dict(data["store"])
-        if "schedule" in data:
-            data["schedule"] = ScheduleConfig.from_dict(data["schedule"])
+        for name, (kind, _) in _SECTIONS.items():
+            if name in data:
+                data[name] = kind.from_dict(data[name])
         data["image_types"] = tuple(ImageType(**t) for t in data["image_types"])
         data["releases"] = tuple(
             Release(**{**r, "repos": tuple(r["repos"]),
@@ -170,6 +161,16 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
 
 
+# The tables each backend owns: name -> (frozen type, parser(table, problems, config dir)).
+_SECTIONS = {
+    "celery": (CelerySettings, lambda t, p, d: parse_celery(t, p)),
+    "ec2": (Ec2Config, lambda t, p, d: parse_ec2(t, p)),
+    "koji": (KojiConfig, lambda t, p, d: parse_koji(t, p)),
+    "oz": (OzConfig, lambda t, p, d: parse_oz(t, p)),
+    "store": (StoreConfig, parse_store),
+    "schedule": (ScheduleConfig, parse_schedule),
+}
+
 _COMPOSE_KEYS = {
     "short", "variant", "builder", "arches", "optional_arches", "disk_size_gib", "xz_preset",
     "qcow2_compress", "default_user", "weekly_retention", "kickstart_dir", "tdl_dir",
@@ -184,8 +185,7 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
     values: dict[str, Any] = {}
     if path is not None:
         doc = _read_toml(path)
-        problems.unknown(doc, {"compose", "signing", "images", "ec2", "koji", "celery",
-                                "oz", "store", "schedule"}, "")
+        problems.unknown(doc, {"compose", "signing", "images", *_SECTIONS}, "")
         compose = doc.get("compose", {})
         problems.unknown(compose, _COMPOSE_KEYS, "compose.")
         for key in sorted(_COMPOSE_KEYS & set(compose)):
@@ -205,18 +205,9 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
         })
         if "images" in doc:
             values["image_types"] = _image_types(doc["images"], problems, base)
-        if "celery" in doc:
-            values["celery"] = parse_celery(doc["celery"], problems)
-        if "ec2" in doc:
-            values["ec2"] = parse_ec2(doc["ec2"], problems)
-        if "koji" in doc:
-            values["koji"] = parse_koji(doc["koji"], problems)
-        if "oz" in doc:
-            values["oz"] = parse_oz(doc["oz"], problems)
-        if "store" in doc:
-            values["store"] = parse_store(doc["store"], problems, relative)
-        if "schedule" in doc:
-            values["schedule"] = parse_schedule(doc["schedule"], problems, relative)
+        for name, (_, parse) in _SECTIONS.items():
+            if name in doc:
+                values[name] = parse(doc[name], problems, relative)
     cfg = dataclasses.replace(base, source=problems.source, **values)
     _check_config(cfg, problems)
     rel_path = Path(releases_file) if releases_file else Path(cfg.releases_file)
