@@ -47,6 +47,8 @@ class Recorder(Protocol):
 
     def status_changed(self, c: "Compose", status: str) -> None: ...
 
+    def amis(self, c: "Compose", ec2: dict) -> None: ...  # compose/metadata/ec2.json
+
 
 @dataclass(frozen=True)
 class Compose:
@@ -346,6 +348,14 @@ def publish(c: Compose, progress: Progress | None = None) -> None:
     for name, publisher in enabled_publishers(c.config):
         with progress.step(f"publishing with {name}"):
             publisher(c.topdir, c.config)
+    record_amis(c)
+
+
+def record_amis(c: Compose) -> None:
+    """AMI ids from compose/metadata/ec2.json into the compose store, when there is one."""
+    amis = metadata.read_json(c.metadir / "ec2.json")
+    if amis and c.recorder is not None:
+        c.recorder.amis(c, amis)
 
 
 def write_readmes(c: Compose, status: str) -> None:

@@ -1,5 +1,6 @@
 """EC2 publishing as a step of `rel-eng compose`, and a later `rel-eng ec2 publish` of the same
-drop: AMI ids reach ec2.json, the README's AMI table and the staged copy in the mirror."""
+drop: AMI ids reach ec2.json, the README's AMI table, the staged copy in the mirror and the
+compose store."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from ec2_helpers import BASE, REGIONS, aws_env, moto_url  # noqa: F401
 from rel_eng.cli import main
 from rel_eng.compose import run_compose
 from rel_eng.publish.ec2_config import Ec2Config
+from rel_eng.store.engine import open_engine
+from rel_eng.store.queries import compose_detail
+from rel_eng.store.recorder import recorder_for
 
 from conftest import ALPHA_DATE
 
@@ -17,7 +21,11 @@ from conftest import ALPHA_DATE
 def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env, tmp_path, config, capsys):
     cfg = dataclasses.replace(config, ec2=Ec2Config(
         enabled=True, base_region=BASE, regions=(REGIONS[0],), poll_interval_s=1, wait_timeout_s=60))
-    c = run_compose(cfg, tmp_path, "19", "Alpha", ALPHA_DATE)
+    recorder = recorder_for(cfg, tmp_path)
+    try:
+        c = run_compose(cfg, tmp_path, "19", "Alpha", ALPHA_DATE, recorder=recorder)
+    finally:
+        recorder.close()
     amis = json.loads((c.metadir / "ec2.json").read_text())
     nvra = "Fedora-Cloud-Base-EC2-19_Alpha-1.1.x86_64"
     assert set(amis["images"][nvra]["regions"]) == {BASE, REGIONS[0]}
@@ -35,3 +43,14 @@ def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env
     new_ami = later["images"][nvra]["regions"][REGIONS[1]]
     assert new_ami in (staged / "Cloud" / "x86_64" / "images" / "README").read_text()
     assert later["images"][nvra]["regions"][BASE] == amis["images"][nvra]["regions"][BASE]
+
+    # The compose store has every AMI, the late region included.
+    engine = open_engine(cfg.store.url_for(tmp_path))
+    try:
+        stored = compose_detail(engine, c.plan.compose_id)["amis"]
+    finally:
+        engine.dispose()
+    assert {(a["nvra"], a["region"], a["ami_id"]) for a in stored} == {
+        (n, region, ami) for n, info in later["images"].items()
+        for region, ami in info["regions"].items()}
+    assert {a["region"] for a in stored if a["nvra"] == nvra} == {BASE, *REGIONS}

@@ -61,10 +61,16 @@ def run_publish(args) -> int:
         amis = " ".join(f"{r}={a}" for r, a in result.amis.items())
         print(f"{result.job.nvra}: {state} {amis}", file=sys.stderr)
     print(f"wrote {report.metadata}", file=sys.stderr)
-    from rel_eng.compose import Compose, refresh_staged
+    from rel_eng.compose import record_amis, refresh_staged
+    from rel_eng.store.recorder import load_recorded
 
-    drop = refresh_staged(Compose.load(args.compose_dir),
-                          args.mirror or args.compose_dir.parent / "mirror")
+    c = load_recorded(args.compose_dir)
+    try:
+        record_amis(c)
+        drop = refresh_staged(c, args.mirror or args.compose_dir.parent / "mirror")
+    finally:
+        if c.recorder is not None:
+            c.recorder.close()
     if drop is not None:
         print(f"updated README and metadata in {drop}", file=sys.stderr)
     return 0

@@ -76,6 +76,11 @@ def render_detail(d: dict) -> list[str]:
         for a in d["artifacts"]:
             digest = f" sha256 {a['sha256']}" if a["sha256"] else ""
             out.append(f"  {a['path']} ({a['kind']}, {a['size']} bytes){digest}")
+    if d.get("amis"):
+        out.append("AMIs:")
+        for a in d["amis"]:
+            out.append(f"  {a['nvra']}  {a['region']:<15} {a['ami_id']}"
+                       + (" public" if a["public"] else " private"))
     out.append("status history (UTC):")
     for h in d["history"]:
         out.append(f"  {_t(h['at'])}  {h['status']}" + (f"  {h['reason']}" if h["reason"] else ""))

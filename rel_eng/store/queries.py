@@ -56,6 +56,7 @@ def compose_detail(engine: Engine, compose_id: str) -> dict | None:
         builds = {b["job_key"]: b for b in rows(schema.builds, schema.builds.c.job_key)}
         artifacts = rows(schema.artifacts, schema.artifacts.c.job_key, schema.artifacts.c.kind)
         history = rows(schema.status_changes, schema.status_changes.c.id)
+        amis = rows(schema.amis, schema.amis.c.nvra, schema.amis.c.region)
     for image in images:
         key = image["job_key"]
         image["steps"] = {s["step"].split(":", 1)[0]: {k: s[k] for k in ("state", "reason", "updated_at")}
@@ -68,5 +69,8 @@ def compose_detail(engine: Engine, compose_id: str) -> dict | None:
     detail.update(images=images, artifacts=[{k: v for k, v in a.items() if k != "compose_id"}
                                             for a in artifacts],
                   steps=[s for s in steps if s["job_key"] is None],
-                  history=[{k: h[k] for k in ("status", "reason", "at")} for h in history])
+                  history=[{k: h[k] for k in ("status", "reason", "at")} for h in history],
+                  amis=[{"nvra": a["nvra"], "region": a["region"], "ami_id": a["ami_id"],
+                         "snapshot_ids": json.loads(a["snapshot_ids"] or "[]"),
+                         "public": a["public"]} for a in amis])
     return detail

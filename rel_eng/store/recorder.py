@@ -113,6 +113,21 @@ class StoreRecorder:
 
         self._write(c, "artifacts", write)
 
+    def amis(self, c, ec2: dict) -> None:
+        """AMI ids per image and region, as the EC2 publisher wrote them to ec2.json."""
+        def write(conn: Connection, now: dt.datetime) -> None:
+            for nvra, info in sorted(ec2.get("images", {}).items()):
+                for region, ami in sorted(info.get("regions", {}).items()):
+                    ami_id = ami.get("ami_id", "") if isinstance(ami, dict) else str(ami)
+                    snaps = info.get("snapshots", {}).get(region, [])
+                    upsert(conn, schema.amis, dict(
+                        compose_id=c.plan.compose_id, nvra=nvra, region=region, ami_id=ami_id,
+                        snapshot_ids=json.dumps(snaps if isinstance(snaps, list) else [snaps]),
+                        public=bool(info.get("public")), recorded_at=now),
+                        ("compose_id", "nvra", "region"))
+
+        self._write(c, "AMIs", write)
+
     # --- internals ---
 
     def _write(self, c, what: str, fn: Callable[[Connection, dt.datetime], None],

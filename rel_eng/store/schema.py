@@ -102,6 +102,18 @@ artifacts = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
 )
 
+# AMIs per image and region, from the EC2 publisher's compose/metadata/ec2.json.
+amis = Table(
+    "amis", metadata,
+    _compose_fk(),
+    Column("nvra", String(200), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("ami_id", String(64), nullable=False),
+    Column("snapshot_ids", Text, nullable=False, default="[]"),  # JSON list
+    Column("public", Boolean, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 status_changes = Table(
     "status_changes", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
