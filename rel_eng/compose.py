@@ -8,9 +8,9 @@ rerun skips every step that already finished with the same inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from typing import Protocol
 from rel_eng import checksums, kickstart, metadata, naming, readme, runner, stage, tdl
 from rel_eng.builders import BUILDERS, BuildHandle, BuildOutcome, BuildRequest
 from rel_eng.config import Config
-from rel_eng.errors import BuildFailed, InputError, RelEngError
+from rel_eng.errors import InputError, RelEngError
 from rel_eng.manifest import Artifact, Manifest, atomic_write, step_digest
 from rel_eng.plan import DropPlan, plan_drop
 from rel_eng.process import TOOLS as PROCESS_TOOLS
@@ -316,7 +316,7 @@ def process(c: Compose, job_key: str, progress: Progress | None = None) -> list[
     job = c.job(job_key)
     with progress.step(f"post-processing {job.nvra}"):
         arts = process_image(c.topdir / raw.path, job, c.images_dir(job.arch), c.topdir, opts)
-    arts = [a.__class__(**{**a.__dict__, "bootable": raw.bootable}) for a in arts]
+    arts = [dataclasses.replace(a, bootable=raw.bootable) for a in arts]
     manifest.add_artifacts(arts)
     manifest.set_step(f"process:{job_key}", digest, "done")
     return arts

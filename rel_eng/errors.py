@@ -48,11 +48,3 @@ class CommandFailed(RelEngError):
         self.stderr_tail = stderr_tail
         tail = stderr_tail.strip().splitlines()[-1:] or ["(no stderr)"]
         super().__init__(f"command {argv[0]} exited {returncode}: {tail[0]}")
-
-
-class BuildFailed(RelEngError):
-    """An image build failed. `required` False means the arch may fail without dooming the compose."""
-
-    def __init__(self, message: str, required: bool = True):
-        super().__init__(message)
-        self.required = required

@@ -37,8 +37,3 @@ class Progress:
             self._console.log(message)
         else:
             log.info("%s", message)
-
-
-class Quiet(Progress):
-    def __init__(self):
-        super().__init__(interactive=False)

@@ -45,7 +45,7 @@ def render(plan: DropPlan, arch: str, deliverables: list[Artifact], checksum_nam
             "  the cloud; cloud-init installs it on first boot. Use sudo for root.", "",
             "Booting in OpenStack", "--------------------"]
     qcow2 = next((Path(a.path).name for a in deliverables if a.arch == arch and a.kind == "qcow2"), "IMAGE.qcow2")
-    out += [f"    openstack image create --disk-format qcow2 --container-format bare \\",
+    out += ["    openstack image create --disk-format qcow2 --container-format bare \\",
             f"        --file {qcow2} {Path(qcow2).stem}",
             f"    openstack server create --image {Path(qcow2).stem} --flavor m1.small \\",
             "        --key-name KEY my-instance", "",
@@ -59,7 +59,7 @@ def render(plan: DropPlan, arch: str, deliverables: list[Artifact], checksum_nam
     rows = _ami_rows(amis, {j.nvra for j in plan.images if j.arch == arch})
     if rows:
         out += ["  Launch one of these AMIs with your key pair:",
-                f"    aws ec2 run-instances --image-id AMI-ID --key-name KEY --region REGION", ""]
+                "    aws ec2 run-instances --image-id AMI-ID --key-name KEY --region REGION", ""]
         out += rows
     else:
         out += [f"  {EC2_PLACEHOLDER}"]

@@ -7,7 +7,6 @@ validates the result against Oz's schema.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from lxml import etree
@@ -57,10 +56,6 @@ def render(job: ImageJob, template: Path) -> str:
             etree.SubElement(repo, "url").text = url
     etree.indent(root, space="  ")
     return etree.tostring(root, encoding="unicode") + "\n"
-
-
-def oz_available() -> bool:
-    return Path(SYSTEM_PYTHON).exists() and shutil.which("oz-install") is not None
 
 
 def validate_with_oz(tdls: dict[str, str]) -> dict[str, str]:

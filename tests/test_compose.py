@@ -3,7 +3,6 @@
 import json
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 from productmd.composeinfo import ComposeInfo
