@@ -166,9 +166,13 @@ def test_task_that_keeps_failing_ends_doomed_with_reason(tmp_path, redis_server,
     assert (topdir / "STATUS").read_text() == f"{DOOMED}\n"
     summary = json.loads((topdir / "compose" / "metadata" / "rel-eng.json").read_text())
     assert summary["status"] == DOOMED
-    assert "generic-x86_64" in summary["failed_images"]
+    # The first image to give up dooms the compose; images still retrying then stop, so which
+    # and how many are listed depends on timing. Each listed one gave up after all its tries.
+    failed = summary["failed_images"]
+    assert failed and all("failed after 3 attempt(s)" in r for r in failed.values()), failed
     attempts = [e for e in distributed_builders.read_events(topdir) if e[0] == "attempt"]
     per_image = {key: sum(1 for e in attempts if e[1] == key) for _, key, _ in attempts}
-    assert set(per_image.values()) == {3}  # first try + max_retries, then it stopped
+    assert all(per_image[key] == 3 for key in failed)  # first try + max_retries, then it stopped
+    assert max(per_image.values()) == 3  # never retried past the limit
     c = Compose.load(topdir)
     assert not (tmp_path / "out" / "mirror" / c.plan.mirror_path).exists()  # nothing staged
