@@ -198,7 +198,7 @@ def build_request(c: Compose, job_key: str) -> BuildRequest:
     wd = c.workdir(job_key)
     return BuildRequest(compose_id=c.plan.compose_id, job=job, kickstart=wd / f"{job.nvra}.ks",
                         tdl=wd / f"{job.nvra}.tdl", workdir=wd, logdir=c.logdir / job_key,
-                        topdir=c.topdir, epoch=epoch_of(c.plan))
+                        topdir=c.topdir, epoch=epoch_of(c.plan), weekly=c.plan.weekly)
 
 
 def _build_digest(c: Compose, req: BuildRequest) -> str:

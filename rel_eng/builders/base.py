@@ -21,6 +21,7 @@ class BuildRequest:
     logdir: Path
     topdir: Path  # compose top dir; artifact paths are relative to it
     epoch: int = 0  # SOURCE_DATE_EPOCH for reproducible outputs (compose date, midnight UTC)
+    weekly: bool = False  # a weekly drop: Koji builds it as scratch
 
 
 @dataclass(frozen=True)

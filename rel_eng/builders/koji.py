@@ -467,18 +467,11 @@ class TaskWatcher:
 # --- helpers --------------------------------------------------------------------------------
 
 def _weekly(requests_: list[BuildRequest]) -> bool:
-    """Whether these requests belong to a weekly (scratch) drop, from the compose's plan."""
-    flags = {getattr(r, "weekly", None) for r in requests_}
-    if flags <= {True, False}:
-        if len(flags) > 1:
-            raise InputError("requests mix weekly and milestone images")
-        return flags.pop()
-    from rel_eng.compose import Compose  # late: the compose module imports the builders
-
-    plans = {Compose.load(top).plan.weekly for top in {r.topdir for r in requests_}}
-    if len(plans) != 1:
-        raise InputError("requests come from composes of different kinds")
-    return plans.pop()
+    """Whether these requests belong to a weekly (scratch) drop."""
+    flags = {r.weekly for r in requests_}
+    if len(flags) > 1:
+        raise InputError("requests mix weekly and milestone images")
+    return flags.pop()
 
 
 def _one_kickstart(requests_: list[BuildRequest]) -> Path:
