@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store_support import store_url  # noqa: E402,F401
 
 from rel_eng import compose  # noqa: E402
-from rel_eng.builders import BUILDERS  # noqa: E402
+from rel_eng.builders import BUILDERS, BuildOutcome  # noqa: E402
 from rel_eng.builders.synthetic import SyntheticBuilder  # noqa: E402
 from rel_eng.config import load_config  # noqa: E402
 from rel_eng.store import queries  # noqa: E402
@@ -80,7 +80,7 @@ class BrokenI686(SyntheticBuilder):
 
     def wait(self, handles, timeout=None):
         good = super().wait([h for h in handles if not h.job_key.endswith("i686")], timeout)
-        return good + [compose.BuildOutcome(h.job_key, False, "install timed out")
+        return good + [BuildOutcome(h.job_key, False, "install timed out")
                        for h in handles if h.job_key.endswith("i686")]
 
 

@@ -1,0 +1,88 @@
+"""The build step: submit, watch (or re-watch recorded builds) and collect raw disks."""
+
+from __future__ import annotations
+
+from rel_eng.builders import BUILDERS, BuildHandle, BuildOutcome, BuildRequest
+from rel_eng.compose.create import epoch_of
+from rel_eng.compose.model import Compose
+from rel_eng.compose.signals import cancel_on_signal
+from rel_eng.manifest import step_digest
+from rel_eng.progress import Progress
+
+
+def build_request(c: Compose, job_key: str) -> BuildRequest:
+    job = c.job(job_key)
+    wd = c.workdir(job_key)
+    return BuildRequest(compose_id=c.plan.compose_id, job=job, kickstart=wd / f"{job.nvra}.ks",
+                        tdl=wd / f"{job.nvra}.tdl", workdir=wd, logdir=c.logdir / job_key,
+                        topdir=c.topdir, epoch=epoch_of(c.plan), weekly=c.plan.weekly)
+
+
+def _build_digest(c: Compose, req: BuildRequest) -> str:
+    return step_digest("build", c.plan.builder, c.plan.compose_id, req.job,
+                       req.kickstart.read_text(), req.tdl.read_text())
+
+
+def build(c: Compose, job_keys: list[str] | None = None, progress: Progress | None = None,
+          builder_factory=None) -> dict[str, BuildOutcome]:
+    """Build images not built yet; returns outcomes for every requested image.
+
+    Builds a resumable builder (Koji) already started for the same inputs are watched again
+    from their recorded ids instead of being submitted a second time.
+    """
+    progress = progress or Progress(False)
+    keys = job_keys or [j.key for j in c.plan.images]
+    manifest = c.manifest
+    requests, outcomes = [], {}
+    for key in keys:
+        req = build_request(c, key)
+        digest = _build_digest(c, req)
+        if manifest.step_done(f"build:{key}", digest) and manifest.artifacts(job_key=key, kind="raw-disk"):
+            outcomes[key] = BuildOutcome(key, True, "already built")
+        else:
+            requests.append((req, digest))
+    if not requests:
+        return outcomes
+    by_key = {r.job.key: (r, d) for r, d in requests}
+    live: list[BuildHandle] = []  # everything cancel may stop, filled the moment ids exist
+
+    def record(handle: BuildHandle) -> None:
+        live.append(handle)
+        manifest.set_build(handle.job_key, builder=c.plan.builder, external_id=handle.external_id,
+                           digest=by_key[handle.job_key][1], data=handle.data)
+
+    factory = builder_factory or BUILDERS[c.plan.builder]
+    builder = factory(c.config, on_submitted=record)
+    resumed = _resumable_handles(c, builder, by_key) if getattr(builder, "resumable", False) else []
+    live.extend(resumed)
+    fresh = [r for r, _ in requests if r.job.key not in {h.job_key for h in resumed}]
+    with cancel_on_signal(builder, lambda: list(live), progress):
+        with progress.step(f"building {len(requests)} image(s) with {c.plan.builder}"
+                           + (f" ({len(resumed)} resumed)" if resumed else "")):
+            handles = resumed + (builder.submit(fresh) if fresh else [])
+            results = {o.job_key: o for o in builder.wait(handles)}
+    for handle in handles:
+        req, digest = by_key[handle.job_key]
+        outcome = results[handle.job_key]
+        if outcome.ok:
+            manifest.add_artifacts(builder.collect(handle, req))
+            manifest.set_step(f"build:{handle.job_key}", digest, "done")
+        else:
+            manifest.set_step(f"build:{handle.job_key}", digest, "failed", outcome.reason)
+        outcomes[handle.job_key] = outcome
+    return outcomes
+
+
+def _resumable_handles(c: Compose, builder, by_key: dict) -> list[BuildHandle]:
+    """Handles recorded by an earlier run for these very inputs, whose build has not failed."""
+    steps = c.manifest.read()["steps"]
+    handles = []
+    for key, rec in c.manifest.builds().items():
+        if key not in by_key or rec.get("builder") != c.plan.builder or not rec.get("external_id"):
+            continue
+        digest = by_key[key][1]
+        step = steps.get(f"build:{key}", {})
+        if rec.get("digest") != digest or (step.get("state") == "failed" and step.get("digest") == digest):
+            continue  # other inputs, or a failure to retry with a fresh build
+        handles.append(BuildHandle(key, rec["external_id"], dict(rec.get("data", {}))))
+    return handles

@@ -1,0 +1,85 @@
+"""The compose model: its directory, plan and config, its STATUS, and the store it reports to."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from rel_eng.config import Config
+from rel_eng.errors import InputError, RelEngError
+from rel_eng.manifest import Manifest, atomic_write
+from rel_eng.plan import DropPlan
+
+STARTED, FINISHED, INCOMPLETE, DOOMED, TERMINATED = (
+    "STARTED", "FINISHED", "FINISHED_INCOMPLETE", "DOOMED", "TERMINATED")
+
+
+class ComposeDoomed(RelEngError):
+    pass
+
+
+class Terminated(RelEngError):
+    exit_code = 130
+
+
+class Recorder(Protocol):
+    """Mirrors a compose's progress outside its directory (rel_eng.store); the dir stays the truth."""
+
+    def manifest(self, c: "Compose") -> Manifest: ...  # also records step, build, artifact updates
+
+    def status_changed(self, c: "Compose", status: str) -> None: ...
+
+    def amis(self, c: "Compose", ec2: dict) -> None: ...  # compose/metadata/ec2.json
+
+
+@dataclass(frozen=True)
+class Compose:
+    topdir: Path
+    plan: DropPlan
+    config: Config
+    recorder: Recorder | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def load(cls, topdir: Path, recorder: Recorder | None = None) -> "Compose":
+        work = topdir / "work"
+        try:
+            plan = DropPlan.from_dict(json.loads((work / "plan.json").read_text()))
+            config = Config.from_dict(json.loads((work / "config.json").read_text()))
+        except FileNotFoundError:
+            raise InputError(f"{topdir} is not a compose directory (no work/plan.json)") from None
+        return cls(topdir, plan, config, recorder)
+
+    @property
+    def manifest(self) -> Manifest:
+        return Manifest(self.topdir) if self.recorder is None else self.recorder.manifest(self)
+
+    @property
+    def metadir(self) -> Path:
+        return self.topdir / "compose" / "metadata"
+
+    @property
+    def logdir(self) -> Path:
+        return self.topdir / "logs"
+
+    def workdir(self, job_key: str) -> Path:
+        return self.topdir / "work" / job_key
+
+    def images_dir(self, arch: str) -> Path:
+        return self.topdir / "compose" / self.plan.variant / arch / "images"
+
+    def job(self, key: str):
+        return next(j for j in self.plan.images if j.key == key)
+
+    @property
+    def status(self) -> str:
+        try:
+            return (self.topdir / "STATUS").read_text().strip()
+        except FileNotFoundError:
+            return ""
+
+    def set_status(self, status: str) -> None:
+        atomic_write(self.topdir / "STATUS", status + "\n")
+        if self.recorder is not None:
+            self.recorder.status_changed(self, status)
