@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from rel_eng import naming
 from rel_eng.config import Config
@@ -31,10 +31,10 @@ class Taken:
     """What one source says is in use for a drop's release."""
 
     compose_ids: frozenset[str] = field(default_factory=frozenset)
-    labels: frozenset[str] = field(default_factory=frozenset)  # e.g. Alpha-1.2
+    labels: Mapping[str, str] = field(default_factory=dict)  # e.g. Alpha-1.2 -> who holds it
 
     def __or__(self, other: "Taken") -> "Taken":
-        return Taken(self.compose_ids | other.compose_ids, self.labels | other.labels)
+        return Taken(self.compose_ids | other.compose_ids, {**other.labels, **self.labels})
 
 
 TakenSource = Callable[[DropPlan], Taken]
@@ -69,23 +69,23 @@ def existing_plans(output: Path) -> list[DropPlan]:
 
 def taken_in_output(output: Path) -> TakenSource:
     def source(first: DropPlan) -> Taken:
-        ids, labels = set(), set()
+        ids, labels = set(), {}
         for p in existing_plans(output):
             if p.release_key != first.release_key:
                 continue
             ids.add(p.compose_id)
             if p.label and p.milestone == first.milestone:
-                labels.add(p.label)
+                labels.setdefault(p.label, f"{output} already holds compose {p.compose_id}")
         # A compose dir whose plan is missing or damaged still holds its id.
         if output.is_dir():
             ids.update(d.name for d in output.iterdir() if d.is_dir())
-        return Taken(frozenset(ids), frozenset(labels))
+        return Taken(frozenset(ids), labels)
     return source
 
 
 def taken_in_mirror(mirror_root: Path) -> TakenSource:
     def source(first: DropPlan) -> Taken:
-        ids, labels = set(), set()
+        ids, labels = set(), {}
         version = first.release_version
         if first.milestone:
             prefix = f"{version}_"
@@ -94,12 +94,12 @@ def taken_in_mirror(mirror_root: Path) -> TakenSource:
                 for d in stage_dir.iterdir():
                     # 19_Alpha-1.1; Final stages as 19_RC-1.1
                     if d.name.startswith(prefix) and LABEL_SYNTAX.fullmatch(d.name[len(prefix):]):
-                        labels.add(d.name[len(prefix):])
+                        labels[d.name[len(prefix):]] = f"the mirror already holds {d}"
         else:
             weekly = (mirror_root / first.mirror_path).parent
             if weekly.is_dir():
                 ids.update(d.name for d in weekly.iterdir() if not d.name.startswith("."))
-        return Taken(frozenset(ids), frozenset(labels))
+        return Taken(frozenset(ids), labels)
     return source
 
 
@@ -110,7 +110,7 @@ def _respin_of(compose_id: str, first: DropPlan) -> int | None:
     return int(rest) if rest.isascii() and rest.isdigit() else None
 
 
-def _label_numbers(labels: frozenset[str], name: str) -> list[tuple[int, int]]:
+def _label_numbers(labels: Mapping[str, str], name: str) -> list[tuple[int, int]]:
     out = []
     for label in labels:
         m = LABEL_SYNTAX.fullmatch(label)
@@ -144,8 +144,8 @@ def allocate(config: Config, output: Path, release: str, milestone: str | None,
             major, minor = wanted
             clash = f"{name}-{major}.{minor}"
             if clash in taken.labels:
-                raise InputError(f"label {clash} is already taken (by a compose in {output} or "
-                                 "a drop in the mirror)", hint="omit --label to get the next respin")
+                raise InputError(f"{taken.labels[clash]} with label {clash}",
+                                 hint="omit --label to get the next respin")
         elif numbers:
             major = max(numbers)[0]
             minor = max(n for j, n in numbers if j == major) + 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,6 @@ from typing import Callable, Iterator
 from rel_eng.errors import RelEngError
 
 POLL_S = 0.5
-ALLOCATE_LOCK = ".rel-eng-allocate.lock"
 
 
 class StepBusy(RelEngError):
@@ -91,6 +91,13 @@ def step_locks(topdir: Path, steps: list[str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def allocation_lock(output: Path) -> Iterator[None]:
-    """Respin allocation and the creation of the compose dir, one compose at a time per output."""
-    with file_lock(output / ALLOCATE_LOCK, f"{output}: respin allocation"):
+    """Respin allocation and the creation of the compose dir, one compose at a time per output.
+
+    The lock is on the output dir itself, so it adds no file to it."""
+    output.mkdir(parents=True, exist_ok=True)
+    fd = os.open(output, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)  # drops the lock
