@@ -17,7 +17,7 @@ from pathlib import Path
 from rel_eng import runner
 from rel_eng.atomic import atomic_path
 from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildRequest
-from rel_eng.errors import RelEngError
+from rel_eng.errors import Interrupted, RelEngError
 from rel_eng.manifest import Artifact, step_digest
 
 PART_START_SECTOR = 2048  # 1 MiB, as anaconda aligns
@@ -43,6 +43,8 @@ class SyntheticBuilder(Builder):
             req = self._requests[handle.job_key]
             try:
                 build_disk(req)
+            except Interrupted:
+                raise  # a signal stops the compose; it is no failure of this image
             except RelEngError as exc:
                 outcomes.append(BuildOutcome(handle.job_key, False, str(exc)))
             else:
