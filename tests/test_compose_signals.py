@@ -65,10 +65,10 @@ def compose_args(out: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("step,sig", [
-    ("create", signal.SIGTERM),
+    ("create", signal.SIGINT),
     ("build", signal.SIGINT),
     ("process", signal.SIGTERM),
-    ("metadata", signal.SIGINT),
+    ("metadata", signal.SIGTERM),
     ("staging", signal.SIGTERM),
 ])
 def test_a_signal_at_any_step_terminates_cleanly_and_resume_finishes(tmp_path, step, sig):
