@@ -9,16 +9,11 @@ import sys
 
 import pytest
 
+from rel_eng.cli import main
 from rel_eng.compose import allocate
-from rel_eng.compose.allocate import Taken
 from rel_eng.errors import InputError
 
 from conftest import ALPHA_DATE
-
-
-def rel_eng(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rel_eng", *args], capture_output=True, text=True,
-                          timeout=600)
 
 
 def test_label_keeps_its_major(tmp_path, config):
@@ -47,41 +42,45 @@ HOSTILE_LABELS = [
 ]
 
 
-def test_a_malformed_label_is_one_line_exit_2_and_nothing_written(tmp_path):
+def test_a_malformed_label_is_one_line_exit_2_and_nothing_written(tmp_path, capsys):
     seen = 0
     for i, (milestone, label) in enumerate(HOSTILE_LABELS):
         out = tmp_path / f"out{i}"
         kind = ["--milestone", milestone] if milestone else ["--weekly"]
-        proc = rel_eng("compose", "--release", "19" if milestone else "rawhide", *kind,
-                       "--date", "2013-04-05", "--output", str(out), "--label", label)
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        assert proc.returncode == 2, (label, proc.stderr)
-        assert len(lines) == 1 and "label" in lines[0], (label, proc.stderr)
+        rc = main(["compose", "--release", "19" if milestone else "rawhide", *kind,
+                   "--date", "2013-04-05", "--output", str(out), "--label", label])
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert rc == 2, (label, err)
+        assert len(lines) == 1 and "label" in lines[0], (label, err)
         assert not out.exists(), label
         seen += 1
     assert seen == len(HOSTILE_LABELS) == 13
 
 
 def test_what_the_mirror_holds_is_taken(tmp_path, config):
-    out, mirror = tmp_path / "out", tmp_path / "mirror"
+    out = tmp_path / "out"
+    mirror = out / "mirror"  # the default mirror root
     (mirror / "alt" / "stage" / "19_Alpha-1.1").mkdir(parents=True)  # staged from another output
     (mirror / "alt" / "stage" / "19_Alpha-1.2").mkdir()
     (mirror / "alt" / "stage" / "19_Beta-1.5").mkdir()  # another milestone: not counted
-    plan = allocate(config, out, "19", "Alpha", ALPHA_DATE, mirror_root=mirror)
+    plan = allocate(config, out, "19", "Alpha", ALPHA_DATE)
     assert plan.label == "Alpha-1.3"
     with pytest.raises(InputError, match="mirror already holds .*19_Alpha-1.2 with label Alpha-1.2"):
-        allocate(config, out, "19", "Alpha", ALPHA_DATE, label="Alpha-1.2", mirror_root=mirror)
+        allocate(config, out, "19", "Alpha", ALPHA_DATE, label="Alpha-1.2")
 
     weekly = mirror / "alt" / "cloud" / "weekly" / "Rawhide"
     (weekly / "Fedora-Cloud-Rawhide-20130405.n.0").mkdir(parents=True)
     (weekly / "Fedora-Cloud-Rawhide-20130405.n.3").mkdir()
     (weekly / "Fedora-Cloud-Rawhide-20130412.n.7").mkdir()  # another day: not counted
     (weekly / "latest").symlink_to("Fedora-Cloud-Rawhide-20130405.n.3")
-    plan = allocate(config, out, "rawhide", None, ALPHA_DATE, mirror_root=mirror)
+    plan = allocate(config, out, "rawhide", None, ALPHA_DATE)
     assert plan.compose_id == "Fedora-Cloud-Rawhide-20130405.n.4"
 
 
 def test_another_taken_source_plugs_in(tmp_path, config):
+    from rel_eng.compose.allocate import Taken
+
     def hub(first):  # e.g. a build system that already holds these names
         return Taken(frozenset({first.compose_id}), {"Alpha-1.1": "the hub already holds X"})
 
