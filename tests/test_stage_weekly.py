@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 
 from rel_eng.stage import StageFile, stage
@@ -95,3 +96,24 @@ def test_staging_dir_is_private_while_it_is_built(tmp_path, monkeypatch):
     assert seen, "no file was staged through the staging dir"
     assert all(mode & 0o077 == 0 for mode in seen), [oct(m) for m in seen]
     assert stat.S_IMODE(drop.stat().st_mode) == 0o755  # readable once it is the drop
+
+
+def test_resume_repairs_latest_and_retention_of_a_staged_weekly(tmp_path, config):
+    import dataclasses
+
+    from rel_eng.compose import Compose, resume, run_compose
+
+    from conftest import ALPHA_DATE
+
+    cfg = dataclasses.replace(config, weekly_retention=1)
+    older = run_compose(cfg, tmp_path, "rawhide", None, ALPHA_DATE)
+    newer = run_compose(cfg, tmp_path, "rawhide", None, ALPHA_DATE)
+    parent = tmp_path / "mirror" / PARENT
+    assert os.readlink(parent / "latest") == newer.plan.compose_id
+    # A crash between the rename and `latest`/retention leaves the older drop and `latest` on it.
+    shutil.copytree(parent / newer.plan.compose_id, parent / older.plan.compose_id)
+    os.unlink(parent / "latest")
+    os.symlink(older.plan.compose_id, parent / "latest")
+    (newer.topdir / "STATUS").write_text("STARTED\n")
+    resume(Compose.load(newer.topdir), tmp_path / "mirror")
+    assert listing(tmp_path / "mirror") == ([newer.plan.compose_id], newer.plan.compose_id)
