@@ -163,7 +163,10 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
     deliverables = _deliverables_key(c)
     ran = {}
     keys = {}
-    keys["metadata"] = step_digest("metadata", c.plan, deliverables)
+    # images.json records each file's mtime: a re-made file (same bytes) is a new input.
+    mtimes = [int((c.topdir / a["path"]).stat().st_mtime) for a in deliverables
+              if (c.topdir / a["path"]).is_file()]
+    keys["metadata"] = step_digest("metadata", c.plan, deliverables, mtimes)
     ran["metadata"] = _keyed(c, "metadata", keys["metadata"], [c.metadir / "images.json"],
                              lambda: write_images(c))
     sums = _checksum_entries(c)
