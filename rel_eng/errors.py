@@ -39,6 +39,12 @@ class ToolMissing(InputError):
         self.package = package
 
 
+class Interrupted(RelEngError):
+    """A signal stopped the run (SIGINT/SIGTERM). Exit 130; never a failure of what it cut short."""
+
+    exit_code = 130
+
+
 class CommandFailed(RelEngError):
     """A subprocess exited non-zero. Carries argv, exit code and the tail of stderr."""
 

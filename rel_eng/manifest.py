@@ -12,10 +12,11 @@ import dataclasses
 import fcntl
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+from rel_eng.atomic import atomic_write  # noqa: F401  (re-exported: its old home)
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,6 @@ def step_digest(*parts: Any) -> str:
     """Content key of a step: sha256 of its canonical JSON inputs."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 class Manifest:

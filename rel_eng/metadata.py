@@ -8,7 +8,8 @@ from pathlib import Path
 from productmd.composeinfo import ComposeInfo, Variant
 from productmd.images import Image, Images
 
-from rel_eng.manifest import Artifact, atomic_write
+from rel_eng.atomic import atomic_path, atomic_write
+from rel_eng.manifest import Artifact
 from rel_eng.plan import DropPlan
 
 SUMMARY = "rel-eng.json"
@@ -24,10 +25,8 @@ def _fill_compose(header, plan: DropPlan) -> None:
 
 def _dump(obj, path: Path) -> None:
     # productmd dumps in place; write beside and rename so readers never see half a file.
-    tmp = path.with_name(f".{path.name}.tmp")
-    obj.dump(str(tmp))
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        obj.dump(str(tmp))
 
 
 def write_composeinfo(metadir: Path, plan: DropPlan) -> Path:

@@ -107,6 +107,7 @@ def plan_drop(
     respin: int = 0,
     label_minor: int = 1,
     builder: str | None = None,
+    label_major: int = 1,
 ) -> DropPlan:
     """Resolve every name, version and file of one drop. `milestone=None` means a weekly."""
     release = cfg.release(release_key)
@@ -121,7 +122,7 @@ def plan_drop(
     compose_type = "nightly" if milestone is None else "production"
     datestr = date.strftime("%Y%m%d")
     cid = naming.compose_id(cfg.short, release.version, datestr, compose_type, respin)
-    label = naming.label(milestone, label_minor) if milestone else None
+    label = naming.label(milestone, label_minor, label_major) if milestone else None
     version, rel = naming.image_version_release(release.version, label, datestr, compose_type, respin)
     if milestone:
         mirror_path = f"alt/stage/{naming.stage_dir(release.version, label)}"

@@ -9,12 +9,12 @@ read of the just-written file, while xz is still compressing on the other thread
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from rel_eng import runner
+from rel_eng.atomic import atomic_path
 from rel_eng.manifest import Artifact
 from rel_eng.plan import ImageJob
 
@@ -36,29 +36,23 @@ class Written:
     sha256: str
 
 
-def _part(path: Path) -> Path:
-    return path.with_name(f".{path.name}.part")
-
-
 def to_qcow2(raw: Path, dest: Path, compress: bool = False) -> Written:
-    tmp = _part(dest)
     argv = ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1"]
     if compress:
         argv.append("-c")
-    runner.run(argv + [str(raw), str(tmp)])
-    digest = hashlib.sha256()
-    size = 0
-    with open(tmp, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        runner.run(argv + [str(raw), str(tmp)])
+        digest = hashlib.sha256()
+        size = 0
+        with open(tmp, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
     return Written(dest, size, digest.hexdigest())
 
 
 def to_raw_tar_xz(raw: Path, dest: Path, member: str, preset: int = 6, epoch: int = 0) -> Written:
     """GNU tar (sparse member) | xz -T0, hashed while written to dest."""
-    tmp = _part(dest)
     tar = runner.start([
         "tar", "--sparse", "--format=gnu", "--numeric-owner", "--owner=0", "--group=0",
         f"--mtime=@{epoch}", "--transform", f"s|^{raw.name}$|{member}|",
@@ -68,17 +62,23 @@ def to_raw_tar_xz(raw: Path, dest: Path, member: str, preset: int = 6, epoch: in
     tar.stdout.close()  # xz owns the read end now; tar gets SIGPIPE if xz dies
     digest = hashlib.sha256()
     size = 0
-    try:
-        with open(tmp, "wb") as out:
-            while chunk := xz.stdout.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-    finally:
+    with atomic_path(dest) as tmp:
+        try:
+            with open(tmp, "wb") as out:
+                while chunk := xz.stdout.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except BaseException:  # a signal or a full disk: stop both, keep the first error
+            for proc in (xz, tar):
+                proc.kill()
+            xz.stdout.close()
+            xz.wait()
+            tar.wait()
+            raise
         xz.stdout.close()
         runner.wait(xz)
         runner.wait(tar)
-    os.replace(tmp, dest)
     return Written(dest, size, digest.hexdigest())
 
 

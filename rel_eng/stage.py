@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from productmd.images import Images
 
+from rel_eng.atomic import atomic_symlink
 from rel_eng.errors import InputError, RelEngError
 
 CHUNK = 1024 * 1024
@@ -95,6 +97,8 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
         os.chmod(mirror_root / d, 0o755)
     if target.exists():
         if _same_drop(target, files):
+            if weekly_retention is not None:  # a crash may have left these behind
+                settle_weekly(parent, weekly_retention, current=target.name)
             return target  # a rerun after a crash past the rename: already staged
         raise InputError(f"{target} already exists in the mirror with different content",
                          hint="this compose was staged before; start a new respin")
@@ -102,7 +106,7 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
     for drop in reversed(_previous_drops(parent, target.name)):
         earlier.update(_known_digests(drop))
     tmp = parent / f".{target.name}.staging-{os.getpid()}-{int(time.time())}"
-    tmp.mkdir(mode=0o755)
+    tmp.mkdir(mode=0o700)  # private while it is built: rsync copies dot-dirs too
     try:
         for f in sorted(files, key=lambda f: f.rel):
             dst = tmp / f.rel
@@ -124,8 +128,7 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if weekly_retention is not None:
-        _point_latest(parent, target.name)
-        _prune(parent, keep=weekly_retention, current=target.name)
+        settle_weekly(parent, weekly_retention, current=target.name)
     return target
 
 
@@ -137,18 +140,49 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# `<short>-<version>-<YYYYMMDD>[.<type>].<respin>`: a weekly drop's dir is its compose id.
+WEEKLY_RE = re.compile(r"^.+-(?P<date>[0-9]{8})(?:\.(?:n|t|ci))?\.(?P<respin>[0-9]+)$")
+
+
+def weekly_key(name: str) -> tuple[str, int] | None:
+    """(compose date, respin) of a weekly drop dir; None for anything else."""
+    m = WEEKLY_RE.match(name)
+    return (m.group("date"), int(m.group("respin"))) if m else None
+
+
+def weekly_drops(parent: Path) -> list[Path]:
+    """The weekly drops under `parent`, newest first by compose date and respin (never mtime)."""
+    if not parent.is_dir():
+        return []
+    drops = [p for p in parent.iterdir()
+             if not p.name.startswith(".") and p.is_dir() and not p.is_symlink()
+             and weekly_key(p.name) is not None]
+    return sorted(drops, key=lambda p: weekly_key(p.name), reverse=True)
+
+
+def settle_weekly(parent: Path, keep: int, current: str = "") -> None:
+    """`latest` -> the newest drop, and only the newest `keep` drops kept; a no-op when both
+    already hold, so a rerun repairs what a crash left behind and changes nothing else.
+
+    `current` (the drop just staged) is never pruned in the run that staged it, even when a
+    backfill makes it older than `keep` others: the next weekly's run prunes it.
+    """
+    drops = weekly_drops(parent)
+    if drops:
+        _point_latest(parent, drops[0].name)
+    _prune(parent, keep=keep, current=current)
+
+
 def _point_latest(parent: Path, name: str) -> None:
-    tmp = parent / f".latest.tmp-{os.getpid()}"
-    if tmp.is_symlink():
-        tmp.unlink()
-    os.symlink(name, tmp)
-    os.replace(tmp, parent / "latest")  # readers see the old or the new link, never none
+    link = parent / "latest"
+    if link.is_symlink() and os.readlink(link) == name:
+        return
+    atomic_symlink(name, link)  # readers see the old or the new link, never none
 
 
 def _prune(parent: Path, keep: int, current: str) -> list[str]:
-    drops = _previous_drops(parent, exclude="")
     removed = []
-    for old in drops[keep:]:
+    for old in weekly_drops(parent)[keep:]:
         if old.name == current:
             continue
         # Rename out of sight first so nobody reads a half-deleted drop.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -204,11 +205,24 @@ def test_task_wrappers_are_idempotent_per_compose_image_and_step(new_compose, tm
 
 def test_a_step_held_by_another_delivery_waits_then_gives_up(new_compose):
     c = new_compose()
-    with tasks.step_lock(c, "build:x", timeout=1):
+    held, release = threading.Event(), threading.Event()
+
+    def holder():  # another delivery: the lock re-enters within one thread, so use a second
+        with tasks.step_lock(c, "build:x", timeout=1):
+            held.set()
+            release.wait(10)
+
+    other = threading.Thread(target=holder)
+    other.start()
+    try:
+        assert held.wait(10)
         start = time.monotonic()
         with pytest.raises(tasks.StepBusy, match="still held by another worker"):
             with tasks.step_lock(c, "build:x", timeout=1):
                 pass
         assert 0.9 < time.monotonic() - start < 3
+    finally:
+        release.set()
+        other.join()
     with tasks.step_lock(c, "build:x", timeout=1):  # released: free again
         pass

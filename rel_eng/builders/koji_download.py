@@ -19,6 +19,7 @@ from typing import IO, Callable
 import requests
 
 from rel_eng import runner
+from rel_eng.atomic import atomic_path
 from rel_eng.errors import RelEngError
 
 log = logging.getLogger(__name__)
@@ -160,21 +161,15 @@ def write_sparse(src: IO[bytes], dest: Path) -> int:
 
 def unxz_sparse(src: Path, dest: Path) -> int:
     """`xz -dc src` streamed into a sparse `dest` (temp name, renamed when xz succeeded)."""
-    tmp = dest.with_name(f".{dest.name}.part")
-    proc = runner.start(["xz", "-dc", "-T0", "--", str(src)])
-    try:
-        size = write_sparse(proc.stdout, tmp)
-    except BaseException:
-        proc.kill()
+    with atomic_path(dest) as tmp:  # removed on any failure, a corrupt .xz included
+        proc = runner.start(["xz", "-dc", "-T0", "--", str(src)])
+        try:
+            size = write_sparse(proc.stdout, tmp)
+        except BaseException:
+            proc.kill()
+            proc.stdout.close()
+            proc.wait()
+            raise
         proc.stdout.close()
-        proc.wait()
-        tmp.unlink(missing_ok=True)
-        raise
-    proc.stdout.close()
-    try:
         runner.wait(proc)  # a corrupt or truncated .xz makes xz exit non-zero
-    except RelEngError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dest)
     return size

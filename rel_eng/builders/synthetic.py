@@ -15,8 +15,9 @@ import uuid
 from pathlib import Path
 
 from rel_eng import runner
+from rel_eng.atomic import atomic_path
 from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildRequest
-from rel_eng.errors import RelEngError
+from rel_eng.errors import Interrupted, RelEngError
 from rel_eng.manifest import Artifact, step_digest
 
 PART_START_SECTOR = 2048  # 1 MiB, as anaconda aligns
@@ -42,6 +43,8 @@ class SyntheticBuilder(Builder):
             req = self._requests[handle.job_key]
             try:
                 build_disk(req)
+            except Interrupted:
+                raise  # a signal stops the compose; it is no failure of this image
             except RelEngError as exc:
                 outcomes.append(BuildOutcome(handle.job_key, False, str(exc)))
             else:
@@ -70,8 +73,9 @@ def build_disk(req: BuildRequest) -> Path:
     size = job.disk_size_gib * 1024**3
     out = raw_path(req)
     req.workdir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    with tempfile.TemporaryDirectory(prefix="rel-eng-root-", dir=req.workdir) as rootdir:
+    # Temp names carry the pid so a --resume after a SIGKILL can sweep them.
+    with atomic_path(out) as tmp, tempfile.TemporaryDirectory(
+            prefix=f".root.tmp-{os.getpid()}-", dir=req.workdir) as rootdir:
         root = Path(rootdir)
         _populate(root, req, epoch)
         with open(tmp, "wb") as fh:
@@ -88,7 +92,6 @@ def build_disk(req: BuildRequest) -> Path:
             "-d", str(root), str(tmp), f"{part_kib}k",
         ], env=env)
         _pin_inode_times(tmp, root, epoch, env)
-    os.replace(tmp, out)
     return out
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rel_eng.commands import common
 from rel_eng.compose import FINISHED, INCOMPLETE, STARTED, Compose, resume, run_compose
+from rel_eng.compose.allocate import parse_label
 from rel_eng.errors import InputError
 from rel_eng.progress import Progress
 
@@ -33,6 +34,8 @@ def run(args) -> int:
     if not args.release or not (args.milestone or args.weekly):
         raise InputError("--release and one of --milestone/--weekly are required",
                          hint="or --resume COMPOSE to continue one")
+    if args.label is not None:  # refused before anything (a store included) is opened
+        parse_label(args.label, args.milestone)
     config = common.load(args)
     common.check_builder(config, args.builder)
     if args.queue:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rel_eng.builders import BUILDERS, BuildHandle, BuildOutcome, BuildRequest
 from rel_eng.compose.create import epoch_of
+from rel_eng.compose.locks import step_locks
 from rel_eng.compose.model import Compose
 from rel_eng.compose.signals import cancel_on_signal
 from rel_eng.manifest import step_digest
@@ -30,8 +31,14 @@ def build(c: Compose, job_keys: list[str] | None = None, progress: Progress | No
     Builds a resumable builder (Koji) already started for the same inputs are watched again
     from their recorded ids instead of being submitted a second time.
     """
-    progress = progress or Progress(False)
     keys = job_keys or [j.key for j in c.plan.images]
+    # The same per-step locks as the Celery tasks: two runs of one compose never build one
+    # image at once, and the second finds the first's builds recorded done.
+    with step_locks(c.topdir, [f"build:{k}" for k in keys]):
+        return _build(c, keys, progress or Progress(False), builder_factory)
+
+
+def _build(c: Compose, keys: list[str], progress: Progress, builder_factory) -> dict[str, BuildOutcome]:
     manifest = c.manifest
     requests, outcomes = [], {}
     for key in keys:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 from rel_eng import metadata
@@ -23,16 +24,20 @@ def create(config: Config, plan: DropPlan, output: Path,
     except FileExistsError:
         raise InputError(f"{output} already holds compose {plan.compose_id}",
                          hint="use another --output or let the respin count up") from None
-    c = Compose(topdir, plan, config, recorder)
-    atomic_write(topdir / "work" / "plan.json", json.dumps(plan.to_dict(), indent=2))
-    atomic_write(topdir / "work" / "config.json", json.dumps(config.to_dict(), indent=2))
-    for job in plan.images:
-        ks_text, tdl_text = inputs[job.key]
-        atomic_write(c.workdir(job.key) / f"{job.nvra}.ks", ks_text)
-        atomic_write(c.workdir(job.key) / f"{job.nvra}.tdl", tdl_text)
-    c.logdir.mkdir(parents=True, exist_ok=True)
-    metadata.write_composeinfo(c.metadir, plan)
-    c.set_status(STARTED)
+    try:  # all or nothing: an error or a signal here leaves no half-made compose dir
+        c = Compose(topdir, plan, config, recorder)
+        atomic_write(topdir / "work" / "plan.json", json.dumps(plan.to_dict(), indent=2))
+        atomic_write(topdir / "work" / "config.json", json.dumps(config.to_dict(), indent=2))
+        for job in plan.images:
+            ks_text, tdl_text = inputs[job.key]
+            atomic_write(c.workdir(job.key) / f"{job.nvra}.ks", ks_text)
+            atomic_write(c.workdir(job.key) / f"{job.nvra}.tdl", tdl_text)
+        c.logdir.mkdir(parents=True, exist_ok=True)
+        metadata.write_composeinfo(c.metadir, plan)
+        c.set_status(STARTED)
+    except BaseException:
+        shutil.rmtree(topdir, ignore_errors=True)
+        raise
     return c
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from rel_eng import checksums, metadata, readme, stage
 from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
-from rel_eng.manifest import atomic_write
+from rel_eng.compose.locks import step_lock
+from rel_eng.manifest import atomic_write, step_digest
 from rel_eng.progress import Progress
-from rel_eng.publish import enabled_publishers
+from rel_eng.publish import enabled_publishers, enabled_sharers
 
 
 def failures(c: Compose) -> dict[str, str]:
@@ -19,24 +21,48 @@ def failures(c: Compose) -> dict[str, str]:
 
 def write_metadata(c: Compose) -> None:
     """images.json, CHECKSUM per arch (clearsigned if configured)."""
+    write_images(c)
+    write_checksums(c)
+
+
+def write_images(c: Compose) -> None:
+    metadata.write_images(c.metadir, c.plan, c.manifest.artifacts(intent="deliverable"), c.topdir)
+
+
+def _checksum_entries(c: Compose) -> dict[str, list[checksums.Entry]]:
     deliverables = c.manifest.artifacts(intent="deliverable")
-    metadata.write_images(c.metadir, c.plan, deliverables, c.topdir)
+    out = {}
     for arch in c.plan.arches():
         entries = [checksums.Entry(Path(a.path).name, a.size, a.sha256)
                    for a in deliverables if a.arch == arch]
-        if not entries:
-            continue
+        if entries:
+            out[arch] = entries
+    return out
+
+
+def write_checksums(c: Compose) -> None:
+    for arch, entries in _checksum_entries(c).items():
         text = checksums.checksum_text(entries)
         if c.config.signing.enabled:
             text = checksums.clearsign(text, c.config.signing)
         atomic_write(c.images_dir(arch) / c.plan.checksum_name(arch), text)
 
 
-def publish(c: Compose, progress: Progress | None = None) -> None:
+def publish(c: Compose, progress: Progress | None = None, share: bool = True) -> None:
+    """Every enabled publisher; with share=False the results stay private (see `share`)."""
     progress = progress or Progress(False)
     for name, publisher in enabled_publishers(c.config):
-        with progress.step(f"publishing with {name}"):
-            publisher(c.topdir, c.config)
+        with progress.step(f"publishing with {name}" + ("" if share else " (private)")):
+            publisher(c.topdir, c.config, share=share)
+    record_amis(c)
+
+
+def share(c: Compose, progress: Progress | None = None) -> None:
+    """Make public and announce what `publish(c, share=False)` registered."""
+    progress = progress or Progress(False)
+    for name, sharer in enabled_sharers(c.config):
+        with progress.step(f"sharing and announcing with {name}"):
+            sharer(c.topdir, c.config)
     record_amis(c)
 
 
@@ -94,27 +120,112 @@ def refresh_staged(c: Compose, mirror_root: Path) -> Path | None:
     if not drop.is_dir():
         return None
     for f in stage_files(c):
-        if f.sha256 or not (drop / f.rel).parent.is_dir():
-            continue
-        atomic_write(drop / f.rel, f.src.read_bytes())
+        _swap_into(drop, f)
     return drop
 
 
-def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) -> str:
-    """After builds and processing: fail, or write metadata, publish, readme, stage, FINISHED."""
+def _swap_into(drop: Path, f: stage.StageFile) -> None:
+    """One small file of a staged drop replaced atomically, when its bytes changed."""
+    dst = drop / f.rel
+    if f.sha256 or not dst.parent.is_dir():
+        return
+    data = f.src.read_bytes()
+    if dst.is_file() and dst.read_bytes() == data:
+        return
+    atomic_write(dst, data)
+
+
+def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run) -> bool:
+    """Run `run()` unless the manifest records `step` done for `digest` and its outputs exist."""
+    if c.manifest.step_done(step, digest) and all(p.exists() for p in outputs):
+        return False
+    run()
+    c.manifest.set_step(step, digest, "done")
+    return True
+
+
+def _deliverables_key(c: Compose) -> list[dict]:
+    return [dataclasses.asdict(a) for a in c.manifest.artifacts(intent="deliverable")]
+
+
+def _ec2_regions(c: Compose) -> dict:
+    """What the READMEs show of ec2.json: the AMI ids (not whether they are public yet)."""
+    amis = metadata.read_json(c.metadir / "ec2.json") or {}
+    return {nvra: info.get("regions", {}) for nvra, info in amis.get("images", {}).items()}
+
+
+def finalize_steps(c: Compose, mirror_root: Path, status: str,
+                   progress: Progress | None = None) -> dict[str, bool]:
+    """metadata -> checksum -> publish (private) -> readme -> stage -> share, each a manifest
+    step keyed by its inputs: a rerun with the same inputs redoes none of them. Returns which
+    steps ran. Nothing becomes public before the drop is staged."""
+    progress = progress or Progress(False)
+    deliverables = _deliverables_key(c)
+    ran = {}
+    keys = {}
+    # images.json records each file's mtime: a re-made file (same bytes) is a new input.
+    mtimes = [int((c.topdir / a["path"]).stat().st_mtime) for a in deliverables
+              if (c.topdir / a["path"]).is_file()]
+    keys["metadata"] = step_digest("metadata", c.plan, deliverables, mtimes)
+    ran["metadata"] = _keyed(c, "metadata", keys["metadata"], [c.metadir / "images.json"],
+                             lambda: write_images(c))
+    sums = _checksum_entries(c)
+    keys["checksum"] = step_digest("checksum", c.plan, deliverables, c.config.signing)
+    ran["checksum"] = _keyed(c, "checksum", keys["checksum"],
+                             [c.images_dir(a) / c.plan.checksum_name(a) for a in sums],
+                             lambda: write_checksums(c))
+    publishers = [name for name, _ in enabled_publishers(c.config)]
+    raws = [dataclasses.asdict(a) for a in c.manifest.artifacts(kind="raw-disk")]
+    keys["publish"] = step_digest("publish", c.plan.compose_id, publishers, raws,
+                                  dataclasses.asdict(c.config.ec2) if publishers else None)
+    if publishers:
+        ran["publish"] = _keyed(c, "publish", keys["publish"], [c.metadir / "ec2.json"],
+                                lambda: publish(c, progress, share=False))
     failed = failures(c)
-    required = [k for k in failed if not c.job(k).optional]
-    if required:
-        c.set_status(DOOMED)
-        metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
-        raise ComposeDoomed(
-            f"compose {c.plan.compose_id} is DOOMED: required image(s) failed: "
-            + "; ".join(f"{k}: {failed[k]}" for k in sorted(required)),
-            hint=f"see {c.logdir}; nothing was staged or published")
-    status = INCOMPLETE if failed else FINISHED
-    write_metadata(c)
-    publish(c, progress)
-    write_readmes(c, status)
-    stage_drop(c, mirror_root, progress)
-    c.set_status(status)
-    return status
+    keys["readme"] = step_digest("readme", c.plan, deliverables, status, failed, _ec2_regions(c),
+                                 c.config.signing.enabled, c.config.default_user)
+    readmes = [c.images_dir(a) / "README" for a in c.plan.arches() if c.images_dir(a).is_dir()]
+    ran["readme"] = _keyed(c, "readme", keys["readme"], [*readmes, c.metadir / metadata.SUMMARY],
+                           lambda: write_readmes(c, status))
+    keys["stage"] = step_digest("stage", str(mirror_root.resolve()), c.plan.mirror_path,
+                                keys["metadata"], keys["checksum"], keys["publish"], keys["readme"])
+    ran["stage"] = _keyed(c, "stage", keys["stage"], [], lambda: stage_drop(c, mirror_root, progress))
+    if not ran["stage"] and c.plan.weekly:  # staged before: repair what a crash left behind
+        stage.settle_weekly((mirror_root / c.plan.mirror_path).parent, c.config.weekly_retention,
+                            current=Path(c.plan.mirror_path).name)
+    # The staged drop is complete here. Checks of the staged drop go between staging and sharing:
+    # stage -> verify -> share. Nothing below runs unless the drop is in the mirror.
+    if publishers:
+        keys["share"] = step_digest("share", keys["publish"], keys["stage"])
+
+        def share_and_refresh():
+            share(c, progress)
+            drop = mirror_root / c.plan.mirror_path
+            for f in stage_files(c):  # ec2.json now says public: swap it into the drop
+                if f.rel == "metadata/ec2.json" and drop.is_dir():
+                    _swap_into(drop, f)
+
+        ran["share"] = _keyed(c, "share", keys["share"], [], share_and_refresh)
+    return ran
+
+
+def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) -> str:
+    """After builds and processing: fail, or run the finalize steps and end FINISHED.
+
+    Holds the compose's `finalize` lock (the one the Celery finalize task takes), so two runs
+    of one compose never finalize at once."""
+    with step_lock(c.topdir, "finalize"):
+        failed = failures(c)
+        required = [k for k in failed if not c.job(k).optional]
+        if required:
+            c.set_status(DOOMED)
+            metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
+            raise ComposeDoomed(
+                f"compose {c.plan.compose_id} is DOOMED: required image(s) failed: "
+                + "; ".join(f"{k}: {failed[k]}" for k in sorted(required)),
+                hint=f"see {c.logdir}; nothing was staged or published")
+        status = INCOMPLETE if failed else FINISHED
+        finalize_steps(c, mirror_root, status, progress)
+        if c.status != status:
+            c.set_status(status)
+        return status

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rel_eng.config import Config
-from rel_eng.errors import InputError, RelEngError
+from rel_eng.errors import InputError, Interrupted, RelEngError
 from rel_eng.manifest import Manifest, atomic_write
 from rel_eng.plan import DropPlan
 
@@ -20,8 +20,8 @@ class ComposeDoomed(RelEngError):
     pass
 
 
-class Terminated(RelEngError):
-    exit_code = 130
+class Terminated(Interrupted):
+    pass
 
 
 class Recorder(Protocol):

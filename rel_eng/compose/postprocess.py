@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from rel_eng.compose.create import epoch_of
+from rel_eng.compose.locks import step_lock
 from rel_eng.compose.model import Compose
 from rel_eng.errors import RelEngError
 from rel_eng.manifest import Artifact, step_digest
@@ -14,7 +15,11 @@ from rel_eng.progress import Progress
 
 def process(c: Compose, job_key: str, progress: Progress | None = None) -> list[Artifact]:
     """raw disk -> qcow2 + raw.tar.xz for one image; skipped when already done for this raw."""
-    progress = progress or Progress(False)
+    with step_lock(c.topdir, f"process:{job_key}"):  # the Celery task's lock too
+        return _process(c, job_key, progress or Progress(False))
+
+
+def _process(c: Compose, job_key: str, progress: Progress) -> list[Artifact]:
     manifest = c.manifest
     raws = manifest.artifacts(job_key=job_key, kind="raw-disk")
     if not raws:

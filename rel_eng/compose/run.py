@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from rel_eng import runner
-from rel_eng.compose.allocate import allocate
+from rel_eng import atomic, runner
+from rel_eng.compose.allocate import allocate_and_create
 from rel_eng.compose.build import build
-from rel_eng.compose.create import create
 from rel_eng.compose.finalize import finalize
-from rel_eng.compose.inputs import prepare_inputs, required_tools
+from rel_eng.compose.inputs import required_tools
 from rel_eng.compose.model import DOOMED, STARTED, TERMINATED, Compose, ComposeDoomed, Recorder, Terminated
 from rel_eng.compose.postprocess import process
+from rel_eng.compose.signals import terminate_on_signal
 from rel_eng.config import Config
 from rel_eng.progress import Progress
 
@@ -22,18 +22,37 @@ def run_compose(config: Config, output: Path, release: str, milestone: str | Non
                 mirror_root: Path | None = None, progress: Progress | None = None,
                 recorder: Recorder | None = None) -> Compose:
     progress = progress or Progress(False)
-    plan = allocate(config, output, release, milestone, date, label=label, builder=builder)
-    runner.require_all(required_tools(config, plan.builder))
-    inputs = prepare_inputs(config, plan)  # every input checked before anything is written
-    c = create(config, plan, output, inputs, recorder)
-    progress.note(f"compose {plan.compose_id} started in {c.topdir}")
-    return resume(c, mirror_root or output / "mirror", progress)
+    mirror_root = mirror_root or output / "mirror"
+    with terminate_on_signal():
+        # Every input checked before anything is written; the respin is allocated and the
+        # compose dir created under the output dir's lock.
+        c = allocate_and_create(
+            config, output, release, milestone, date, label=label, builder=builder,
+            mirror_root=mirror_root, recorder=recorder,
+            check=lambda plan: runner.require_all(required_tools(config, plan.builder)))
+        progress.note(f"compose {c.plan.compose_id} started in {c.topdir}")
+        return resume(c, mirror_root, progress)
 
 
 def resume(c: Compose, mirror_root: Path, progress: Progress | None = None) -> Compose:
     """Run every step not yet done. A fresh compose and a crashed one go through the same path."""
     progress = progress or Progress(False)
+    with terminate_on_signal():
+        return _resume(c, mirror_root, progress)
+
+
+def sweep_leftovers(c: Compose, mirror_root: Path) -> list[Path]:
+    """Temp files and staging dirs that killed runs (SIGKILL included) left behind."""
+    drop = mirror_root / c.plan.mirror_path
+    return [*atomic.sweep(c.topdir), *atomic.sweep(drop.parent, recursive=False),
+            *atomic.sweep(drop)]
+
+
+def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
     try:
+        swept = sweep_leftovers(c, mirror_root)
+        if swept:
+            progress.note(f"removed {len(swept)} leftover(s) of interrupted runs")
         outcomes = build(c, progress=progress)
         for key, outcome in sorted(outcomes.items()):
             if outcome.ok:

@@ -18,7 +18,8 @@ from celery.canvas import Signature
 
 from rel_eng import metadata
 from rel_eng.compose import (DOOMED, FINISHED, INCOMPLETE, TERMINATED, Compose, ComposeDoomed,
-                             Terminated, allocate, create, prepare_inputs)
+                             Terminated)
+from rel_eng.compose.allocate import allocate_and_create
 from rel_eng.config import Config
 from rel_eng.distributed import routing, tasks
 from rel_eng.distributed.broker import check_reachable
@@ -54,18 +55,22 @@ def submit_compose(config: Config, output: Path, release: str, milestone: str | 
     s = effective(config.celery)
     check_reachable(s, config.source)  # before anything is written
     output = output.resolve()
-    plan = allocate(config, output, release, milestone, date, label=label, builder=builder)
-    for job in plan.images:
-        routing.build_queue(s, plan.builder, job)
-    inputs = prepare_inputs(config, plan)  # every input checked before anything is written
     from rel_eng.store.recorder import recorder_for  # late: SQLAlchemy only when recording
+
+    def routable(plan):
+        for job in plan.images:
+            routing.build_queue(s, plan.builder, job)
 
     recorder = recorder_for(config, output)
     try:
-        c = create(config, plan, output, inputs, recorder)
+        # Inputs checked first; respin allocated and the dir created under the output's lock.
+        c = allocate_and_create(config, output, release, milestone, date, label=label,
+                                builder=builder, mirror_root=mirror_root, recorder=recorder,
+                                check=routable)
     finally:
         if recorder is not None:
             recorder.close()
+    plan = c.plan
     app = make_app(s)
     try:
         try:

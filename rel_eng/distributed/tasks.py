@@ -4,16 +4,15 @@ Every task reloads the compose from its top dir (shared storage) and calls exact
 `rel-eng compose` calls in-process: `build(c, [key])`, `process(c, key)`, `finalize(c, mirror)`.
 Those steps skip work their manifest records as done, so a redelivered task (a worker killed
 after finishing but before its ack, a Redis restart) never rebuilds, re-processes or stages
-twice. A per-step file lock keeps two deliveries of one step from running at once: the kernel
-drops it when its holder dies, so a SIGKILLed worker never leaves a stale lock behind.
+twice. A per-step file lock (rel_eng.compose.locks, the one local runs take too) keeps two
+deliveries of one step from running at once: the kernel drops it when its holder dies, so a
+SIGKILLed worker never leaves a stale lock behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +20,8 @@ from celery import Task
 from celery.exceptions import Reject
 
 from rel_eng import compose, metadata
+from rel_eng.compose import locks
+from rel_eng.compose.locks import StepBusy  # noqa: F401  (retried: another delivery still runs)
 from rel_eng.compose import (DOOMED, FINISHED, INCOMPLETE, STARTED, TERMINATED, Compose,
                              ComposeDoomed, Terminated)
 from rel_eng.distributed.settings import CelerySettings
@@ -33,11 +34,6 @@ PROCESS = "rel_eng.process_image"
 FINALIZE = "rel_eng.finalize_compose"
 DOOM = "rel_eng.doom_compose"
 ENDED = (FINISHED, INCOMPLETE, DOOMED, TERMINATED)
-LOCK_POLL_S = 0.5
-
-
-class StepBusy(RelEngError):
-    """Another delivery of this step still runs after the lock deadline (retried)."""
 
 
 class NotSettled(RelEngError):
@@ -59,29 +55,11 @@ def load(topdir: str) -> Compose:
     return Compose.load(c.topdir, recorder)
 
 
-def _try_lock(fh) -> bool:
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-
-
 @contextlib.contextmanager
 def step_lock(c: Compose, step: str, timeout: float) -> Iterator[None]:
-    path = c.topdir / "work" / "locks" / (step.replace(":", "--") + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
-    with open(path, "a") as fh:
-        while not _try_lock(fh):
-            if time.monotonic() >= deadline:
-                raise StepBusy(f"{c.plan.compose_id}: step {step} is still held by another "
-                               f"worker after {timeout:.0f}s")
-            time.sleep(LOCK_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """The step's lock (rel_eng.compose.locks, the same one a local run takes), with a deadline."""
+    with locks.step_lock(c.topdir, step, timeout):
+        yield
 
 
 def build_image(topdir: str, job_key: str, lock_timeout: float) -> dict:

@@ -27,7 +27,7 @@ from rel_eng.publish import ami, ec2_tags, messages
 from rel_eng.publish.aws_clients import AwsClients, Ec2Error, describe_failure, error_code
 from rel_eng.publish.ebs_upload import GIB, UploadResult, upload_ebs_direct, volume_size_gib
 from rel_eng.publish.ec2_config import Ec2Config, check_ec2, known_regions
-from rel_eng.publish.ec2_results import write_results
+from rel_eng.publish.ec2_results import load_results, results_path, write_results
 from rel_eng.publish.s3_import import upload_s3_import
 
 if TYPE_CHECKING:
@@ -285,11 +285,14 @@ def publish_ec2(
     *,
     session: boto3.session.Session | None = None,
     out: Callable[[str], None] = print,
+    share: bool = True,
 ) -> PublishReport:
     """Publish every EC2 image of the drop in `topdir`; `regions` overrides the configured copies.
 
     `session` lets callers (and tests) supply a boto3 session; by default credentials and
-    endpoints come from the standard AWS chain and environment.
+    endpoints come from the standard AWS chain and environment. With `share=False` the AMIs are
+    registered and copied but stay private and nothing is announced: `rel-eng compose` stages
+    the drop first and calls `share_ec2` only once the drop is in the mirror.
     """
     cfg = config.ec2
     collect = _Collect(config.source)
@@ -318,6 +321,52 @@ def publish_ec2(
         # Nothing was shared yet: a rerun picks up every finished snapshot and AMI.
         raise Ec2Error("EC2 publishing incomplete: " + "; ".join(failures),
                        hint="rerun `rel-eng ec2 publish`; finished steps are not repeated")
+    if not share:
+        path = write_results(topdir, results_document(plan, cfg, results, skipped))
+        return PublishReport(plan.compose_id, tuple(results), skipped, (), path)
+    return _share_and_announce(publisher, plan, results, skipped, topdir, out)
+
+
+def share_ec2(
+    topdir: Path,
+    config: "Config",
+    *,
+    session: boto3.session.Session | None = None,
+    out: Callable[[str], None] = print,
+) -> PublishReport:
+    """Share (when configured), deprecate and announce the AMIs ec2.json records for `topdir`,
+    as registered by `publish_ec2(..., share=False)`. Safe to rerun: sharing twice is a no-op."""
+    cfg = config.ec2
+    plan = load_plan(topdir)
+    recorded = load_results(topdir)
+    if not recorded or recorded.get("compose_id") != plan.compose_id:
+        raise InputError(f"{results_path(topdir)}: no AMIs recorded for {plan.compose_id}",
+                         hint="publish the drop's EC2 images first")
+    clients = AwsClients(cfg, session)
+    clients.require_credentials()
+    jobs = {j.nvra: j for j in plan.images}
+    results = []
+    try:
+        for nvra, info in sorted(recorded.get("images", {}).items()):
+            images = {}
+            for region, image_id in info["regions"].items():
+                found = clients.ec2(region).describe_images(ImageIds=[image_id])["Images"]
+                if not found:
+                    raise Ec2Error(f"{nvra}: AMI {image_id} in {region} no longer exists",
+                                   hint="rerun `rel-eng ec2 publish` to register it again")
+                images[region] = found[0]
+            results.append(ImageResult(jobs[nvra], info["volume_size_gib"], images, None))
+    except AWS_ERRORS as exc:
+        raise describe_failure("looking up the AMIs to share", exc) from None
+    regions = tuple(dict.fromkeys((cfg.base_region, *(r for res in results for r in res.images))))
+    publisher = Ec2Publisher(clients, cfg, plan, regions)
+    return _share_and_announce(publisher, plan, results, recorded.get("skipped", {}), topdir, out)
+
+
+def _share_and_announce(publisher: Ec2Publisher, plan: DropPlan, results: list[ImageResult],
+                        skipped: dict[str, str], topdir: Path,
+                        out: Callable[[str], None]) -> PublishReport:
+    cfg = publisher.cfg
     try:
         results = [publisher.finish(r) for r in results]
     except AWS_ERRORS as exc:
