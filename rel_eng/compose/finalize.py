@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rel_eng import checksums, metadata, readme, stage
+from rel_eng import checksums, metadata, readme, stage, verify
 from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
 from rel_eng.manifest import atomic_write
 from rel_eng.progress import Progress
@@ -115,6 +115,8 @@ def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) ->
     write_metadata(c)
     publish(c, progress)
     write_readmes(c, status)
-    stage_drop(c, mirror_root, progress)
+    drop = stage_drop(c, mirror_root, progress)
+    # The staged bytes, end to end, before anything says FINISHED; raises DropBroken.
+    verify.verify_staged(drop, c.config.signing.gpg_home, c.config.signing.enabled)
     c.set_status(status)
     return status
