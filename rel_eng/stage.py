@@ -105,7 +105,10 @@ def _copy_verified(f: StageFile, dst: Path) -> None:
 def _link_verified(f: StageFile, same: Path, dst: Path) -> bool:
     """Hardlink an earlier drop's file when it still holds the recorded bytes: the link is made
     first and the linked inode re-hashed, so what was checked is what is staged."""
-    os.link(same, dst, follow_symlinks=False)
+    try:
+        os.link(same, dst, follow_symlinks=False)
+    except OSError:  # another filesystem, or gone since: copy instead
+        return False
     st = os.lstat(dst)
     if statmod.S_ISREG(st.st_mode) and st.st_size == f.size and sha256_file(dst) == f.sha256:
         return True
@@ -170,6 +173,10 @@ def _mirror_dirs(mirror_root: Path, rel: Path) -> None:
 def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
           weekly_retention: int | None = None) -> Path:
     """Publish `files` as `mirror_root/mirror_path`; returns the drop dir. Safe to rerun."""
+    parts = Path(mirror_path).parts
+    if not parts or os.path.isabs(mirror_path) or ".." in parts or "." in parts:
+        raise InputError(f"mirror path {mirror_path!r} would leave the mirror root {mirror_root}",
+                         hint="a mirror path is relative, without '.' or '..'")
     mirror_root.mkdir(parents=True, exist_ok=True)
     mirror_root = mirror_root.resolve()  # the root may be a link; nothing below it may be
     target = mirror_root / mirror_path

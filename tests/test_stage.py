@@ -195,3 +195,11 @@ def test_a_symlink_as_the_drop_is_refused(tmp_path):
     with pytest.raises(InputError, match="is a symlink"):
         stage(_drop(tmp_path, "a", {"a.qcow2": b"x"}), mirror, "alt/stage/19_Alpha-1.1")
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["../outside/19_Alpha-1.1", "alt/../../x", "/abs/drop"])
+def test_a_mirror_path_that_leaves_the_mirror_is_refused(tmp_path, bad):
+    mirror = tmp_path / "m" / "mirror"
+    with pytest.raises(InputError, match="would leave the mirror root"):
+        stage(_drop(tmp_path, "a", {"a.qcow2": b"x"}), mirror, bad)
+    assert not (tmp_path / "m" / "outside").exists() and not (tmp_path / "x").exists()
