@@ -56,7 +56,8 @@ def find_root(path: Path) -> Path:
     """The directory holding `metadata/images.json`: a staged drop itself, or a compose dir's
     `compose/`. Anything else is bad input (InputError, exit 2)."""
     if not path.is_dir():
-        raise InputError(f"{path}: no such directory",
+        what = "not a directory" if path.exists() else "no such directory"
+        raise InputError(f"{path}: {what}",
                          hint="pass a compose dir (<output>/<compose id>) or a staged mirror drop")
     for root in (path, path / "compose"):
         if (root / "metadata" / "images.json").is_file():
@@ -86,11 +87,15 @@ def _check_file(rep: Report, sums: _Sums, path: Path | None, shown: str, size: i
     if path is None:
         rep.bad(shown, f"listed in {where} but missing, not a regular file, or outside the drop")
         return
-    actual_size = path.stat().st_size
-    if actual_size != size:
-        rep.bad(shown, f"{actual_size} bytes, {where} says {size}")
+    try:
+        actual_size = path.stat().st_size
+        if actual_size != size:
+            rep.bad(shown, f"{actual_size} bytes, {where} says {size}")
+            return
+        actual = sums.of(path)
+    except (OSError, RelEngError) as exc:
+        rep.bad(shown, f"unreadable: {getattr(exc, 'strerror', None) or exc}")
         return
-    actual = sums.of(path)
     if actual != sha:
         rep.bad(shown, f"sha256 {actual}, {where} says {sha}")
 
@@ -187,7 +192,11 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False) ->
             if ck.is_symlink():
                 continue  # reported as a stray below
             accounted.add(ck)
-            text = ck.read_text(errors="replace")
+            try:
+                text = ck.read_text(errors="replace")
+            except OSError as exc:
+                rep.bad(ck, f"unreadable: {exc.strerror}")
+                continue
             signed = text.startswith(SIGNED_HEAD)
             body, problem = signed_body(text)
             if problem:
