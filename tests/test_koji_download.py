@@ -156,3 +156,25 @@ def test_a_download_damaged_on_the_way_is_refused_by_the_hub_checksum(koji_hub, 
     assert f"{reqs[0].job.nvra}{suffix}" in text and archive["checksum"] in text
     assert "sha256 is " in text
     assert [p.name for p in reqs[0].workdir.iterdir() if "raw" in p.name] == []  # nothing kept
+
+
+@pytest.mark.parametrize("algo,ctype", [("md5", 0), ("sha1", 1), ("sha256", 2)])
+def test_check_archive_uses_the_checksum_type_the_hub_recorded(tmp_path, algo, ctype):
+    from rel_eng.builders.koji_download import DownloadFailed, check_archive
+    from rel_eng.digest import DigestMismatch
+
+    data = os.urandom(70_000)
+    f = tmp_path / "img.raw.xz"
+    f.write_bytes(data)
+    record = {"filename": f.name, "size": len(data), "checksum_type": ctype,
+              "checksum": hashlib.new(algo, data).hexdigest()}
+    check_archive(f, record, "koji task 1")
+    with pytest.raises(DigestMismatch, match=f"{algo} is "):
+        check_archive(f, {**record, "checksum": hashlib.new(algo, b"x").hexdigest()}, "koji task 1")
+    assert not f.exists()  # removed: a rerun fetches it again
+    f.write_bytes(data)
+    with pytest.raises(DownloadFailed, match="the hub recorded 1 "):
+        check_archive(f, {**record, "size": 1}, "koji task 1")
+    f.write_bytes(data)
+    with pytest.raises(DownloadFailed, match="unusable archive record"):
+        check_archive(f, {**record, "checksum_type": 9}, "koji task 1")
