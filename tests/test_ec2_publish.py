@@ -156,8 +156,8 @@ def test_block_size_is_taken_from_start_snapshot(aws_env, tmp_path):
     def bigger_blocks(parsed, **kw):
         parsed["BlockSize"] = 65536
     session.events.register("after-call.ebs.StartSnapshot", bigger_blocks)
-    result = upload_ebs_direct(AwsClients(ec2_config(), session), ec2_config(), BASE, path, 1, {}, "d",
-                               raw_sha256=raw_digest(path))
+    result = upload_ebs_direct(AwsClients(ec2_config(), session), ec2_config(), BASE, path, 1, {},
+                               "d", raw_sha256=raw_digest(path))
     expected = nonzero_blocks(path, 65536)
     assert result.block_size == 65536
     assert sorted(p["BlockIndex"] for p in rec.ops("PutSnapshotBlock")) == sorted(expected)

@@ -152,8 +152,9 @@ def check_archive(path: Path, archive: dict, where: str) -> None:
         expected = str(archive["checksum"]).lower()
         want_size = int(archive["size"])
     except (KeyError, IndexError, TypeError, ValueError):
-        raise DownloadFailed(f"{where}: unusable archive record for {path.name} "
-                             f"({ {k: archive.get(k) for k in ('checksum', 'checksum_type', 'size')} })") from None
+        shown = {k: archive.get(k) for k in ("checksum", "checksum_type", "size")}
+        raise DownloadFailed(f"{where}: unusable archive record for {path.name} ({shown})",
+                             hint="check the build in koji") from None
     if size != want_size:
         path.unlink()
         raise DownloadFailed(f"{where}: {path.name} is {size} bytes, the hub recorded {want_size}",

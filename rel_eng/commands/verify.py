@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--gpg-home", metavar="DIR",
                    help="gpg home holding the signing key (default: [signing] gpg_home)")
     p.add_argument("--require-signed", action="store_true",
-                   help="an unsigned CHECKSUM file is a problem (default: when [signing] key is set)")
+                   help="an unsigned CHECKSUM file is a problem "
+                        "(default: when [signing] key is set)")
     common.add_config_options(p)
     p.set_defaults(func=run)
 

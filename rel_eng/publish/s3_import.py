@@ -1,8 +1,8 @@
 """Fallback upload for accounts without EBS direct access: the raw file to S3, then ImportSnapshot.
 
 This sends the whole file, holes included (S3 has no sparse objects), and needs the `vmimport`
-service role. The S3 object is deleted once the snapshot exists. The raw disk is checked against its manifest
-digest before any byte is sent.
+service role. The S3 object is deleted once the snapshot exists. The raw disk is checked against
+its manifest digest before any byte is sent.
 """
 
 from __future__ import annotations
