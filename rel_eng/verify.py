@@ -153,6 +153,10 @@ def _parse_checksum(rep: Report, shown: str, text: str) -> dict[str, tuple[int |
 def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False) -> Report:
     """Check the compose dir or staged drop at `path`; InputError when it is neither."""
     root = find_root(path)
+    if gpg_home and not Path(gpg_home).is_dir():
+        raise InputError(f"gpg home {gpg_home} is not a directory",
+                         hint="pass --gpg-home DIR or set [signing] gpg_home to the keyring "
+                              "holding the signing key")
     rep = Report(root)
     sums = _Sums()
     accounted: set[Path] = set()

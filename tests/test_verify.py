@@ -101,6 +101,14 @@ def test_not_a_drop_is_bad_input(tmp_path, capsys):
     assert err[0].startswith(f"rel-eng: error: {tmp_path}: not a compose dir or a staged drop")
     rc, out, err = _verify(capsys, tmp_path / "missing")
     assert (rc, len(err)) == (2, 1) and "no such directory" in err[0]
+    (tmp_path / "a-file").write_text("x")
+    rc, out, err = _verify(capsys, tmp_path / "a-file")
+    assert (rc, len(err)) == (2, 1) and "not a directory" in err[0]
+
+
+def test_a_missing_gpg_home_is_bad_input(drop, tmp_path, capsys):
+    rc, out, err = _verify(capsys, drop, "--gpg-home", tmp_path / "nope")
+    assert (rc, out, len(err)) == (2, [], 1) and "gpg home" in err[0]
 
 
 @pytest.fixture(scope="module")
