@@ -16,6 +16,7 @@ from pathlib import Path
 from productmd.images import Images
 
 from rel_eng import runner
+from rel_eng.config import Signing
 from rel_eng.digest import sha256_file
 from rel_eng.errors import CommandFailed, InputError, RelEngError
 from rel_eng.stage import inside
@@ -116,17 +117,34 @@ def signed_body(text: str) -> tuple[str, str]:
     return "\n".join(lines) + "\n", ""
 
 
-def gpg_verify(path: Path, gpg_home: str = "") -> str:
-    """"" when gpg finds a good signature on the clearsigned `path`, else why not."""
-    argv = ["gpg", "--batch", "--status-fd", "1", "--no-auto-key-retrieve"]
-    if gpg_home:
-        argv += ["--homedir", gpg_home]
+def _gpg(gpg_home: str) -> list[str]:
+    return ["gpg", "--batch", "--no-auto-key-retrieve"] + (["--homedir", gpg_home] if gpg_home else [])
+
+
+def key_fingerprints(key: str, gpg_home: str = "") -> set[str]:
+    """Fingerprints of `key` (primary and subkeys) in the keyring; empty when it is not there."""
     try:
-        out = runner.run(argv + ["--verify", str(path)]).stdout.decode(errors="replace")
+        out = runner.run(_gpg(gpg_home) + ["--with-colons", "--list-keys", "--", key]).stdout
+    except CommandFailed:
+        return set()
+    return {line.split(":")[9] for line in out.decode(errors="replace").splitlines()
+            if line.startswith("fpr:") and len(line.split(":")) > 9}
+
+
+def gpg_verify(path: Path, gpg_home: str = "", fingerprints: set[str] | None = None) -> str:
+    """"" when gpg finds a good signature on the clearsigned `path` (made by one of
+    `fingerprints` when given), else why not."""
+    try:
+        out = runner.run(_gpg(gpg_home) + ["--status-fd", "1", "--verify", str(path)]).stdout
     except CommandFailed as exc:
         return f"gpg --verify failed: {exc.stderr_tail.strip().splitlines()[-1:] or exc}"
-    if "[GNUPG:] GOODSIG" not in out or "[GNUPG:] VALIDSIG" not in out:
+    status = out.decode(errors="replace").splitlines()
+    valid = [line.split()[2:] for line in status if line.startswith("[GNUPG:] VALIDSIG ")]
+    if not valid or not any(line.startswith("[GNUPG:] GOODSIG ") for line in status):
         return "gpg --verify found no good signature"
+    if fingerprints is not None and not any(
+            fields[0] in fingerprints or fields[-1] in fingerprints for fields in valid):
+        return f"signed by {valid[0][-1]}, not by the configured signing key"
     return ""
 
 
@@ -150,13 +168,22 @@ def _parse_checksum(rep: Report, shown: str, text: str) -> dict[str, tuple[int |
     return out
 
 
-def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False) -> Report:
-    """Check the compose dir or staged drop at `path`; InputError when it is neither."""
+def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
+                key: str = "") -> Report:
+    """Check the compose dir or staged drop at `path`; InputError when it is neither. With `key`,
+    every signature must be by that key."""
     root = find_root(path)
     if gpg_home and not Path(gpg_home).is_dir():
         raise InputError(f"gpg home {gpg_home} is not a directory",
                          hint="pass --gpg-home DIR or set [signing] gpg_home to the keyring "
                               "holding the signing key")
+    fingerprints = None
+    if key:
+        fingerprints = key_fingerprints(key, gpg_home)
+        if not fingerprints:
+            raise InputError(f"signing key {key!r} is not in the keyring"
+                             + (f" {gpg_home}" if gpg_home else ""),
+                             hint="pass --gpg-home DIR holding it, or --key")
     rep = Report(root)
     sums = _Sums()
     accounted: set[Path] = set()
@@ -207,7 +234,7 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False) ->
                 rep.bad(ck, problem)
                 continue
             if signed:
-                why = gpg_verify(ck, gpg_home)
+                why = gpg_verify(ck, gpg_home, fingerprints)
                 if why:
                     rep.bad(ck, why)
                 else:
@@ -255,10 +282,11 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False) ->
     return rep
 
 
-def verify_staged(drop: Path, gpg_home: str = "", require_signed: bool = False) -> list[str]:
+def verify_staged(drop: Path, signing: Signing) -> list[str]:
     """The compose's last check on its staged drop: raises DropBroken naming every problem;
-    returns nothing to report otherwise (an empty list)."""
-    rep = verify_tree(drop, gpg_home, require_signed)
+    returns nothing to report otherwise (an empty list). When signing is configured, every
+    CHECKSUM file must carry a good signature by the configured key."""
+    rep = verify_tree(drop, signing.gpg_home, signing.enabled, signing.key)
     if rep.problems:
         raise DropBroken(drop, rep.problems)
     return rep.problems

@@ -115,16 +115,17 @@ def test_a_missing_gpg_home_is_bad_input(drop, tmp_path, capsys):
 def gpg_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--passphrase", "",
-                    "--quick-gen-key", "rel-eng verify test <verify@example.org>", "ed25519",
-                    "sign", "never"], check=True, capture_output=True)
+    for who in ("verify", "someone-else"):
+        subprocess.run(["gpg", "--homedir", str(home), "--batch", "--passphrase", "",
+                        "--quick-gen-key", f"rel-eng verify test <{who}@example.org>", "ed25519",
+                        "sign", "never"], check=True, capture_output=True)
     yield home
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
 
 
-def _clearsign(home, path):
+def _clearsign(home, path, who="verify"):
     signed = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--armor",
-                             "--local-user", "verify@example.org", "--clearsign"],
+                             "--local-user", f"{who}@example.org", "--clearsign"],
                             input=path.read_bytes(), check=True, capture_output=True).stdout
     path.write_bytes(signed)
 
@@ -178,3 +179,14 @@ def test_the_compose_verifies_its_staged_drop_before_finishing(tmp_path, config,
         run_compose(config, tmp_path / "out", "19", "Alpha", ALPHA_DATE)
     topdir = next((tmp_path / "out").glob("Fedora-Cloud-19-*"))
     assert (topdir / "STATUS").read_text().strip() == DOOMED
+
+
+def test_a_signature_by_another_key_is_named(drop, gpg_home, capsys):
+    ck = next((drop / IMG).glob("*CHECKSUM"))
+    _clearsign(gpg_home, ck, who="someone-else")
+    _clearsign(gpg_home, next(drop.glob("Cloud/i686/images/*CHECKSUM")))
+    rc, out, _ = _verify(capsys, drop, "--gpg-home", gpg_home, "--key", "verify@example.org")
+    assert rc == 1 and len(out) == 1
+    assert out[0].startswith(f"{ck}: signed by ") and "not by the configured signing key" in out[0]
+    rc, out, err = _verify(capsys, drop, "--gpg-home", gpg_home, "--key", "nobody@example.org")
+    assert (rc, out, len(err)) == (2, [], 1) and "not in the keyring" in err[0]

@@ -16,6 +16,9 @@ def register(sub) -> None:
                    help="a compose dir (<output>/<compose id>) or a staged mirror drop")
     p.add_argument("--gpg-home", metavar="DIR",
                    help="gpg home holding the signing key (default: [signing] gpg_home)")
+    p.add_argument("--key", metavar="KEY",
+                   help="signatures must be by this key (default: [signing] key; none: any key "
+                        "in the keyring)")
     p.add_argument("--require-signed", action="store_true",
                    help="an unsigned CHECKSUM file is a problem "
                         "(default: when [signing] key is set)")
@@ -26,7 +29,7 @@ def register(sub) -> None:
 def run(args) -> int:
     signing = common.load(args).signing
     rep = verify.verify_tree(args.path, args.gpg_home or signing.gpg_home,
-                             args.require_signed or signing.enabled)
+                             args.require_signed or signing.enabled, args.key or signing.key)
     for line in rep.problems:
         print(line)
     if rep.problems:

@@ -117,6 +117,6 @@ def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) ->
     write_readmes(c, status)
     drop = stage_drop(c, mirror_root, progress)
     # The staged bytes, end to end, before anything says FINISHED; raises DropBroken.
-    verify.verify_staged(drop, c.config.signing.gpg_home, c.config.signing.enabled)
+    verify.verify_staged(drop, c.config.signing)
     c.set_status(status)
     return status
