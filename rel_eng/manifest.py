@@ -28,6 +28,10 @@ class Artifact:
     intent: str  # build-output, deliverable, log
     path: str  # relative to the compose top dir
     size: int = 0
+    # Hex sha256 of the file. For raw disks (kind raw-disk, several GiB and mostly holes) it is
+    # the block digest of rel_eng.digest (sha256 over each 1 MiB block's sha256), which costs
+    # what the data costs; the builder records it as it hands the disk over, and every later
+    # reader checks it (rel_eng.digest.check_raw).
     sha256: str = ""
     bootable: bool = False
 

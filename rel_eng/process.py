@@ -3,7 +3,9 @@
 Sparse-aware throughout, so cost follows the data and not the virtual size: qemu-img and GNU tar
 both skip holes (SEEK_DATA/SEEK_HOLE). The raw.tar.xz is hashed as it streams out of `xz -T0` on
 its way to disk. qemu-img cannot write qcow2 to a stream (it seeks), so its digest is taken in one
-read of the just-written file, while xz is still compressing on the other thread.
+read of the just-written file, while xz is still compressing on the other thread. The raw disk's
+block digest is checked against the one its builder recorded on a third thread, reading the same
+data from the page cache; on a mismatch the outputs are removed and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from rel_eng import runner
 from rel_eng.atomic import atomic_path
+from rel_eng.digest import check_raw
 from rel_eng.manifest import Artifact
 from rel_eng.plan import ImageJob
 
@@ -83,12 +86,14 @@ def to_raw_tar_xz(raw: Path, dest: Path, member: str, preset: int = 6, epoch: in
 
 
 def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
-                  opts: ProcessOptions) -> list[Artifact]:
-    """Make every output of `job` from its raw disk, the two conversions side by side."""
+                  opts: ProcessOptions, *, raw_sha256: str) -> list[Artifact]:
+    """Make every output of `job` from its raw disk, the two conversions side by side, and the
+    raw disk checked against `raw_sha256` (its manifest digest) beside them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = {o.suffix: o for o in job.outputs}
     results: dict[str, Written] = {}
     errors: list[BaseException] = []
+    bad_raw: list[BaseException] = []
 
     def qcow2():
         try:
@@ -96,14 +101,27 @@ def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
         except BaseException as exc:  # re-raised below on the caller's thread
             errors.append(exc)
 
-    worker = threading.Thread(target=qcow2, name=f"qcow2-{job.key}")
-    worker.start()
+    def check():
+        try:
+            check_raw(raw, raw_sha256, f"post-processing of {job.nvra}")
+        except BaseException as exc:
+            bad_raw.append(exc)
+
+    workers = [threading.Thread(target=qcow2, name=f"qcow2-{job.key}"),
+               threading.Thread(target=check, name=f"check-{job.key}")]
+    for w in workers:
+        w.start()
     try:
         results["raw.tar.xz"] = to_raw_tar_xz(
             raw, out_dir / outputs["raw.tar.xz"].filename, f"{job.nvra}.raw",
             opts.xz_preset, opts.epoch)
     finally:
-        worker.join()
+        for w in workers:
+            w.join()
+    if bad_raw:  # made from bytes nobody vouches for: gone before anyone sees them
+        for w in results.values():
+            w.path.unlink(missing_ok=True)
+        raise bad_raw[0]
     if errors:
         raise errors[0]
     return [

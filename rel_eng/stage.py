@@ -1,18 +1,23 @@
 """Atomic staging of a finished compose into the mirror tree.
 
 The drop is assembled in a hidden sibling directory on the same filesystem, every file is
-verified against its recorded digest while it is copied (or hardlinked when an earlier drop holds
-the same bytes), permissions are made world-readable, and only then one rename makes it visible.
+verified against its recorded digest while it is copied and read back after, or hardlinked from
+an earlier drop whose images.json records the same digest and whose file re-hashes to it now.
+Paths from an earlier drop's metadata must stay inside that drop, and the mirror path is walked
+without following symlinks. Permissions are made world-readable, and only then one rename makes
+it visible.
 A mirror reader sees either no drop or a complete one. Weeklies also get an atomically swapped
 `latest` link and keep the newest N drops.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import shutil
+import stat as statmod
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,7 @@ from pathlib import Path
 from productmd.images import Images
 
 from rel_eng.atomic import atomic_symlink
+from rel_eng.digest import sha256_file
 from rel_eng.errors import InputError, RelEngError
 
 CHUNK = 1024 * 1024
@@ -37,10 +43,31 @@ class StageFile:
     sha256: str = ""  # known for images; other files are small and copied as they are
 
 
+def inside(drop: Path, rel: object) -> Path | None:
+    """`drop/rel` when `rel` is a plain relative path that stays inside `drop` once every
+    symlink is resolved and names a regular file; None for anything else (absolute paths,
+    `..`, symlinks out of the drop, directories, devices)."""
+    if not isinstance(rel, str) or not rel or "\0" in rel or os.path.isabs(rel):
+        return None
+    parts = Path(rel).parts
+    if ".." in parts or "." in parts:
+        return None
+    path = drop / rel
+    try:
+        real = path.resolve(strict=True)
+        if not real.is_relative_to(drop.resolve(strict=True)):
+            return None
+        if not statmod.S_ISREG(os.lstat(path).st_mode):  # the file itself is no symlink
+            return None
+    except (OSError, RuntimeError):  # missing, or a symlink loop
+        return None
+    return path
+
+
 def _known_digests(drop: Path) -> dict[tuple[str, int], Path]:
-    """(sha256, size) -> file, from an earlier drop's images.json."""
+    """(sha256, size) -> file, from an earlier drop's images.json; only files inside the drop."""
     meta = drop / "metadata" / "images.json"
-    if not meta.is_file():
+    if inside(drop, "metadata/images.json") is None:
         return {}
     images = Images()
     try:
@@ -51,14 +78,15 @@ def _known_digests(drop: Path) -> dict[tuple[str, int], Path]:
     for variant in images.images.values():
         for arch_images in variant.values():
             for img in arch_images:
-                path = drop / img.path
+                path = inside(drop, img.path)
                 sha = img.checksums.get("sha256")
-                if sha and path.is_file():
+                if sha and path is not None:
                     out[(sha, img.size)] = path
     return out
 
 
 def _copy_verified(f: StageFile, dst: Path) -> None:
+    """Copy, checking the bytes read against the recorded digest and the copy against them."""
     digest = hashlib.sha256()
     with open(f.src, "rb") as src, open(dst, "wb") as out:
         while chunk := src.read(CHUNK):
@@ -66,8 +94,28 @@ def _copy_verified(f: StageFile, dst: Path) -> None:
             out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
-    if f.sha256 and digest.hexdigest() != f.sha256:
-        raise StagingError(f"{f.src}: sha256 changed since it was recorded; not staging it")
+    read = digest.hexdigest()
+    if f.sha256 and read != f.sha256:
+        raise StagingError(f"{f.src}: sha256 changed since it was recorded ({read}, expected "
+                           f"{f.sha256}); not staging it")
+    written = sha256_file(dst)
+    if written != read:
+        raise StagingError(f"{dst}: the copy of {f.src} reads back as sha256 {written}, "
+                           f"expected {read}; not staging it", hint="check the mirror's disk")
+
+
+def _link_verified(f: StageFile, same: Path, dst: Path) -> bool:
+    """Hardlink an earlier drop's file when it still holds the recorded bytes: the link is made
+    first and the linked inode re-hashed, so what was checked is what is staged."""
+    try:
+        os.link(same, dst, follow_symlinks=False)
+    except OSError:  # another filesystem, or gone since: copy instead
+        return False
+    st = os.lstat(dst)
+    if statmod.S_ISREG(st.st_mode) and st.st_size == f.size and sha256_file(dst) == f.sha256:
+        return True
+    dst.unlink()
+    return False
 
 
 def _previous_drops(parent: Path, exclude: str) -> list[Path]:
@@ -78,29 +126,74 @@ def _previous_drops(parent: Path, exclude: str) -> list[Path]:
     return sorted(drops, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def _same_drop(target: Path, files: list[StageFile]) -> bool:
+def _differs(target: Path, files: list[StageFile]) -> str:
+    """Why the existing drop `target` is not these files ("" when it holds them all, by digest)."""
     for f in files:
-        p = target / f.rel
-        if not p.is_file() or p.stat().st_size != f.size:
-            return False
-    return True
+        p = inside(target, f.rel)
+        if p is None:
+            return f"{f.rel} is missing (or not a regular file inside the drop)"
+        if p.stat().st_size != f.size:
+            return f"{f.rel} is {p.stat().st_size} bytes, expected {f.size}"
+        want = f.sha256 or sha256_file(f.src)
+        have = sha256_file(p)
+        if have != want:
+            return f"{f.rel} has sha256 {have}, expected {want}"
+    return ""
+
+
+def _mirror_dirs(mirror_root: Path, rel: Path) -> None:
+    """Create `rel` under the mirror root one directory at a time, never through a symlink,
+    and make each world-readable with fchmod on the directory itself (chmod by name would
+    follow a symlink planted in the tree)."""
+    root_fd = os.open(mirror_root, os.O_RDONLY | os.O_DIRECTORY)
+    fds = [root_fd]
+    try:
+        os.fchmod(root_fd, 0o755)
+        here = mirror_root
+        for part in rel.parts:
+            here = here / part
+            try:
+                os.mkdir(part, 0o755, dir_fd=fds[-1])
+            except FileExistsError:
+                pass
+            try:
+                fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1])
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    kind = "a symlink" if os.path.islink(here) else "not a directory"
+                    raise InputError(f"{here} is {kind}; refusing to stage through it",
+                                     hint="the mirror path must be plain directories under "
+                                          f"{mirror_root}") from None
+                raise
+            fds.append(fd)
+            os.fchmod(fd, 0o755)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
           weekly_retention: int | None = None) -> Path:
     """Publish `files` as `mirror_root/mirror_path`; returns the drop dir. Safe to rerun."""
+    parts = Path(mirror_path).parts
+    if not parts or os.path.isabs(mirror_path) or ".." in parts or "." in parts:
+        raise InputError(f"mirror path {mirror_path!r} would leave the mirror root {mirror_root}",
+                         hint="a mirror path is relative, without '.' or '..'")
+    mirror_root.mkdir(parents=True, exist_ok=True)
+    mirror_root = mirror_root.resolve()  # the root may be a link; nothing below it may be
     target = mirror_root / mirror_path
     parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    rel = parent.relative_to(mirror_root)
-    for d in [rel, *rel.parents]:  # the mirror path is world-readable down to the drop
-        os.chmod(mirror_root / d, 0o755)
+    _mirror_dirs(mirror_root, parent.relative_to(mirror_root))
+    if target.is_symlink():
+        raise InputError(f"{target} is a symlink; refusing to stage over it",
+                         hint="remove it; a drop is a plain directory")
     if target.exists():
-        if _same_drop(target, files):
+        why = _differs(target, files)
+        if not why:
             if weekly_retention is not None:  # a crash may have left these behind
                 settle_weekly(parent, weekly_retention, current=target.name)
             return target  # a rerun after a crash past the rename: already staged
-        raise InputError(f"{target} already exists in the mirror with different content",
+        raise InputError(f"{target} already exists in the mirror with different content: {why}",
                          hint="this compose was staged before; start a new respin")
     earlier: dict[tuple[str, int], Path] = {}
     for drop in reversed(_previous_drops(parent, target.name)):
@@ -112,9 +205,8 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
             dst = tmp / f.rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             same = earlier.get((f.sha256, f.size)) if f.sha256 else None
-            if same is not None:
-                os.link(same, dst)  # unchanged since an earlier drop: no copy
-            else:
+            # unchanged since an earlier drop (by digest, re-hashed now): no copy
+            if same is None or not _link_verified(f, same, dst):
                 _copy_verified(f, dst)
             os.chmod(dst, 0o644)
         for dirpath, dirnames, _ in os.walk(tmp):

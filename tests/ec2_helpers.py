@@ -22,6 +22,7 @@ from botocore.awsrequest import AWSResponse
 from moto.server import ThreadedMotoServer
 
 from rel_eng.config import Config, load_config
+from rel_eng.digest import raw_digest
 from rel_eng.manifest import Artifact, Manifest, atomic_write
 from rel_eng.plan import DropPlan, plan_drop
 from rel_eng.publish.ec2_config import Ec2Config
@@ -124,7 +125,8 @@ def make_compose(root: Path, *, weekly: bool = False, release: str = "19",
         rel = Path("work") / "build" / job.key / f"{job.nvra}.raw"
         write_sparse(topdir / rel, size, image_layout(seed))
         artifacts.append(Artifact(job_key=job.key, image_type=job.image_type, arch=job.arch,
-                                  kind="raw-disk", intent="build-output", path=str(rel), size=size))
+                                  kind="raw-disk", intent="build-output", path=str(rel), size=size,
+                                  sha256=raw_digest(topdir / rel)))
     Manifest(topdir).add_artifacts(artifacts)
     return topdir, plan
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 
 import boto3
+import pytest
 
 from ec2_helpers import (
     BASE, REGIONS, aws_env, config_with, ec2_config, ec2_jobs, make_compose, moto_url,  # noqa: F401
     fake_response, nonzero_blocks, recording_session,
 )
+from rel_eng.digest import DigestMismatch, raw_digest
 from rel_eng.publish import ec2_tags
+from rel_eng.publish.aws_clients import Ec2Error
 from rel_eng.publish.ec2_publish import publish_ec2
 from rel_eng.publish.ebs_upload import upload_ebs_direct
 from rel_eng.publish.aws_clients import AwsClients
@@ -113,7 +117,8 @@ def test_only_nonzero_blocks_are_sent(aws_env, tmp_path):
     path = next(topdir.glob(f"work/build/{job.key}/*.raw"))
     session, rec = recording_session()
     clients = AwsClients(ec2_config(), session)
-    result = upload_ebs_direct(clients, ec2_config(), BASE, path, 1, {"k": "v"}, "test upload")
+    result = upload_ebs_direct(clients, ec2_config(), BASE, path, 1, {"k": "v"}, "test upload",
+                               raw_sha256=raw_digest(path))
 
     block_size = next(r["BlockSize"] for op, r in rec.responses if op == "StartSnapshot")
     assert result.block_size == block_size
@@ -151,7 +156,8 @@ def test_block_size_is_taken_from_start_snapshot(aws_env, tmp_path):
     def bigger_blocks(parsed, **kw):
         parsed["BlockSize"] = 65536
     session.events.register("after-call.ebs.StartSnapshot", bigger_blocks)
-    result = upload_ebs_direct(AwsClients(ec2_config(), session), ec2_config(), BASE, path, 1, {}, "d")
+    result = upload_ebs_direct(AwsClients(ec2_config(), session), ec2_config(), BASE, path, 1, {},
+                               "d", raw_sha256=raw_digest(path))
     expected = nonzero_blocks(path, 65536)
     assert result.block_size == 65536
     assert sorted(p["BlockIndex"] for p in rec.ops("PutSnapshotBlock")) == sorted(expected)
@@ -203,3 +209,43 @@ def test_regions_option_overrides_copies_and_merges_results(aws_env, tmp_path):
     data = json.loads((topdir / "compose" / "metadata" / "ec2.json").read_text())
     for entry in data["images"].values():
         assert set(entry["regions"]) == {BASE, "ap-southeast-2"}
+
+
+def _damage(path):
+    """One byte of data flipped, same size: a disk changed after its builder handed it over."""
+    with open(path, "r+b") as fh:
+        fd = fh.fileno()
+        at = os.lseek(fd, 0, os.SEEK_DATA) + 100
+        fh.seek(at)
+        byte = fh.read(1)
+        fh.seek(at)
+        fh.write(bytes([byte[0] ^ 0x55]))
+
+
+def test_a_raw_disk_changed_since_the_build_is_never_completed_as_a_snapshot(aws_env, tmp_path):
+    topdir, plan = make_compose(tmp_path)
+    path = next(topdir.glob("work/build/ec2-x86_64/*.raw"))
+    recorded = raw_digest(path)
+    _damage(path)
+    session, rec = recording_session()
+    with pytest.raises(DigestMismatch) as err:
+        upload_ebs_direct(AwsClients(ec2_config(), session), ec2_config(), BASE, path, 1, {}, "d",
+                          raw_sha256=recorded)
+    assert str(path) in str(err.value) and recorded in str(err.value)
+    assert raw_digest(path) in str(err.value)
+    assert rec.ops("PutSnapshotBlock")  # checked in the same pass as the upload...
+    assert rec.ops("CompleteSnapshot") == []  # ...and never completed
+    (start,) = [r for op, r in rec.responses if op == "StartSnapshot"]
+    ec2 = boto3.client("ec2", region_name=BASE)
+    left = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    assert start["SnapshotId"] not in [s["SnapshotId"] for s in left]
+
+
+def test_publish_refuses_a_damaged_raw_disk_and_registers_nothing(aws_env, tmp_path):
+    topdir, plan = make_compose(tmp_path)
+    for path in topdir.glob("work/build/ec2-*/*.raw"):
+        _damage(path)
+    with pytest.raises(Ec2Error, match="ec2-x86_64/.*block sha256 is .*, expected .*not completed"):
+        publish_ec2(topdir, config_with(ec2_config(regions=())))
+    ec2 = boto3.client("ec2", region_name=BASE)
+    assert ec2.describe_images(Owners=["self"])["Images"] == []

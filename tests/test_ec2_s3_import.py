@@ -8,9 +8,11 @@ the uploaded S3 object and hand back a snapshot made on the moto server; everyth
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 
 import boto3
+import pytest
 
 from ec2_helpers import (
     BASE, aws_env, config_with, ec2_config, ec2_jobs, fake_response, make_compose,  # noqa: F401
@@ -81,3 +83,24 @@ def test_s3_import_fallback(aws_env, tmp_path):
     for r in report.images:
         assert r.upload.bytes_sent == files[f"{r.job.nvra}.raw"].stat().st_size
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+def test_a_damaged_raw_disk_is_refused_before_anything_is_sent(aws_env, tmp_path):
+    from rel_eng.digest import DigestMismatch, raw_digest
+    from rel_eng.publish.aws_clients import AwsClients
+    from rel_eng.publish.s3_import import upload_s3_import
+
+    topdir, plan = make_compose(tmp_path)
+    path = next(topdir.glob("work/build/ec2-x86_64/*.raw"))
+    recorded = raw_digest(path)
+    with open(path, "r+b") as fh:
+        fh.seek(os.lseek(fh.fileno(), 0, os.SEEK_DATA))
+        fh.write(b"\x5a")
+    boto3.client("s3", region_name=BASE).create_bucket(Bucket=BUCKET)
+    cfg = ec2_config(upload_mode="s3-import", s3_bucket=BUCKET, regions=())
+    session, rec = recording_session()
+    with pytest.raises(DigestMismatch, match=recorded):
+        upload_s3_import(AwsClients(cfg, session), cfg, BASE, path, 1,
+                         {ec2_tags.COMPOSE: plan.compose_id}, "d", raw_sha256=recorded)
+    assert rec.calls == []
+    assert boto3.client("s3", region_name=BASE).list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0

@@ -121,3 +121,60 @@ def test_write_sparse_keeps_data_and_leaves_holes(tmp_path):
     assert write_sparse(io.BytesIO(stream), out) == len(stream)
     assert out.read_bytes() == stream
     assert out.stat().st_blocks * 512 <= 256 * 1024
+
+
+def test_the_raw_disk_carries_its_digest_and_the_hub_checksum_is_checked(koji_hub, tmp_path):
+    from rel_eng.digest import raw_digest
+
+    builder, [(handle, req)] = _built(koji_hub, tmp_path)
+    [art] = builder.collect(handle, req)
+    assert art.sha256 == raw_digest(req.topdir / art.path)
+    methods = [m for m, _inner in koji_hub.rpc_log]
+    assert "getBuild" in methods and "listArchives" in methods
+    [archive] = [a for a in koji_hub.hub.archives if a["filename"] == f"{req.job.nvra}.raw.xz"]
+    assert archive["checksum_type"] == 2  # koji.CHECKSUM_TYPES["sha256"], as import_archive sets
+
+
+@pytest.mark.parametrize("formats,suffix", [(("qcow2", "raw-xz"), ".raw.xz"),
+                                            (("qcow2", "raw"), ".raw")])
+def test_a_download_damaged_on_the_way_is_refused_by_the_hub_checksum(koji_hub, tmp_path,
+                                                                      formats, suffix):
+    from rel_eng.digest import DigestMismatch
+
+    koji_hub.inject.corrupt = {"suffix": suffix, "at": 4096}
+    config = koji_config(koji_hub, tmp_path, formats=formats)
+    _c, reqs = compose_requests(config, tmp_path / "out")
+    reqs = [r for r in reqs if r.job.key == "generic-x86_64"]
+    builder = KojiBuilder(config)
+    [handle] = builder.submit(reqs)
+    assert all(o.ok for o in builder.wait([handle]))
+    [archive] = [a for a in koji_hub.hub.archives if a["filename"].endswith(
+        f"{reqs[0].job.nvra}{suffix}")]
+    with pytest.raises(DigestMismatch) as err:
+        builder.collect(handle, reqs[0])
+    text = str(err.value)
+    assert f"{reqs[0].job.nvra}{suffix}" in text and archive["checksum"] in text
+    assert "sha256 is " in text
+    assert [p.name for p in reqs[0].workdir.iterdir() if "raw" in p.name] == []  # nothing kept
+
+
+@pytest.mark.parametrize("algo,ctype", [("md5", 0), ("sha1", 1), ("sha256", 2)])
+def test_check_archive_uses_the_checksum_type_the_hub_recorded(tmp_path, algo, ctype):
+    from rel_eng.builders.koji_download import DownloadFailed, check_archive
+    from rel_eng.digest import DigestMismatch
+
+    data = os.urandom(70_000)
+    f = tmp_path / "img.raw.xz"
+    f.write_bytes(data)
+    record = {"filename": f.name, "size": len(data), "checksum_type": ctype,
+              "checksum": hashlib.new(algo, data).hexdigest()}
+    check_archive(f, record, "koji task 1")
+    with pytest.raises(DigestMismatch, match=f"{algo} is "):
+        check_archive(f, {**record, "checksum": hashlib.new(algo, b"x").hexdigest()}, "koji task 1")
+    assert not f.exists()  # removed: a rerun fetches it again
+    f.write_bytes(data)
+    with pytest.raises(DownloadFailed, match="the hub recorded 1 "):
+        check_archive(f, {**record, "size": 1}, "koji task 1")
+    f.write_bytes(data)
+    with pytest.raises(DownloadFailed, match="unusable archive record"):
+        check_archive(f, {**record, "checksum_type": 9}, "koji task 1")

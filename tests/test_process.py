@@ -2,6 +2,8 @@ import hashlib
 import os
 import subprocess
 
+import pytest
+
 from rel_eng.process import to_qcow2, to_raw_tar_xz
 
 
@@ -50,3 +52,64 @@ def test_same_input_gives_same_bytes(tmp_path):
     a = to_raw_tar_xz(raw, tmp_path / "a.tar.xz", "m.raw", preset=1, epoch=1365120000)
     b = to_raw_tar_xz(raw, tmp_path / "b.tar.xz", "m.raw", preset=1, epoch=1365120000)
     assert a.sha256 == b.sha256
+
+
+def _built_compose(tmp_path, config):
+    import datetime as dt
+
+    from rel_eng import compose as steps
+
+    plan = steps.allocate(config, tmp_path, "19", "Alpha", dt.date(2013, 4, 5))
+    c = steps.create(config, plan, tmp_path, steps.prepare_inputs(config, plan))
+    outcomes = steps.build(c, ["generic-x86_64"])
+    assert outcomes["generic-x86_64"].ok
+    return c
+
+
+def test_the_builder_hands_over_the_raw_disk_with_its_digest(tmp_path, config):
+    from rel_eng.digest import BlockDigest, raw_digest
+
+    c = _built_compose(tmp_path, config)
+    [raw] = c.manifest.artifacts(job_key="generic-x86_64", kind="raw-disk")
+    assert len(raw.sha256) == 64 and raw.sha256 == raw_digest(c.topdir / raw.path)
+    # the block digest, computed the slow obvious way over every byte, holes included
+    slow = BlockDigest()
+    with open(c.topdir / raw.path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            slow.update(chunk)
+    assert slow.hexdigest() == raw.sha256 and slow.size == raw.size
+
+
+def test_post_processing_refuses_a_raw_disk_changed_since_the_build(tmp_path, config):
+    from rel_eng import compose as steps
+    from rel_eng.digest import DigestMismatch, raw_digest
+
+    c = _built_compose(tmp_path, config)
+    [raw] = c.manifest.artifacts(job_key="generic-x86_64", kind="raw-disk")
+    path = c.topdir / raw.path
+    with open(path, "r+b") as fh:  # one byte, same size: a damaged or swapped disk
+        fh.seek(1 << 20)
+        byte = fh.read(1)
+        fh.seek(1 << 20)
+        fh.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(DigestMismatch) as err:
+        steps.process(c, "generic-x86_64")
+    text = str(err.value)
+    assert str(path) in text and raw.sha256 in text and raw_digest(path) in text
+    assert c.manifest.artifacts(intent="deliverable") == []
+    assert sorted(p.name for p in c.images_dir("x86_64").iterdir()) == []
+    assert not c.manifest.step_done("process:generic-x86_64", "") and \
+        c.manifest.read()["steps"].get("process:generic-x86_64") is None
+
+
+def test_post_processing_refuses_a_raw_disk_without_a_recorded_digest(tmp_path, config):
+    import dataclasses
+
+    from rel_eng import compose as steps
+    from rel_eng.errors import RelEngError
+
+    c = _built_compose(tmp_path, config)
+    [raw] = c.manifest.artifacts(job_key="generic-x86_64", kind="raw-disk")
+    c.manifest.add_artifacts([dataclasses.replace(raw, sha256="")])
+    with pytest.raises(RelEngError, match="no digest recorded for this raw disk"):
+        steps.process(c, "generic-x86_64")

@@ -104,3 +104,102 @@ def test_a_file_changed_after_recording_is_not_staged(tmp_path):
     with pytest.raises(StagingError, match="sha256 changed"):
         stage(files, mirror, "alt/stage/19_Alpha-1.1")
     assert list((mirror / "alt" / "stage").iterdir()) == []
+
+
+IMG = "Cloud/x86_64/images"
+
+
+def test_a_damaged_earlier_file_of_the_same_size_is_copied_not_linked(tmp_path):
+    same = os.urandom(8192)
+    mirror = tmp_path / "mirror"
+    first = stage(_drop(tmp_path, "a", {"a.qcow2": same}), mirror, "alt/stage/19_Alpha-1.1")
+    (first / IMG / "a.qcow2").write_bytes(b"\0" * len(same))  # bit rot, same size
+    second = stage(_drop(tmp_path, "b", {"a.qcow2": same}), mirror, "alt/stage/19_Alpha-1.2")
+    staged = second / IMG / "a.qcow2"
+    assert not os.path.samefile(first / IMG / "a.qcow2", staged)
+    assert staged.read_bytes() == same
+    assert staged.stat().st_nlink == 1
+
+
+def test_already_staged_is_decided_by_digest_not_size(tmp_path):
+    mirror = tmp_path / "mirror"
+    files = _drop(tmp_path, "a", {"a.qcow2": b"x" * 100})
+    first = stage(files, mirror, "alt/stage/19_Alpha-1.1")
+    (first / IMG / "a.qcow2").write_bytes(b"y" * 100)
+    with pytest.raises(InputError, match=r"a\.qcow2 has sha256 .* expected " + files[0].sha256):
+        stage(files, mirror, "alt/stage/19_Alpha-1.1")
+    # small files without a recorded digest are compared by content too
+    (first / IMG / "a.qcow2").write_bytes(b"x" * 100)
+    ck = first / IMG / "CHECKSUM"
+    ck.write_text(ck.read_text().replace("SHA256", "SHA512"))
+    with pytest.raises(InputError, match="CHECKSUM has sha256"):
+        stage(files, mirror, "alt/stage/19_Alpha-1.1")
+
+
+def _hostile_metadata(drop, rel_path, data):
+    """Rewrite an earlier drop's images.json so its one image points at `rel_path`."""
+    meta = drop / "metadata" / "images.json"
+    images = Images()
+    images.load(str(meta))
+    img = images.images["Cloud"]["x86_64"].pop()
+    img.path, img.size = rel_path, len(data)
+    img.checksums = {"sha256": hashlib.sha256(data).hexdigest()}
+    images.images["Cloud"]["x86_64"].add(img)
+    os.chmod(meta, 0o644)
+    images.dump(str(meta))
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink-out", "symlink-dir-out"])
+def test_earlier_metadata_paths_must_stay_inside_their_drop(tmp_path, how):
+    secret = os.urandom(4096)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "s.qcow2").write_bytes(secret)
+    mirror = tmp_path / "mirror"
+    first = stage(_drop(tmp_path, "a", {"a.qcow2": b"old"}), mirror, "alt/stage/19_Alpha-1.1")
+    rel = {"dotdot": os.path.relpath(outside / "s.qcow2", first),
+           "absolute": str(outside / "s.qcow2"),
+           "symlink-out": f"{IMG}/evil.qcow2",
+           "symlink-dir-out": "evil/s.qcow2"}[how]
+    if how == "symlink-out":
+        os.symlink(outside / "s.qcow2", first / IMG / "evil.qcow2")
+    if how == "symlink-dir-out":
+        os.symlink(outside, first / "evil")
+    _hostile_metadata(first, rel, secret)
+    second = stage(_drop(tmp_path, "b", {"s.qcow2": secret}), mirror, "alt/stage/19_Alpha-1.2")
+    staged = second / IMG / "s.qcow2"
+    assert not os.path.samefile(outside / "s.qcow2", staged)
+    assert staged.read_bytes() == secret and not staged.is_symlink()
+    assert (outside / "s.qcow2").stat().st_nlink == 1
+
+
+def test_a_symlink_in_the_mirror_path_is_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o700)
+    os.chmod(outside, 0o700)
+    mirror = tmp_path / "mirror"
+    (mirror / "alt").mkdir(parents=True)
+    os.symlink(outside, mirror / "alt" / "stage")
+    with pytest.raises(InputError, match=r"alt/stage is a symlink; refusing"):
+        stage(_drop(tmp_path, "a", {"a.qcow2": b"x"}), mirror, "alt/stage/19_Alpha-1.1")
+    assert outside.stat().st_mode & 0o777 == 0o700
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlink_as_the_drop_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    mirror = tmp_path / "mirror"
+    (mirror / "alt" / "stage").mkdir(parents=True)
+    os.symlink(outside, mirror / "alt" / "stage" / "19_Alpha-1.1")
+    with pytest.raises(InputError, match="is a symlink"):
+        stage(_drop(tmp_path, "a", {"a.qcow2": b"x"}), mirror, "alt/stage/19_Alpha-1.1")
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["../outside/19_Alpha-1.1", "alt/../../x", "/abs/drop"])
+def test_a_mirror_path_that_leaves_the_mirror_is_refused(tmp_path, bad):
+    mirror = tmp_path / "m" / "mirror"
+    with pytest.raises(InputError, match="would leave the mirror root"):
+        stage(_drop(tmp_path, "a", {"a.qcow2": b"x"}), mirror, bad)
+    assert not (tmp_path / "m" / "outside").exists() and not (tmp_path / "x").exists()

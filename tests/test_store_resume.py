@@ -113,6 +113,7 @@ def test_crashed_compose_resumes_from_its_last_finished_step(tmp_path, store_url
     assert "generic-x86_64   Fedora-Cloud-Base-19_Beta-1.1.x86_64: build done, process done " \
            "[synthetic synthetic:Fedora-Cloud-Base-19_Beta-1.1.x86_64]" in text
     assert text.count(" sha256 ") == 8
+    assert text.count(" block-sha256 ") == 4  # every raw disk, as its builder handed it over
 
 
 def test_status_errors_say_what_and_where(tmp_path, capsys):

@@ -6,8 +6,9 @@ submit  uploads the flattened kickstart the way koji's CLI does (uploadWrapper i
 wait    polls the whole task tree (parent `image` tasks and their `createImage` children) with
         ONE multicall round trip per round, whatever the number of tasks; failed tasks' logs
         are saved into the job's log dir. Handles from an earlier run are watched the same way.
-collect downloads the image koji built (work dir for scratch, image build dir otherwise) and
-        turns its raw.xz into the sparse raw disk post-processing starts from.
+collect downloads the image koji built (work dir for scratch, image build dir otherwise),
+        checks it against the checksum the hub recorded (listArchives; real builds only) and
+        turns its raw.xz into the sparse raw disk post-processing starts from, digest and all.
 cancel  cancels the submitted parent tasks (koji cancels their children).
 
 Only koji.ClientSession talks to the hub; the koji CLI is never run.
@@ -29,12 +30,13 @@ import requests
 from rel_eng import runner
 from rel_eng.builders import koji_opts
 from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildRequest
-from rel_eng.builders.koji_download import (Retry, UnsafeFileName, check_name, download,
-                                            unxz_sparse)
+from rel_eng.builders.koji_download import (DownloadFailed, Retry, UnsafeFileName, check_archive,
+                                            check_name, download, unxz_sparse)
 from rel_eng.builders.koji_opts import planned_calls
 from rel_eng.builders.koji_session import (NOAUTH, HubError, HubProfile, fault_from_result,
                                            fault_text, login, never_sent, new_session,
                                            read_profile, with_retries)
+from rel_eng.digest import BlockDigest, raw_digest
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.manifest import Artifact
 
@@ -253,26 +255,49 @@ class KojiBuilder(Builder):
             raise HubError(f"{where}: {fault_text(exc)}") from None
         image = _pick_image(result, listing, job, arch, where)
         size = int(listing[image]["st_size"])
+        nvr = {"name": result["name"], "version": result["version"], "release": result["release"]}
+        archive = None
         if handle.data.get("scratch"):
-            base = self.profile.pathinfo().task(child)
+            base = self.profile.pathinfo().task(child)  # koji records no checksum for these
         else:
-            base = self.profile.pathinfo().imagebuild(
-                {"name": result["name"], "version": result["version"], "release": result["release"]})
+            base = self.profile.pathinfo().imagebuild(nvr)
+            archive = self._archive(session, nvr, image, where)
         raw = request.workdir / f"{job.nvra}.raw"
         log.info("downloading %s (%d bytes) from %s", image, size, base)
         if image.endswith(".raw.xz"):
             packed = download(self.http(), f"{base}/{image}", request.workdir / image, size,
                               self._retry(), self.kcfg.download_timeout, self.profile.verify)
-            unxz_sparse(packed, raw)
+            if archive is not None:
+                check_archive(packed, archive, where)
+            digest = BlockDigest()
+            unxz_sparse(packed, raw, digest)
             packed.unlink()  # the raw disk is what the next step reads
+            sha = digest.hexdigest()
         else:
             download(self.http(), f"{base}/{image}", raw, size, self._retry(),
                      self.kcfg.download_timeout, self.profile.verify)
+            if archive is not None:
+                check_archive(raw, archive, where)
+            sha = raw_digest(raw)
         return [Artifact(
             job_key=job.key, image_type=job.image_type, arch=job.arch, kind="raw-disk",
             intent="build-output", path=str(raw.relative_to(request.topdir)),
-            size=raw.stat().st_size, bootable=True,
+            size=raw.stat().st_size, sha256=sha, bootable=True,
         )]
+
+    def _archive(self, session: koji.ClientSession, nvr: dict, image: str, where: str) -> dict:
+        """The hub's record of a real build's image file (getBuild + listArchives)."""
+        label = f"{nvr['name']}-{nvr['version']}-{nvr['release']}"
+        build = self._hub(lambda: session.getBuild(label), f"looking up build {label}")
+        if not isinstance(build, dict) or "id" not in build:
+            raise HubError(f"{where}: the hub has no build {label} for a non-scratch image")
+        archives = self._hub(lambda: session.listArchives(buildID=build["id"], type="image"),
+                             f"listing the archives of build {label}")
+        for a in archives if isinstance(archives, list) else []:
+            if isinstance(a, dict) and a.get("filename") == image:
+                return a
+        raise DownloadFailed(f"{where}: build {label} has no archive record for {image}",
+                             hint="the hub cannot vouch for the file; check the build in koji")
 
     def _find_child(self, session: koji.ClientSession, parent: int, arch: str) -> int:
         children = self._hub(lambda: session.getTaskChildren(parent), f"listing task {parent}")

@@ -3,8 +3,11 @@
 Every file name the hub reports is checked before it is joined to a local path. Downloads
 stream into a `.part` file, resume with a Range request after a dropped connection (bounded
 retries with back-off), are checked against the size `listTaskOutput(stat=True)` reported and
-renamed only when complete. Decompression streams `xz -dc` into the raw file, seeking over
-all-zero blocks, so the disk costs what its data costs and no second uncompressed copy exists.
+renamed only when complete, and then against the checksum the hub recorded when it imported the
+file (`listArchives`: non-scratch builds only; koji keeps none for scratch outputs).
+Decompression streams `xz -dc` into the raw file, seeking over all-zero blocks, so the disk
+costs what its data costs and no second uncompressed copy exists; the raw disk's manifest
+digest is taken in that same pass.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from typing import IO, Callable
 
 import requests
 
+import koji
+
 from rel_eng import runner
 from rel_eng.atomic import atomic_path
+from rel_eng.digest import DigestMismatch, file_digest
 from rel_eng.errors import RelEngError
 
 log = logging.getLogger(__name__)
@@ -137,15 +143,45 @@ def _fetch_from(http: requests.Session, url: str, part: Path, have: int, size: i
             f"connection closed at byte {written} of {size}")
 
 
-def write_sparse(src: IO[bytes], dest: Path) -> int:
-    """Copy a stream into `dest`, leaving holes for all-zero blocks; returns the size."""
+def check_archive(path: Path, archive: dict, where: str) -> None:
+    """The downloaded file against the hub's archive record (size, and checksum of
+    `checksum_type`: koji.CHECKSUM_TYPES md5 0, sha1 1, sha256 2). A mismatch removes the file,
+    so a rerun fetches it afresh."""
+    size = path.stat().st_size
+    try:
+        algo = koji.CHECKSUM_TYPES[int(archive["checksum_type"])]
+        expected = str(archive["checksum"]).lower()
+        want_size = int(archive["size"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        shown = {k: archive.get(k) for k in ("checksum", "checksum_type", "size")}
+        raise DownloadFailed(f"{where}: unusable archive record for {path.name} ({shown})",
+                             hint="check the build in koji") from None
+    if size != want_size:
+        path.unlink()
+        raise DownloadFailed(f"{where}: {path.name} is {size} bytes, the hub recorded {want_size}",
+                             hint="rerun to fetch it again")
+    actual = file_digest(path, algo)
+    if actual != expected:
+        path.unlink()
+        raise DigestMismatch(f"{where}: downloaded {path.name}", expected, actual, what=algo,
+                             hint="the file was damaged on its way from the hub (removed); "
+                                  "rerun to fetch it again")
+
+
+def write_sparse(src: IO[bytes], dest: Path, digest=None) -> int:
+    """Copy a stream into `dest`, leaving holes for all-zero blocks; returns the size. `digest`
+    (e.g. a rel_eng.digest.BlockDigest) is fed every byte on the way."""
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     pos = 0
     try:
         while chunk := src.read(CHUNK):
             if chunk == _ZERO_CHUNK:  # the common case in a disk image: one memcmp
+                if digest is not None:
+                    digest.update_zeros(len(chunk))
                 pos += len(chunk)
                 continue
+            if digest is not None:
+                digest.update(chunk)
             for off in range(0, len(chunk), SPARSE_BLOCK):
                 # bytes slices compare with one memcmp; memoryview compares item by item
                 block = chunk[off:off + SPARSE_BLOCK]
@@ -159,12 +195,12 @@ def write_sparse(src: IO[bytes], dest: Path) -> int:
     return pos
 
 
-def unxz_sparse(src: Path, dest: Path) -> int:
+def unxz_sparse(src: Path, dest: Path, digest=None) -> int:
     """`xz -dc src` streamed into a sparse `dest` (temp name, renamed when xz succeeded)."""
     with atomic_path(dest) as tmp:  # removed on any failure, a corrupt .xz included
         proc = runner.start(["xz", "-dc", "-T0", "--", str(src)])
         try:
-            size = write_sparse(proc.stdout, tmp)
+            size = write_sparse(proc.stdout, tmp, digest)
         except BaseException:
             proc.kill()
             proc.stdout.close()

@@ -25,6 +25,7 @@ from lxml import etree
 
 from rel_eng import runner
 from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildRequest
+from rel_eng.digest import raw_digest
 from rel_eng.errors import CommandFailed, RelEngError, ToolMissing
 from rel_eng.manifest import Artifact
 from rel_eng.oz_config import OzConfig
@@ -166,7 +167,9 @@ class OzBuilder(Builder):
         def art(path: Path, kind: str, intent: str) -> Artifact:
             return Artifact(job_key=job.key, image_type=job.image_type, arch=job.arch, kind=kind,
                             intent=intent, path=str(path.relative_to(top)),
-                            size=path.stat().st_size, bootable=kind == "raw-disk")
+                            size=path.stat().st_size,
+                            sha256=raw_digest(path) if kind == "raw-disk" else "",
+                            bootable=kind == "raw-disk")
 
         arts = [art(files.raw, "raw-disk", "build-output"), art(files.log, "log", "log")]
         if files.libvirt_xml.is_file():

@@ -17,6 +17,7 @@ from pathlib import Path
 from rel_eng import runner
 from rel_eng.atomic import atomic_path
 from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildRequest
+from rel_eng.digest import raw_digest
 from rel_eng.errors import Interrupted, RelEngError
 from rel_eng.manifest import Artifact, step_digest
 
@@ -56,7 +57,7 @@ class SyntheticBuilder(Builder):
         return [Artifact(
             job_key=request.job.key, image_type=request.job.image_type, arch=request.job.arch,
             kind="raw-disk", intent="build-output", path=str(raw.relative_to(request.topdir)),
-            size=raw.stat().st_size, bootable=False,
+            size=raw.stat().st_size, sha256=raw_digest(raw), bootable=False,
         )]
 
 

@@ -74,7 +74,9 @@ def render_detail(d: dict) -> list[str]:
     if d["artifacts"]:
         out.append("artifacts:")
         for a in d["artifacts"]:
-            digest = f" sha256 {a['sha256']}" if a["sha256"] else ""
+            # a raw disk's digest is its block digest (rel_eng.digest), not a sha256sum
+            label = "block-sha256" if a["kind"] == "raw-disk" else "sha256"
+            digest = f" {label} {a['sha256']}" if a["sha256"] else ""
             out.append(f"  {a['path']} ({a['kind']}, {a['size']} bytes){digest}")
     if d.get("amis"):
         out.append("AMIs:")

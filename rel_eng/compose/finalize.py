@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rel_eng import checksums, metadata, readme, stage
+from rel_eng import checksums, metadata, readme, stage, verify
 from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
 from rel_eng.compose.locks import step_lock
 from rel_eng.manifest import atomic_write, step_digest
@@ -195,6 +195,8 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
                             current=Path(c.plan.mirror_path).name)
     # The staged drop is complete here. Checks of the staged drop go between staging and sharing:
     # stage -> verify -> share. Nothing below runs unless the drop is in the mirror.
+    # The staged bytes, end to end, before anything is shared or says FINISHED (DropBroken).
+    verify.verify_staged(mirror_root / c.plan.mirror_path, c.config.signing)
     if publishers:
         keys["share"] = step_digest("share", keys["publish"], keys["stage"])
 

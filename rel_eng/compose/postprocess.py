@@ -34,7 +34,8 @@ def _process(c: Compose, job_key: str, progress: Progress) -> list[Artifact]:
         return done
     job = c.job(job_key)
     with progress.step(f"post-processing {job.nvra}"):
-        arts = process_image(c.topdir / raw.path, job, c.images_dir(job.arch), c.topdir, opts)
+        arts = process_image(c.topdir / raw.path, job, c.images_dir(job.arch), c.topdir, opts,
+                             raw_sha256=raw.sha256)
     arts = [dataclasses.replace(a, bootable=raw.bootable) for a in arts]
     manifest.add_artifacts(arts)
     manifest.set_step(f"process:{job_key}", digest, "done")

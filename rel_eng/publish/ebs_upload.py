@@ -3,7 +3,9 @@
 Only blocks holding data are sent: holes of the sparse file are skipped with SEEK_DATA/SEEK_HOLE
 without reading them, and data blocks that are all zero (written zeros) are skipped after reading.
 Each block carries base64(SHA256(block)); CompleteSnapshot carries the LINEAR aggregate, i.e.
-base64(SHA256(raw block digests concatenated in block-index order)).
+base64(SHA256(raw block digests concatenated in block-index order)). The raw disk's manifest
+digest is computed in the same pass over the blocks read (holes as zeros, not read), and the
+snapshot is completed only when it matches; otherwise it is deleted and the upload fails.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Callable, Iterator
 
 import botocore.exceptions
 
+from rel_eng.digest import BlockDigest, DigestMismatch
+from rel_eng.errors import RelEngError
 from rel_eng.publish import ec2_tags
 from rel_eng.publish.aws_clients import (
     AwsClients, describe_failure, error_code, is_retryable, waiter_config, waiter_failure,
@@ -129,8 +133,15 @@ def upload_ebs_direct(
     volume_gib: int,
     tags: dict[str, str],
     description: str,
+    *,
+    raw_sha256: str,
 ) -> UploadResult:
-    """Upload `path` into a new snapshot in `region`, wait until it is completed, tag it complete."""
+    """Upload `path` into a new snapshot in `region`, wait until it is completed, tag it complete.
+
+    `raw_sha256` is the raw disk's manifest digest; the bytes sent must have it."""
+    if not raw_sha256:
+        raise RelEngError(f"{path}: no digest recorded for this raw disk in the manifest; "
+                          "the EC2 upload will not trust it", hint="rebuild the image")
     ebs = clients.client("ebs", region)
     token = str(uuid.uuid4())  # one token across our retries: a lost response never makes two snapshots
     start = with_retries(
@@ -147,10 +158,7 @@ def upload_ebs_direct(
     zero_skipped = 0
     zero = bytes(block_size)
 
-    def put(fd: int, index: int) -> bytes | None:
-        data = read_block(fd, index, block_size)
-        if data == zero:
-            return None
+    def put(index: int, data: bytes) -> bytes:
         digest, checksum = block_checksum(data)
         with_retries(
             f"PutSnapshotBlock {index} of {snapshot_id}",
@@ -161,36 +169,45 @@ def upload_ebs_direct(
         )
         return digest
 
-    size = path.stat().st_size
     fd = os.open(path, os.O_RDONLY)
+    raw = BlockDigest()  # the manifest digest, over the same reads
     try:
+        size = os.fstat(fd).st_size
         with cf.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="ebs-put") as pool:
             pending: dict[cf.Future, int] = {}
-            window = cfg.workers * 4  # bounds memory: never more blocks in flight than this
+            window = cfg.workers * 2  # bounds memory: never more blocks in flight than this
 
             def drain(until: int) -> None:
-                nonlocal zero_skipped
                 while len(pending) > until:
                     done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                     for fut in done:
                         index = pending.pop(fut)
-                        digest = fut.result()  # re-raises a block that failed for good
-                        if digest is None:
-                            zero_skipped += 1
-                        else:
-                            digests[index] = digest
+                        digests[index] = fut.result()  # re-raises a block that failed for good
 
             try:
                 for index in candidate_blocks(data_extents(fd, size), block_size):
-                    pending[pool.submit(put, fd, index)] = index
+                    start = index * block_size
+                    data = read_block(fd, index, block_size)
+                    raw.update_zeros(start - raw.size)  # the hole before this block
+                    raw.update(memoryview(data)[:min(block_size, size - start)])
+                    if data == zero:
+                        zero_skipped += 1
+                        continue
+                    pending[pool.submit(put, index, data)] = index
                     drain(window)
                 drain(0)
             except BaseException:
                 for fut in pending:
                     fut.cancel()
                 raise
+        raw.update_zeros(size - raw.size)
     finally:
         os.close(fd)
+    if raw.hexdigest() != raw_sha256:
+        discard(clients, region, snapshot_id)
+        raise DigestMismatch(path, raw_sha256, raw.hexdigest(), what="block sha256",
+                             hint=f"snapshot {snapshot_id} was not completed and is deleted; the "
+                                  "raw disk changed since its builder handed it over: rebuild it")
 
     ordered = [digests[i] for i in sorted(digests)]
     complete_args = {"SnapshotId": snapshot_id, "ChangedBlocksCount": len(ordered)}
@@ -205,6 +222,15 @@ def upload_ebs_direct(
              path.name, snapshot_id, len(ordered), zero_skipped)
     return UploadResult(snapshot_id, volume_gib, block_size, len(ordered),
                         len(ordered) * block_size, zero_skipped)
+
+
+def discard(clients: AwsClients, region: str, snapshot_id: str) -> None:
+    """Delete a snapshot that must never become an AMI; a failure leaves it untagged-complete,
+    so the next run deletes it."""
+    try:
+        clients.ec2(region).delete_snapshot(SnapshotId=snapshot_id)
+    except botocore.exceptions.ClientError as exc:
+        log.warning("could not delete snapshot %s: %s", snapshot_id, error_code(exc))
 
 
 def wait_snapshot(clients: AwsClients, cfg: Ec2Config, region: str, snapshot_id: str) -> None:

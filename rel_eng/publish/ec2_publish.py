@@ -47,6 +47,7 @@ class Target:
     path: Path
     size: int
     volume_gib: int
+    sha256: str = ""  # the raw disk's manifest digest, checked by the upload
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,11 @@ def select_targets(topdir: Path, plan: DropPlan, cfg: Ec2Config) -> tuple[list[T
             problems.append(f"{path}: {job.nvra} is {size} bytes, larger than ec2.volume_size_gib = "
                             f"{cfg.volume_size_gib} GiB (set it to at least {need})")
             continue
-        targets.append(Target(job, path, size, gib))
+        if not art.sha256:
+            problems.append(f"{manifest.path}: no digest recorded for the raw disk {path} "
+                            f"(rebuild {job.nvra})")
+            continue
+        targets.append(Target(job, path, size, gib, art.sha256))
     if problems:
         raise InputError("; ".join(problems))
     return targets, skipped
@@ -183,7 +188,8 @@ class Ec2Publisher:
                 log.warning("could not delete unfinished snapshot %s: %s", snap["SnapshotId"], error_code(exc))
         upload = upload_ebs_direct if self.cfg.upload_mode == "ebs-direct" else upload_s3_import
         description = ami.ami_description(target.job.description, target.job.nvra, self.plan.compose_id)
-        result = upload(self.clients, self.cfg, region, target.path, target.volume_gib, tags, description)
+        result = upload(self.clients, self.cfg, region, target.path, target.volume_gib, tags,
+                        description, raw_sha256=target.sha256)
         return result.snapshot_id, result
 
     def publish_image(self, target: Target) -> ImageResult:

@@ -1,7 +1,8 @@
 """Fallback upload for accounts without EBS direct access: the raw file to S3, then ImportSnapshot.
 
 This sends the whole file, holes included (S3 has no sparse objects), and needs the `vmimport`
-service role. The S3 object is deleted once the snapshot exists.
+service role. The S3 object is deleted once the snapshot exists. The raw disk is checked against
+its manifest digest before any byte is sent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import boto3.exceptions
 import boto3.s3.transfer
 import botocore.exceptions
 
+from rel_eng.digest import check_raw
 from rel_eng.publish import ec2_tags
 from rel_eng.publish.aws_clients import AwsClients, Ec2Error, describe_failure, error_code
 from rel_eng.publish.ebs_upload import UploadResult, mark_complete, wait_snapshot, with_retries
@@ -56,7 +58,10 @@ def upload_s3_import(
     volume_gib: int,
     tags: dict[str, str],
     description: str,
+    *,
+    raw_sha256: str,
 ) -> UploadResult:
+    check_raw(path, raw_sha256, "the EC2 upload (S3 import)")
     s3 = clients.client("s3", region)
     ec2 = clients.ec2(region)
     key = s3_key(cfg, tags[ec2_tags.COMPOSE], path)

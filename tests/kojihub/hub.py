@@ -63,6 +63,7 @@ class Injections:
     restart_after_rounds: int = 0  # restart the HTTP server after this many watch rounds
     down_for: float = 1.0
     truncate: dict | None = None  # {"suffix": ".raw.xz", "at": bytes, "times": 1}
+    corrupt: dict | None = None  # {"suffix": ".raw.xz", "at": byte offset}: served flipped
     hostile_name: str = ""  # listed in every createImage result and output
 
 
@@ -109,7 +110,8 @@ class Hub:
 
     exposed = ("hello", "getKojiVersion", "getAPIVersion", "getLoggedInUser", "sslLogin",
                "logout", "getBuildTarget", "buildImageOz", "getTaskInfo", "getTaskChildren",
-               "getTaskResult", "listTaskOutput", "cancelTask", "uploadFile", "checkUpload")
+               "getTaskResult", "listTaskOutput", "cancelTask", "uploadFile", "checkUpload",
+               "getBuild", "listArchives")
 
     def __init__(self, topdir: Path, images: Images, *, task_seconds: float = 0.1,
                  tick: float = 0.02, scm_root: Path | None = None):
@@ -123,6 +125,7 @@ class Hub:
         self.ctx = threading.local()
         self.tasks: dict[int, Task] = {}
         self.builds: dict[tuple, dict] = {}
+        self.archives: list[dict] = []  # import_archive's records of non-scratch image files
         self.sessions: dict[int, dict] = {}
         self._ids = itertools.count(FIRST_TASK_ID)
         self._session_ids = itertools.count(100)
@@ -599,6 +602,8 @@ class Hub:
             for img in names:
                 if (src / img).exists():
                     _move_and_symlink(src / img, dest / img)
+                    if not opts.get("scratch") and img in r["files"]:
+                        self._import_archive(dest / img, task.sim["build"], arch)
         if opts.get("scratch"):
             where = ", ".join(f"{self.topdir}/work/{koji.pathinfo.taskrelpath(k.id)}"
                               for k in kids.values())
@@ -608,6 +613,48 @@ class Hub:
             report = f"image build results in: {dest}"
         task.waiting = False
         self._close(task, report, S["CLOSED"])
+
+    def _import_archive(self, path: Path, build: dict, arch: str) -> None:
+        """import_archive_internal: the hub hashes every imported file itself (sha256)."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        ext = path.name.rsplit(".", 1)[-1]
+        self.archives.append({
+            "id": len(self.archives) + 1, "build_id": build["id"], "filename": path.name,
+            "size": path.stat().st_size, "checksum": digest.hexdigest(),
+            "checksum_type": koji.CHECKSUM_TYPES["sha256"], "btype": "image", "btype_id": 4,
+            "type_name": ext, "type_id": 1, "buildroot_id": None, "metadata_only": False,
+            "extra": None, "arch": arch})
+
+    # --- builds and archives (kojihub's getBuild and listArchives, the fields we serve) -----
+
+    def getBuild(self, buildInfo, strict=False):
+        found = None
+        for build in self.builds.values():
+            nvr = f"{build['name']}-{build['version']}-{build['release']}"
+            if buildInfo in (build["id"], nvr) or (isinstance(buildInfo, dict) and all(
+                    buildInfo.get(k) == build[k] for k in ("name", "version", "release"))):
+                found = build
+        if found is None:
+            if strict:
+                raise koji.GenericError(f"No such build: {buildInfo!r}")
+            return None
+        return {**found, "nvr": f"{found['name']}-{found['version']}-{found['release']}",
+                "package_name": found["name"]}
+
+    def listArchives(self, buildID=None, buildrootID=None, componentBuildrootID=None,
+                     hostID=None, type=None, filename=None, size=None, checksum=None,
+                     checksum_type=None, typeInfo=None, queryOpts=None, imageID=None,
+                     archiveID=None, strict=False):
+        out = [a for a in self.archives
+               if (buildID is None or a["build_id"] == buildID)
+               and (type is None or a["btype"] == type)
+               and (filename is None or a["filename"] == filename)]
+        if strict and not out:
+            raise koji.GenericError("No such archive")
+        return [dict(a) for a in out]
 
     def _create_image(self, task: Task) -> None:
         """BaseImageTask.handler: kickstart, TDL, the image files and the result dict."""

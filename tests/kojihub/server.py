@@ -212,6 +212,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             end = min(end, total - 1)
             status = 206
         cut = app.truncation_for(rel)
+        flip = app.corruption_for(rel)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(end - start + 1))
@@ -223,9 +224,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             fh.seek(start)
             left = end - start + 1 if cut is None else min(cut, end - start + 1)
             while left > 0:
+                at = fh.tell()
                 chunk = fh.read(min(FILE_CHUNK, left))
                 if not chunk:
                     break
+                if flip is not None and at <= flip < at + len(chunk):
+                    chunk = bytearray(chunk)
+                    chunk[flip - at] ^= 0xFF
+                    chunk = bytes(chunk)
                 self.wfile.write(chunk)
                 left -= len(chunk)
         if cut is not None:
@@ -352,6 +358,13 @@ class KojiTestHub:
             if rule and rule.get("times", 0) > 0 and rel.endswith(rule["suffix"]):
                 rule["times"] -= 1
                 return rule["at"]
+        return None
+
+    def corruption_for(self, rel: str) -> int | None:
+        """The offset served with its bits flipped (a bad disk or proxy on the hub's side)."""
+        rule = self.hub.inject.corrupt
+        if rule and rel.endswith(rule["suffix"]):
+            return rule["at"]
         return None
 
     def after_watch_round(self) -> None:

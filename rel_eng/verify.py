@@ -1,0 +1,292 @@
+"""End-to-end check of a compose dir or a staged mirror drop: what a mirror reader would check.
+
+Every image against images.json and its CHECKSUM file (size and sha256), every CHECKSUM entry
+against the file it names, clearsigned CHECKSUM files with `gpg --verify`, and no file that the
+metadata does not account for. Each problem is one line naming the file; nothing is changed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat as statmod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from productmd.images import Images
+
+from rel_eng import runner
+from rel_eng.config import Signing
+from rel_eng.digest import sha256_file
+from rel_eng.errors import CommandFailed, InputError, RelEngError
+from rel_eng.stage import inside
+
+# Files a drop may hold beside its images and CHECKSUM files.
+METADATA_FILES = frozenset({"composeinfo.json", "images.json", "rel-eng.json", "ec2.json"})
+IMAGES_DIR_FILES = frozenset({"README"})
+SIGNED_HEAD = "-----BEGIN PGP SIGNED MESSAGE-----"
+SIG_HEAD = "-----BEGIN PGP SIGNATURE-----"
+SIG_TAIL = "-----END PGP SIGNATURE-----"
+_SIZE_LINE = re.compile(r"^# (?P<name>[^/\s][^/]*): (?P<size>\d+) bytes$")
+_SUM_LINE = re.compile(r"^SHA256 \((?P<name>[^/]+)\) = (?P<hex>[0-9a-f]{64})$")
+
+
+class DropBroken(RelEngError):
+    """The staged drop does not hold what its metadata says."""
+
+    def __init__(self, drop: Path, problems: list[str]):
+        self.problems = list(problems)
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(f"{drop}: {len(problems)} problem(s) found by verify: "
+                         + "; ".join(problems[:3]) + more,
+                         hint=f"run: rel-eng verify {drop}")
+
+
+@dataclass
+class Report:
+    root: Path
+    problems: list[str] = field(default_factory=list)
+    checked: int = 0  # files whose bytes were checked
+    signatures: int = 0  # good clearsign signatures
+
+    def bad(self, path: Path | str, what: str) -> None:
+        self.problems.append(f"{path}: {what}")
+
+
+def find_root(path: Path) -> Path:
+    """The directory holding `metadata/images.json`: a staged drop itself, or a compose dir's
+    `compose/`. Anything else is bad input (InputError, exit 2)."""
+    if not path.is_dir():
+        what = "not a directory" if path.exists() else "no such directory"
+        raise InputError(f"{path}: {what}",
+                         hint="pass a compose dir (<output>/<compose id>) or a staged mirror drop")
+    for root in (path, path / "compose"):
+        if (root / "metadata" / "images.json").is_file():
+            return root
+    raise InputError(f"{path}: not a compose dir or a staged drop (no metadata/images.json "
+                     f"and no compose/metadata/images.json)",
+                     hint="pass a compose dir (<output>/<compose id>) or a staged mirror drop")
+
+
+class _Sums:
+    """sha256 per file, each file hashed once however many records name it."""
+
+    def __init__(self):
+        self._cache: dict[Path, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def of(self, path: Path) -> str:
+        if path not in self._cache:
+            self._cache[path] = sha256_file(path)
+        return self._cache[path]
+
+
+def _check_file(rep: Report, sums: _Sums, path: Path | None, shown: str, size: int,
+                sha: str, where: str) -> None:
+    if path is None:
+        rep.bad(shown, f"listed in {where} but missing, not a regular file, or outside the drop")
+        return
+    try:
+        actual_size = path.stat().st_size
+        if actual_size != size:
+            rep.bad(shown, f"{actual_size} bytes, {where} says {size}")
+            return
+        actual = sums.of(path)
+    except (OSError, RelEngError) as exc:
+        rep.bad(shown, f"unreadable: {getattr(exc, 'strerror', None) or exc}")
+        return
+    if actual != sha:
+        rep.bad(shown, f"sha256 {actual}, {where} says {sha}")
+
+
+def signed_body(text: str) -> tuple[str, str]:
+    """(the signed text, problem or "") of a clearsigned message; plain text is returned as is."""
+    if not text.startswith(SIGNED_HEAD):
+        if SIGNED_HEAD in text or SIG_HEAD in text:
+            return "", "text before the signed message"
+        return text, ""
+    head, _, rest = text.partition("\n\n")  # armor headers ("Hash: SHA256") end at a blank line
+    body, sep, tail = rest.partition("\n" + SIG_HEAD)
+    if not sep:
+        return "", "signed message without a signature block"
+    if tail.rstrip("\n").split("\n")[-1] != SIG_TAIL or tail.count(SIG_TAIL) != 1:
+        return "", "text after the signature block"
+    lines = [line[2:] if line.startswith("- ") else line for line in body.split("\n")]
+    return "\n".join(lines) + "\n", ""
+
+
+def _gpg(gpg_home: str) -> list[str]:
+    return ["gpg", "--batch", "--no-auto-key-retrieve"] + (["--homedir", gpg_home] if gpg_home else [])
+
+
+def key_fingerprints(key: str, gpg_home: str = "") -> set[str]:
+    """Fingerprints of `key` (primary and subkeys) in the keyring; empty when it is not there."""
+    try:
+        out = runner.run(_gpg(gpg_home) + ["--with-colons", "--list-keys", "--", key]).stdout
+    except CommandFailed:
+        return set()
+    return {line.split(":")[9] for line in out.decode(errors="replace").splitlines()
+            if line.startswith("fpr:") and len(line.split(":")) > 9}
+
+
+def gpg_verify(path: Path, gpg_home: str = "", fingerprints: set[str] | None = None) -> str:
+    """"" when gpg finds a good signature on the clearsigned `path` (made by one of
+    `fingerprints` when given), else why not."""
+    try:
+        out = runner.run(_gpg(gpg_home) + ["--status-fd", "1", "--verify", str(path)]).stdout
+    except CommandFailed as exc:
+        return f"gpg --verify failed: {exc.stderr_tail.strip().splitlines()[-1:] or exc}"
+    status = out.decode(errors="replace").splitlines()
+    valid = [line.split()[2:] for line in status if line.startswith("[GNUPG:] VALIDSIG ")]
+    if not valid or not any(line.startswith("[GNUPG:] GOODSIG ") for line in status):
+        return "gpg --verify found no good signature"
+    if fingerprints is not None and not any(
+            fields[0] in fingerprints or fields[-1] in fingerprints for fields in valid):
+        return f"signed by {valid[0][-1]}, not by the configured signing key"
+    return ""
+
+
+def _parse_checksum(rep: Report, shown: str, text: str) -> dict[str, tuple[int | None, str]]:
+    entries: dict[str, list] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if m := _SIZE_LINE.match(line):
+            entries.setdefault(m["name"], [None, ""])[0] = int(m["size"])
+        elif m := _SUM_LINE.match(line):
+            entries.setdefault(m["name"], [None, ""])[1] = m["hex"]
+        else:
+            rep.bad(shown, f"line {n}: not a CHECKSUM entry: {line[:80]!r}")
+    out = {}
+    for name, (size, sha) in entries.items():
+        if not sha:
+            rep.bad(shown, f"{name}: size line without a SHA256 line")
+            continue
+        out[name] = (size, sha)
+    return out
+
+
+def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
+                key: str = "") -> Report:
+    """Check the compose dir or staged drop at `path`; InputError when it is neither. With `key`,
+    every signature must be by that key."""
+    root = find_root(path)
+    if gpg_home and not Path(gpg_home).is_dir():
+        raise InputError(f"gpg home {gpg_home} is not a directory",
+                         hint="pass --gpg-home DIR or set [signing] gpg_home to the keyring "
+                              "holding the signing key")
+    fingerprints = None
+    if key:
+        fingerprints = key_fingerprints(key, gpg_home)
+        if not fingerprints:
+            raise InputError(f"signing key {key!r} is not in the keyring"
+                             + (f" {gpg_home}" if gpg_home else ""),
+                             hint="pass --gpg-home DIR holding it, or --key")
+    rep = Report(root)
+    sums = _Sums()
+    accounted: set[Path] = set()
+
+    def shown(p: Path | str) -> str:
+        return str(root / p) if isinstance(p, str) else str(p)
+
+    images = Images()
+    meta = root / "metadata" / "images.json"
+    accounted.add(meta)
+    try:
+        images.load(str(meta))
+    except Exception as exc:  # productmd raises bare ValueErrors, KeyErrors, ...
+        rep.bad(meta, f"unreadable ({type(exc).__name__}: {exc})")
+        listed = []
+    else:
+        listed = [img for variant in images.images.values()
+                  for arch_images in variant.values() for img in arch_images]
+    by_dir: dict[Path, dict[str, object]] = {}
+    for img in sorted(listed, key=lambda i: str(i.path)):
+        p = inside(root, img.path)
+        sha = (img.checksums or {}).get("sha256")
+        if not sha:
+            rep.bad(shown(str(img.path)), "images.json records no sha256")
+        else:
+            _check_file(rep, sums, p, shown(str(img.path)), img.size, sha, "images.json")
+        if p is not None:
+            accounted.add(p)
+            by_dir.setdefault(p.parent, {})[p.name] = img
+
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        for name in sorted(filenames):
+            if not name.endswith("CHECKSUM") or d.name != "images":
+                continue
+            ck = d / name
+            if ck.is_symlink():
+                continue  # reported as a stray below
+            accounted.add(ck)
+            try:
+                text = ck.read_text(errors="replace")
+            except OSError as exc:
+                rep.bad(ck, f"unreadable: {exc.strerror}")
+                continue
+            signed = text.startswith(SIGNED_HEAD)
+            body, problem = signed_body(text)
+            if problem:
+                rep.bad(ck, problem)
+                continue
+            if signed:
+                why = gpg_verify(ck, gpg_home, fingerprints)
+                if why:
+                    rep.bad(ck, why)
+                else:
+                    rep.signatures += 1
+            elif require_signed:
+                rep.bad(ck, "not signed, but signing is configured")
+            entries = _parse_checksum(rep, str(ck), body)
+            for fname, (size, sha) in sorted(entries.items()):
+                target = inside(d, fname)
+                if size is None:
+                    rep.bad(ck, f"{fname}: SHA256 line without a size line")
+                    size = target.stat().st_size if target is not None else -1
+                _check_file(rep, sums, target, str(d / fname), size, sha, ck.name)
+                if target is not None:
+                    accounted.add(target)
+                    if fname not in by_dir.get(d, {}):
+                        rep.bad(d / fname, f"in {ck.name} but not in images.json")
+            for fname in sorted(by_dir.get(d, {})):
+                if fname not in entries:
+                    rep.bad(d / fname, f"in images.json but not in {ck.name}")
+        if d.name == "images":
+            for fname in sorted(by_dir.get(d, {})):
+                if not any(n.endswith("CHECKSUM") for n in filenames):
+                    rep.bad(d / fname, "no CHECKSUM file beside it")
+                    break
+
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        for name in sorted(dirnames):
+            if (d / name).is_symlink():
+                rep.bad(d / name, "stray symlink (a drop holds plain files and directories)")
+        for name in sorted(filenames):
+            p = d / name
+            st = os.lstat(p)
+            if p in accounted and statmod.S_ISREG(st.st_mode):
+                continue
+            if statmod.S_ISREG(st.st_mode) and (
+                    (d == root / "metadata" and name in METADATA_FILES)
+                    or (d.name == "images" and name in IMAGES_DIR_FILES)):
+                continue
+            kind = "symlink" if statmod.S_ISLNK(st.st_mode) else "file"
+            rep.bad(p, f"stray {kind}: not accounted for by images.json, CHECKSUM or README")
+    rep.problems.sort()
+    rep.checked = len(sums)
+    return rep
+
+
+def verify_staged(drop: Path, signing: Signing) -> list[str]:
+    """The compose's last check on its staged drop: raises DropBroken naming every problem;
+    returns nothing to report otherwise (an empty list). When signing is configured, every
+    CHECKSUM file must carry a good signature by the configured key."""
+    rep = verify_tree(drop, signing.gpg_home, signing.enabled, signing.key)
+    if rep.problems:
+        raise DropBroken(drop, rep.problems)
+    return rep.problems
