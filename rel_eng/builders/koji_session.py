@@ -21,6 +21,7 @@ import urllib3
 
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.koji_config import KojiConfig
+from rel_eng.redact import password_of, redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +73,13 @@ def read_profile(kcfg: KojiConfig) -> HubProfile:
         raise InputError(f"koji profile '{kcfg.profile}' has no topurl",
                          hint="set topurl (e.g. https://kojipkgs.fedoraproject.org/) in that "
                               "section: image files are downloaded from it")
+    for key in ("server", "weburl", "topurl"):
+        # Hub and task URLs are recorded in the manifest and printed in messages.
+        if password_of(str(opts.get(key) or "")):
+            raise InputError(f"koji profile '{kcfg.profile}': {key} "
+                             f"{redact(str(opts[key]))} holds a password",
+                             hint="authenticate with authtype ssl or gssapi and serve topurl "
+                                  "without credentials")
     authtype = (opts.get("authtype") or "").lower()
     if authtype and authtype not in (*NOAUTH, *GSSAPI, "ssl"):
         raise InputError(f"koji profile '{kcfg.profile}': authtype '{authtype}' is not supported",
