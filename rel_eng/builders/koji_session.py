@@ -156,7 +156,8 @@ def never_sent(exc: BaseException) -> bool:
 def with_retries(call: Callable[[], T], what: str, profile: HubProfile, kcfg: KojiConfig, *,
                  retryable: Callable[[BaseException], bool] = transient,
                  deadline: float | None = None, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[], None] | None = None) -> T:
+                 on_retry: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> T:
     """`call()`, retried with exponential back-off on `retryable` errors, within the budget."""
     attempt = 0
     while True:
@@ -166,7 +167,7 @@ def with_retries(call: Callable[[], T], what: str, profile: HubProfile, kcfg: Ko
             if not retryable(exc):
                 raise
             delay = min(kcfg.retry_backoff * 2 ** attempt, kcfg.retry_backoff_max)
-            late = deadline is not None and time.monotonic() + delay > deadline
+            late = deadline is not None and clock() + delay > deadline
             if attempt >= kcfg.retries or late:
                 raise HubError(f"koji hub {profile.server} unreachable for {what} after "
                                f"{attempt + 1} attempt(s): {_one_line(exc)}",
