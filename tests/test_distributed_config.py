@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import distributed_builders  # noqa: E402
 from distributed_support import free_port  # noqa: E402
+from fake_clock import FakeClock  # noqa: E402
 
 from rel_eng import cli  # noqa: E402
 from rel_eng.compose import FINISHED, allocate, create, prepare_inputs  # noqa: E402
@@ -109,12 +110,21 @@ def test_environment_overrides_urls():
     assert effective(s, {}) == s
 
 
-def test_unreachable_broker_is_one_bounded_input_error(tmp_path):
+def test_unreachable_broker_is_one_bounded_input_error(tmp_path, monkeypatch):
+    import redis
+
     s = CelerySettings(broker_url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout=2)
-    start = time.monotonic()
+    clients = []
+    real = redis.Redis.from_url
+
+    def from_url(url, **kw):
+        clients.append(kw)
+        return real(url, **kw)
+    monkeypatch.setattr(redis.Redis, "from_url", from_url)
     with pytest.raises(InputError) as err:
         check_reachable(s, "/etc/rel-eng.toml")
-    assert time.monotonic() - start < 5
+    # Bounded: connecting and every reply wait at most connect_timeout (a blackholed host).
+    assert clients == [{"socket_connect_timeout": 2, "socket_timeout": 2}]
     assert err.value.exit_code == 2
     assert str(err.value).startswith(
         f"/etc/rel-eng.toml: celery.broker_url: cannot reach Redis at {s.broker_url}")
@@ -204,11 +214,26 @@ def test_task_wrappers_are_idempotent_per_compose_image_and_step(new_compose, tm
 
 def test_a_step_held_by_another_delivery_waits_then_gives_up(new_compose):
     c = new_compose()
+    clock = FakeClock()
     with tasks.step_lock(c, "build:x", timeout=1):
-        start = time.monotonic()
-        with pytest.raises(tasks.StepBusy, match="still held by another worker"):
-            with tasks.step_lock(c, "build:x", timeout=1):
+        with pytest.raises(tasks.StepBusy, match="still held by another worker after 1s"):
+            with tasks.step_lock(c, "build:x", timeout=1, clock=clock, sleep=clock.sleep):
                 pass
-        assert 0.9 < time.monotonic() - start < 3
+    assert clock.sleeps == [tasks.LOCK_POLL_S] * 2  # polled until the deadline, then gave up
     with tasks.step_lock(c, "build:x", timeout=1):  # released: free again
         pass
+
+
+def test_a_step_lock_is_taken_once_its_holder_lets_go(new_compose):
+    c = new_compose()
+    clock = FakeClock()
+    holder = contextlib.ExitStack()
+    holder.enter_context(tasks.step_lock(c, "process:x", timeout=1))
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if len(clock.sleeps) == 3:
+            holder.close()  # the other delivery finishes during the third wait
+
+    with tasks.step_lock(c, "process:x", timeout=60, clock=clock, sleep=sleep):
+        assert clock.sleeps == [tasks.LOCK_POLL_S] * 3

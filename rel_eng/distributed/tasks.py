@@ -15,7 +15,7 @@ import fcntl
 import logging
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from celery import Task
 from celery.exceptions import Reject
@@ -68,16 +68,18 @@ def _try_lock(fh) -> bool:
 
 
 @contextlib.contextmanager
-def step_lock(c: Compose, step: str, timeout: float) -> Iterator[None]:
+def step_lock(c: Compose, step: str, timeout: float, *,
+              clock: Callable[[], float] = time.monotonic,
+              sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
     path = c.topdir / "work" / "locks" / (step.replace(":", "--") + ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
+    deadline = clock() + timeout
     with open(path, "a") as fh:
         while not _try_lock(fh):
-            if time.monotonic() >= deadline:
+            if clock() >= deadline:
                 raise StepBusy(f"{c.plan.compose_id}: step {step} is still held by another "
                                f"worker after {timeout:.0f}s")
-            time.sleep(LOCK_POLL_S)
+            sleep(LOCK_POLL_S)
         try:
             yield
         finally:
