@@ -61,13 +61,17 @@ def test_every_checksum_file_verifies(alpha_drop):
 
 def test_qcow2_passes_qemu_img_check(alpha_drop):
     c, _ = alpha_drop
-    for q in (c.topdir / "compose").rglob("*.qcow2"):
+    qcow2s = sorted((c.topdir / "compose").rglob("*.qcow2"))
+    assert len(qcow2s) == len(c.plan.images) == 4  # one per image: 2 types x 2 arches
+    for q in qcow2s:
         subprocess.run(["qemu-img", "check", str(q)], check=True, capture_output=True)
 
 
 def test_raw_member_is_the_builders_raw_byte_for_byte(alpha_drop, tmp_path):
     c, _ = alpha_drop
-    for raw_art in c.manifest.artifacts(kind="raw-disk"):
+    raws = c.manifest.artifacts(kind="raw-disk")
+    assert sorted(a.job_key for a in raws) == sorted(j.key for j in c.plan.images)
+    for raw_art in raws:
         job = c.job(raw_art.job_key)
         tarball = c.images_dir(job.arch) / f"{job.nvra}.raw.tar.xz"
         listing = subprocess.run(["tar", "-tf", str(tarball)], capture_output=True, text=True,
@@ -113,12 +117,16 @@ def test_mirror_tree_is_staged_world_readable(alpha_drop):
     drop = out / "mirror" / "alt" / "stage" / "19_Alpha-1.1"
     assert (drop / "Cloud" / "x86_64" / "images" / "README").is_file()
     assert (drop / "metadata" / "images.json").is_file()
-    for p in [drop, *drop.rglob("*")]:
+    everything = [drop, *drop.rglob("*")]
+    assert len(everything) > 20, everything  # the drop, its dirs, images, CHECKSUMs, metadata
+    for p in everything:
         mode = p.stat().st_mode
         assert mode & stat.S_IROTH, p
         if p.is_dir():
             assert mode & stat.S_IXOTH, p
     staged = {p.relative_to(drop) for p in drop.rglob("*") if p.is_file()}
+    images = [p for p in staged if p.parts[0] == "Cloud" and p.suffix in (".qcow2", ".xz")]
+    assert len(images) == 2 * len(c.plan.images), sorted(staged)  # qcow2 and raw.tar.xz each
     for p in staged:
         if p.parts[0] == "Cloud":
             assert (c.topdir / "compose" / p).read_bytes() == (drop / p).read_bytes()
