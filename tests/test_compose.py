@@ -12,6 +12,7 @@ from rel_eng import compose as compose_mod
 from rel_eng.compose import Compose, resume, run_compose
 
 from conftest import ALPHA_DATE, sparse_equal
+from signatures import assert_overrides_match
 
 
 def test_layout_and_status(alpha_drop):
@@ -166,6 +167,7 @@ def test_a_failed_optional_arch_finishes_incomplete(tmp_path, config):
             return [BuildOutcome(o.job_key, False, "oz-install: anaconda failed") if o.job_key.endswith("i686")
                     else o for o in super().wait(handles, timeout)]
 
+    assert_overrides_match(HalfBroken)
     cfg = dataclasses.replace(config, optional_arches=("i686",))
     plan = compose_mod.allocate(cfg, tmp_path, "19", "Beta", ALPHA_DATE)
     c = compose_mod.create(cfg, plan, tmp_path, compose_mod.prepare_inputs(cfg, plan))
@@ -189,6 +191,7 @@ def test_a_failed_required_arch_dooms_and_stages_nothing(tmp_path, config):
         def wait(self, handles, timeout=None):
             return [BuildOutcome(h.job_key, False, "install timed out") for h in handles]
 
+    assert_overrides_match(Broken)
     plan = compose_mod.allocate(config, tmp_path, "19", "Beta", ALPHA_DATE)
     c = compose_mod.create(config, plan, tmp_path, compose_mod.prepare_inputs(config, plan))
     compose_mod.build(c, builder_factory=Broken)

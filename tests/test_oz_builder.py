@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import oz_fakes  # noqa: E402
+from signatures import assert_same_signature  # noqa: E402
 
 from rel_eng import compose, runner  # noqa: E402
 from rel_eng.builders import BUILDERS  # noqa: E402
@@ -201,6 +202,7 @@ def test_a_hung_oz_install_is_killed_at_its_deadline(tmp_path, fake, monkeypatch
     def spy(proc, timeout=None):
         waits.append((Path(proc.args[0]).name, timeout))
         return real_wait(proc, timeout=timeout)
+    assert_same_signature(spy, real_wait)
     monkeypatch.setattr(runner, "wait", spy)
     outcome = compose.build(c)["generic-x86_64"]
     assert not outcome.ok
