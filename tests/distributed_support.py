@@ -76,7 +76,7 @@ class RedisServer:
         if self.password:
             argv += ["--requirepass", self.password]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._pings, 10, f"redis-server on port {self.port}")
+        wait_for(self._pings, 30, f"redis-server on port {self.port}")
         return self
 
     def _pings(self) -> bool:
@@ -131,7 +131,7 @@ class Worker:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
-        wait_for(self._ready, 30, f"worker {self.name} ready (log {self.log})")
+        wait_for(self._ready, 120, f"worker {self.name} ready (log {self.log})")
         return self
 
     def _ready(self) -> bool:
