@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 
+from rel_eng import redact
 from rel_eng.errors import ConfigError, RelEngError
 
 COMMAND_MODULES = [
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    redact.install()  # before any record: URL passwords never reach a log or a traceback
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -46,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         for problem in exc.problems:
-            print(f"rel-eng: error: {problem}", file=sys.stderr)
+            print(f"rel-eng: error: {redact.redact(problem)}", file=sys.stderr)
         return exc.exit_code
     except RelEngError as exc:
         if args.debug:
             raise
-        print(f"rel-eng: error: {exc}", file=sys.stderr)
+        print(f"rel-eng: error: {redact.redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("rel-eng: interrupted", file=sys.stderr)

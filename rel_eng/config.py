@@ -16,6 +16,7 @@ from typing import Any
 
 from rel_eng import paths
 from rel_eng.errors import ConfigError
+from rel_eng.redact import check_urls
 from rel_eng.distributed.settings import CelerySettings, parse_celery
 from rel_eng.koji_config import KojiConfig, parse_koji
 from rel_eng.oz_config import OzConfig, parse_oz
@@ -300,6 +301,9 @@ def _load_releases(path: Path) -> tuple[tuple[Release, ...], list[str]]:
             problems.add(f"{where}fedora_version", "is required and must be 19 or later")
         if not tree.startswith(("http://", "https://")):
             problems.add(f"{where}install_tree", "must be an http(s) URL")
+        check_urls(problems, [(f"{where}install_tree", tree),
+                              *((f"{where}repos[{i}]", r) for i, r in enumerate(repos))],
+                   "serve it without credentials to the builders instead")
         milestones = []
         previous = None
         for name, date in stones.items():

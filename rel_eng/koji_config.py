@@ -127,7 +127,13 @@ def check_koji(cfg: KojiConfig, problems: ProblemSink) -> None:
                                      "from the raw disk")
     if cfg.retry_backoff_max < cfg.retry_backoff:
         problems.add("koji.retry_backoff_max", "must not be below koji.retry_backoff")
-    if cfg.ksurl:
+    from rel_eng.redact import password_problem
+
+    secret = password_problem(cfg.ksurl, "let the builders reach the SCM without "
+                                         "credentials in the URL (kojid's own SCM config)")
+    if secret:
+        problems.add("koji.ksurl", secret)
+    elif cfg.ksurl:
         from koji.daemon import SCM  # koji's own SCM URL parser, pure string checks
         import koji
 

@@ -6,6 +6,7 @@ process started here is stopped by the fixture that started it (its whole proces
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -41,20 +42,28 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
 class RedisServer:
     """redis-server on 127.0.0.1:<ephemeral>; `persistent` keeps data across restart (AOF)."""
 
-    def __init__(self, workdir: Path, persistent: bool = False):
+    def __init__(self, workdir: Path, persistent: bool = False, password: str = ""):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.persistent = persistent
+        self.password = password  # requirepass; `url` stays without it, `secret_url` has it
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def secret_url(self) -> str:
+        """The URL with the password, percent-encoded as URLs need it."""
+        from urllib.parse import quote
+
+        return f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.port}/0"
+
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5,
-                           socket_connect_timeout=2)
+                           socket_connect_timeout=2, password=self.password or None)
 
     def start(self) -> "RedisServer":
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
@@ -64,8 +73,10 @@ class RedisServer:
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             argv += ["--appendonly", "no"]
+        if self.password:
+            argv += ["--requirepass", self.password]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._pings, 10, f"redis-server on port {self.port}")
+        wait_for(self._pings, 30, f"redis-server on port {self.port}")
         return self
 
     def _pings(self) -> bool:
@@ -101,8 +112,10 @@ class Worker:
     """A real `rel-eng worker` process (with the test builders registered) in its own group."""
 
     def __init__(self, name: str, config: Path, logdir: Path, queues: str = ALL_QUEUES,
-                 concurrency: int = 1, build_seconds: float = 2.0, pool: str = "prefork"):
+                 concurrency: int = 1, build_seconds: float = 2.0, pool: str = "prefork",
+                 env: dict[str, str] | None = None):
         self.name, self.config, self.queues = name, config, queues
+        self.env = dict(env or {})  # on top of ours, without the URL overrides
         self.concurrency, self.build_seconds, self.pool = concurrency, build_seconds, pool
         self.log = logdir / f"worker-{name}.log"
         self.proc: subprocess.Popen | None = None
@@ -110,6 +123,7 @@ class Worker:
     def start(self) -> "Worker":
         env = {k: v for k, v in os.environ.items() if k not in URL_ENV}
         env["REL_ENG_TEST_BUILD_SECONDS"] = str(self.build_seconds)
+        env.update(self.env)
         argv = [sys.executable, str(WORKER_SCRIPT), "worker", "--config", str(self.config),
                 "--queues", self.queues, "--concurrency", str(self.concurrency),
                 "--pool", self.pool, "--name", f"{self.name}@test", "--loglevel", "INFO"]
@@ -117,7 +131,7 @@ class Worker:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
-        wait_for(self._ready, 30, f"worker {self.name} ready (log {self.log})")
+        wait_for(self._ready, 120, f"worker {self.name} ready (log {self.log})")
         return self
 
     def _ready(self) -> bool:
@@ -151,6 +165,35 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def unacked_tasks(redis_url: str) -> list[dict]:
+    """The headers (task name, id, argsrepr) of every message delivered but not acknowledged."""
+    from kombu import Connection
+
+    with Connection(redis_url) as conn:
+        channel = conn.default_channel
+        raw = channel.client.hvals(channel.qos.unacked_key)
+    return [json.loads(p)[0]["headers"] for p in raw]
+
+
+def restore_unacked(redis_url: str, select) -> int:
+    """Hand back to their queues the unacknowledged messages whose headers `select` picks.
+
+    What the Redis transport does by itself once the visibility timeout has passed, done now:
+    a test of redelivery then waits on no clock. Returns how many were restored.
+    """
+    from kombu import Connection
+
+    restored = 0
+    with Connection(redis_url) as conn:
+        channel = conn.default_channel
+        qos = channel.qos
+        for tag, payload in channel.client.hgetall(qos.unacked_key).items():
+            if select(json.loads(payload)[0]["headers"]):
+                qos.restore_by_tag(tag, client=channel.client, leftmost=True)
+                restored += 1
+    return restored
 
 
 def write_config(path: Path, redis_url: str, *, visibility_timeout: int = 30,

@@ -12,6 +12,7 @@ from rel_eng import compose as compose_mod
 from rel_eng.compose import Compose, resume, run_compose
 
 from conftest import ALPHA_DATE, sparse_equal
+from signatures import assert_overrides_match
 
 
 def test_layout_and_status(alpha_drop):
@@ -61,13 +62,17 @@ def test_every_checksum_file_verifies(alpha_drop):
 
 def test_qcow2_passes_qemu_img_check(alpha_drop):
     c, _ = alpha_drop
-    for q in (c.topdir / "compose").rglob("*.qcow2"):
+    qcow2s = sorted((c.topdir / "compose").rglob("*.qcow2"))
+    assert len(qcow2s) == len(c.plan.images) == 4  # one per image: 2 types x 2 arches
+    for q in qcow2s:
         subprocess.run(["qemu-img", "check", str(q)], check=True, capture_output=True)
 
 
 def test_raw_member_is_the_builders_raw_byte_for_byte(alpha_drop, tmp_path):
     c, _ = alpha_drop
-    for raw_art in c.manifest.artifacts(kind="raw-disk"):
+    raws = c.manifest.artifacts(kind="raw-disk")
+    assert sorted(a.job_key for a in raws) == sorted(j.key for j in c.plan.images)
+    for raw_art in raws:
         job = c.job(raw_art.job_key)
         tarball = c.images_dir(job.arch) / f"{job.nvra}.raw.tar.xz"
         listing = subprocess.run(["tar", "-tf", str(tarball)], capture_output=True, text=True,
@@ -113,12 +118,16 @@ def test_mirror_tree_is_staged_world_readable(alpha_drop):
     drop = out / "mirror" / "alt" / "stage" / "19_Alpha-1.1"
     assert (drop / "Cloud" / "x86_64" / "images" / "README").is_file()
     assert (drop / "metadata" / "images.json").is_file()
-    for p in [drop, *drop.rglob("*")]:
+    everything = [drop, *drop.rglob("*")]
+    assert len(everything) > 20, everything  # the drop, its dirs, images, CHECKSUMs, metadata
+    for p in everything:
         mode = p.stat().st_mode
         assert mode & stat.S_IROTH, p
         if p.is_dir():
             assert mode & stat.S_IXOTH, p
     staged = {p.relative_to(drop) for p in drop.rglob("*") if p.is_file()}
+    images = [p for p in staged if p.parts[0] == "Cloud" and p.suffix in (".qcow2", ".xz")]
+    assert len(images) == 2 * len(c.plan.images), sorted(staged)  # qcow2 and raw.tar.xz each
     for p in staged:
         if p.parts[0] == "Cloud":
             assert (c.topdir / "compose" / p).read_bytes() == (drop / p).read_bytes()
@@ -158,6 +167,7 @@ def test_a_failed_optional_arch_finishes_incomplete(tmp_path, config):
             return [BuildOutcome(o.job_key, False, "oz-install: anaconda failed") if o.job_key.endswith("i686")
                     else o for o in super().wait(handles, timeout)]
 
+    assert_overrides_match(HalfBroken)
     cfg = dataclasses.replace(config, optional_arches=("i686",))
     plan = compose_mod.allocate(cfg, tmp_path, "19", "Beta", ALPHA_DATE)
     c = compose_mod.create(cfg, plan, tmp_path, compose_mod.prepare_inputs(cfg, plan))
@@ -181,6 +191,7 @@ def test_a_failed_required_arch_dooms_and_stages_nothing(tmp_path, config):
         def wait(self, handles, timeout=None):
             return [BuildOutcome(h.job_key, False, "install timed out") for h in handles]
 
+    assert_overrides_match(Broken)
     plan = compose_mod.allocate(config, tmp_path, "19", "Beta", ALPHA_DATE)
     c = compose_mod.create(config, plan, tmp_path, compose_mod.prepare_inputs(config, plan))
     compose_mod.build(c, builder_factory=Broken)

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import distributed_builders  # noqa: E402
 from distributed_support import free_port  # noqa: E402
+from fake_clock import FakeClock  # noqa: E402
 
 from rel_eng import cli  # noqa: E402
 from rel_eng.compose import FINISHED, allocate, create, prepare_inputs  # noqa: E402
 from rel_eng.config import Config, load_config  # noqa: E402
+from rel_eng.compose import locks  # noqa: E402
 from rel_eng.distributed import routing, tasks  # noqa: E402
 from rel_eng.distributed.broker import check_reachable  # noqa: E402
 from rel_eng.distributed.canvas import compose_canvas  # noqa: E402
@@ -110,12 +111,21 @@ def test_environment_overrides_urls():
     assert effective(s, {}) == s
 
 
-def test_unreachable_broker_is_one_bounded_input_error(tmp_path):
+def test_unreachable_broker_is_one_bounded_input_error(tmp_path, monkeypatch):
+    import redis
+
     s = CelerySettings(broker_url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout=2)
-    start = time.monotonic()
+    clients = []
+    real = redis.Redis.from_url
+
+    def from_url(url, **kw):
+        clients.append(kw)
+        return real(url, **kw)
+    monkeypatch.setattr(redis.Redis, "from_url", from_url)
     with pytest.raises(InputError) as err:
         check_reachable(s, "/etc/rel-eng.toml")
-    assert time.monotonic() - start < 5
+    # Bounded: connecting and every reply wait at most connect_timeout (a blackholed host).
+    assert clients == [{"socket_connect_timeout": 2, "socket_timeout": 2}]
     assert err.value.exit_code == 2
     assert str(err.value).startswith(
         f"/etc/rel-eng.toml: celery.broker_url: cannot reach Redis at {s.broker_url}")
@@ -216,13 +226,41 @@ def test_a_step_held_by_another_delivery_waits_then_gives_up(new_compose):
     other.start()
     try:
         assert held.wait(10)
-        start = time.monotonic()
-        with pytest.raises(tasks.StepBusy, match="still held by another worker"):
-            with tasks.step_lock(c, "build:x", timeout=1):
+        clock = FakeClock()
+        with pytest.raises(tasks.StepBusy, match="still held by another worker or run after 1s"):
+            with tasks.step_lock(c, "build:x", timeout=1, clock=clock, sleep=clock.sleep):
                 pass
-        assert 0.9 < time.monotonic() - start < 3
+        assert clock.sleeps == [locks.POLL_S] * 2  # polled until the deadline, then gave up
     finally:
         release.set()
         other.join()
     with tasks.step_lock(c, "build:x", timeout=1):  # released: free again
         pass
+
+
+def test_a_step_lock_is_taken_once_its_holder_lets_go(new_compose):
+    c = new_compose()
+    clock = FakeClock()
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def holder():  # another delivery, in another thread (a thread re-enters its own lock)
+        with tasks.step_lock(c, "process:x", timeout=1):
+            held.set()
+            release.wait(10)
+        done.set()
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if len(clock.sleeps) == 3:
+            release.set()  # the other delivery finishes during the third wait
+            assert done.wait(10)
+
+    other = threading.Thread(target=holder)
+    other.start()
+    try:
+        assert held.wait(10)
+        with tasks.step_lock(c, "process:x", timeout=60, clock=clock, sleep=sleep):
+            assert clock.sleeps == [locks.POLL_S] * 3
+    finally:
+        release.set()
+        other.join()

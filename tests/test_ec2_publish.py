@@ -52,6 +52,7 @@ def test_full_publish_of_two_images_into_three_regions(aws_env, tmp_path, capsys
             ec2 = boto3.client("ec2", region_name=region)
             perms = ec2.describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
             assert {"Group": "all"} in perms["LaunchPermissions"]
+            assert len(image["BlockDeviceMappings"]) == 1
             for mapping in image["BlockDeviceMappings"]:
                 snap = ec2.describe_snapshot_attribute(SnapshotId=mapping["Ebs"]["SnapshotId"],
                                                        Attribute="createVolumePermission")
@@ -78,7 +79,9 @@ def test_full_publish_of_two_images_into_three_regions(aws_env, tmp_path, capsys
     # each snapshot registered is one this run uploaded, tagged with compose and image
     uploaded = {r["SnapshotId"] for op, r in rec.responses if op == "StartSnapshot"}
     assert {q["BlockDeviceMapping.1.Ebs.SnapshotId"][0] for q in sent} == uploaded
-    for snap in boto3.client("ec2", region_name=BASE).describe_snapshots(SnapshotIds=sorted(uploaded))["Snapshots"]:
+    snaps = boto3.client("ec2", region_name=BASE).describe_snapshots(SnapshotIds=sorted(uploaded))["Snapshots"]
+    assert len(snaps) == len(uploaded) == 2
+    for snap in snaps:
         tags = ec2_tags.tag_dict(snap["Tags"])
         assert tags[ec2_tags.COMPOSE] == plan.compose_id and tags[ec2_tags.UPLOAD] == "complete"
 
@@ -96,6 +99,7 @@ def test_full_publish_of_two_images_into_three_regions(aws_env, tmp_path, capsys
     # results: metadata file, printed messages in the image uploader's shape
     data = json.loads((topdir / "compose" / "metadata" / "ec2.json").read_text())
     assert data["compose_id"] == plan.compose_id
+    assert len(report.images) == len(data["images"]) == 2
     for r in report.images:
         entry = data["images"][r.job.nvra]
         assert entry["regions"] == r.amis and set(entry["regions"]) == set(ALL)
@@ -184,8 +188,11 @@ def test_weekly_stays_private_and_gets_deprecated(aws_env, tmp_path):
             assert got[image_id] == expected
         assert r.public is False and r.deprecate_at == expected
     assert rec.ops("ModifyImageAttribute") == [] and rec.ops("ModifySnapshotAttribute") == []
+    assert len(report.images) == 2
     for region in ALL:
-        for image in own_images(region, **{ec2_tags.DROP: "weekly"}):
+        weeklies = own_images(region, **{ec2_tags.DROP: "weekly"})
+        assert len(weeklies) == 2, region
+        for image in weeklies:
             assert image["Public"] is False
     data = json.loads((topdir / "compose" / "metadata" / "ec2.json").read_text())
     assert all(e["deprecate_at"] and e["public"] is False for e in data["images"].values())
@@ -207,6 +214,7 @@ def test_regions_option_overrides_copies_and_merges_results(aws_env, tmp_path):
     assert rec.ops("RegisterImage") == [] and rec.ops("StartSnapshot") == []
     assert sorted(r for op, r, _ in rec.calls if op == "CopyImage") == ["ap-southeast-2"] * 2
     data = json.loads((topdir / "compose" / "metadata" / "ec2.json").read_text())
+    assert len(data["images"]) == 2
     for entry in data["images"].values():
         assert set(entry["regions"]) == {BASE, "ap-southeast-2"}
 

@@ -80,6 +80,7 @@ def test_s3_import_fallback(aws_env, tmp_path):
         snap_tags = ec2_tags.tag_dict(snap["Tags"])
         assert snap_tags[ec2_tags.IMAGE] == nvra and snap_tags[ec2_tags.UPLOAD] == "complete"
     # the whole file went to S3 (no sparse objects), and the object is gone afterwards
+    assert len(report.images) == 2
     for r in report.images:
         assert r.upload.bytes_sent == files[f"{r.job.nvra}.raw"].stat().st_size
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0

@@ -52,7 +52,7 @@ def test_sigterm_during_compose_cancels_the_submitted_tasks(koji_hub, tmp_path):
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a bound for a loaded machine, not a measure
         while time.monotonic() < deadline and proc.poll() is None:
             kids = [t for t in list(koji_hub.hub.tasks.values()) if t.method == "createImage"]
             if len(kids) == 4 and all(t.state == S["OPEN"] for t in kids):
@@ -60,7 +60,14 @@ def test_sigterm_during_compose_cancels_the_submitted_tasks(koji_hub, tmp_path):
             time.sleep(0.05)
         else:
             raise AssertionError(f"compose never got its tasks running: {proc.communicate()}")
-        time.sleep(0.3)  # let it settle into watching
+        # Watching: a poll round after every task runs, so every submission is recorded.
+        seen = len(koji_hub.rpc_log)
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(m == "multiCall" for m, _ in koji_hub.rpc_log[seen:]):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"compose never watched its tasks: {proc.communicate()}")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:

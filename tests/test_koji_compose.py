@@ -11,6 +11,7 @@ import pytest
 from rel_eng.compose import ComposeDoomed, run_compose
 
 from tests.kojihub.fixtures import ALPHA, hub_assets, koji_config, koji_hub  # noqa: F401
+from tests.signatures import assert_overrides_match
 
 
 def _layout(root: Path) -> list[str]:
@@ -76,6 +77,7 @@ def test_a_restarted_compose_watches_recorded_tasks_instead_of_resubmitting(koji
         def wait(self, handles, timeout=None):
             raise RuntimeError("worker host lost power")
 
+    assert_overrides_match(CrashesWhileWatching)
     config = koji_config(koji_hub, tmp_path)
     out = tmp_path / "out"
     plan = compose_mod.allocate(config, out, "19", "Alpha", ALPHA, builder="koji")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import koji
 import pytest
@@ -11,10 +12,33 @@ import pytest
 from rel_eng.builders.base import BuildHandle
 from rel_eng.builders.koji import KojiBuilder
 
+from tests.fake_clock import FakeClock
 from tests.kojihub.fixtures import (Recorder, compose_requests, hub_assets,  # noqa: F401
                                     koji_config, koji_hub)
 
 S = koji.TASK_STATES
+HELD = 86400.0  # a createImage that runs until the test releases it
+
+
+def _release(hub) -> None:
+    """Let every held createImage finish at the simulated kojid's next tick."""
+    with hub.hub.lock:
+        hub.inject.slow = {}
+        hub.hub.task_seconds = 0.0
+        for task in hub.hub.tasks.values():
+            task.due = 0.0
+
+
+def _releasing_sleep(hub, when):
+    """A real sleep that releases the held tasks once `when(number of sleeps so far)` holds."""
+    count = [0]
+
+    def sleep(seconds: float) -> None:
+        count[0] += 1
+        if when(count[0]):
+            _release(hub)
+        time.sleep(seconds)
+    return sleep, count
 
 
 def _watch_round_trips(hub, builder, handles, **kw):
@@ -33,15 +57,16 @@ def _many_types(config, n):
 
 @pytest.mark.parametrize("image_types", [1, 12])
 def test_one_round_trip_per_poll_round_whatever_the_task_count(koji_hub, tmp_path, image_types):
-    koji_hub.hub.task_seconds = 0.4  # a few rounds while the children run
+    koji_hub.hub.task_seconds = HELD  # the children run until the third sleep
     config = _many_types(koji_config(koji_hub, tmp_path), image_types)
     _c, requests = compose_requests(config, tmp_path / "out")
-    builder = KojiBuilder(config)
+    sleep, sleeps = _releasing_sleep(koji_hub, lambda n: n == 3)
+    builder = KojiBuilder(config, sleep=sleep)
     handles = builder.submit(requests)
     outcomes, during = _watch_round_trips(koji_hub, builder, handles)
 
     assert [o.ok for o in outcomes] == [True] * (2 * image_types), outcomes
-    assert builder.poll_rounds >= 3
+    assert sleeps[0] >= 3 and builder.poll_rounds == sleeps[0] + 1  # a sleep between rounds
     assert len(during) == builder.poll_rounds  # exactly one HTTP round trip per round
     assert all(method == "multiCall" for method, _ in during)
     # The first round asks for every parent's info and children in that one multicall.
@@ -69,34 +94,38 @@ def test_resume_watches_recorded_tasks_without_resubmitting(koji_hub, tmp_path):
 
 
 def test_slow_task_times_out_then_resumes(koji_hub, tmp_path):
-    koji_hub.inject.slow = {"x86_64": 2.0}
-    config = koji_config(koji_hub, tmp_path)
+    koji_hub.inject.slow = {"x86_64": HELD}
+    config = koji_config(koji_hub, tmp_path, poll_interval=0.25)
     _c, requests = compose_requests(config, tmp_path / "out")
     requests = [r for r in requests if r.job.image_type == "generic"]
     record = Recorder()
-    builder = KojiBuilder(config, on_submitted=record)
+    clock = FakeClock()  # the watch's own time: 2 s of it pass in 8 sleeps, however slow
+    builder = KojiBuilder(config, on_submitted=record, sleep=clock.sleep, clock=clock)
     handles = builder.submit(requests)
 
-    outcomes, during = _watch_round_trips(koji_hub, builder, handles, timeout=0.6)
-    assert not any(o.ok for o in outcomes)
+    outcomes, during = _watch_round_trips(koji_hub, builder, handles, timeout=2.0)
+    assert len(outcomes) == 2 and not any(o.ok for o in outcomes)
     task = handles[0].external_id
     for o in outcomes:
         assert f"koji task {task} still OPEN" in o.reason
         assert f"taskinfo?taskID={task}" in o.reason and "resume" in o.reason
-    assert len(during) == builder.poll_rounds >= 5  # polled all along, one trip per round
+    assert clock.sleeps == [0.25] * 8  # polled all along until the deadline...
+    assert len(during) == builder.poll_rounds == 9  # ...one trip per round, one round per sleep
     assert koji_hub.hub.tasks[int(task)].state == S["OPEN"]  # a timeout cancels nothing
 
+    _release(koji_hub)  # the slow build ends; a later run picks its tasks up
     later = KojiBuilder(config).wait(record.handles)
     assert all(o.ok for o in later), later
 
 
 def test_hub_restart_mid_watch_is_retried_with_backoff(koji_hub, tmp_path, caplog):
-    koji_hub.hub.task_seconds = 1.2
+    koji_hub.hub.task_seconds = HELD  # running until the hub has been restarted
     koji_hub.inject.restart_after_rounds = 2
     koji_hub.inject.down_for = 0.6
     config = koji_config(koji_hub, tmp_path)
     _c, requests = compose_requests(config, tmp_path / "out")
-    builder = KojiBuilder(config)
+    sleep, _ = _releasing_sleep(koji_hub, lambda n: koji_hub.restarts == 1)
+    builder = KojiBuilder(config, sleep=sleep)
     handles = builder.submit(requests)
     port = koji_hub.port
     with caplog.at_level(logging.WARNING, logger="rel_eng.builders.koji_session"):

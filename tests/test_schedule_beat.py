@@ -21,7 +21,10 @@ from rel_eng.store.engine import open_engine  # noqa: E402
 from rel_eng.store.firings import FiringLedger  # noqa: E402
 
 # The tasks beat sends run on a worker of the pipeline's app with the schedule tasks registered.
+# The worker's clock is pinned (the tick reads beat.utcnow): the compose id carries the date.
+TODAY = dt.date(2013, 5, 28)
 WORKER = """
+import datetime as dt
 import sys
 from pathlib import Path
 from rel_eng.config import load_config
@@ -29,6 +32,7 @@ from rel_eng.distributed.celery_app import make_app
 from rel_eng.distributed.settings import effective
 from rel_eng.schedule import beat
 
+beat.utcnow = lambda: dt.datetime(2013, 5, 28, 12, 0, tzinfo=dt.timezone.utc)
 app = make_app(effective(load_config(Path(sys.argv[1])).celery))
 beat.register(app)
 app.worker_main(["worker", "--queues", "publish", "--pool", "solo", "--loglevel", "INFO",
@@ -61,7 +65,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_beat_catches_up_a_milestone_once_across_restarts(tmp_path, redis_server):
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = TODAY
     releases = RELEASES_FILE.read_text().replace(
         "milestones = { Alpha = 2013-05-07, Beta = 2013-05-28, Final = 2013-07-02 }",
         f"milestones = {{ Alpha = {today - dt.timedelta(days=20)}, Beta = {today}, "

@@ -77,12 +77,18 @@ def redis_server(tmp_path):
     server.stop()
 
 
-def test_trigger_queues_a_milestone_compose_and_counts_the_respin_up(tmp_path, redis_server, capsys):
+def test_trigger_queues_a_milestone_compose_and_counts_the_respin_up(tmp_path, redis_server, capsys,
+                                                                    monkeypatch):
+    from rel_eng.schedule import beat
+
+    # Pinned: the compose id carries the date, and midnight must not fall between the two.
+    ticks = iter(dt.datetime(2013, 5, 28, 23, 59, s, tzinfo=UTC) for s in range(50, 60))
+    monkeypatch.setattr(beat, "utcnow", lambda: next(ticks))  # one second per trigger
     out = tmp_path / "out"
     cfg = tmp_path / "rel-eng.toml"
     cfg.write_text(f'[celery]\nbroker_url = "{redis_server.url}"\n'
                    f'[schedule]\noutput = "{out}"\n')
-    today = dt.datetime.now(UTC).strftime("%Y%m%d")
+    today = "20130528"
     ids = []
     for _ in range(2):
         assert main(["trigger", "--config", str(cfg), "--release", "19", "--milestone", "Beta"]) == 0

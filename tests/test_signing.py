@@ -45,7 +45,8 @@ def test_checksums_are_clearsigned_and_verify(tmp_path, config, gpg_home, caplog
         assert "gpg --verify" in (d / "README").read_text()
     captured = capfd.readouterr()
     everything = captured.out + captured.err + caplog.text
-    for f in tmp_path.rglob("*"):
-        if f.is_file() and f.stat().st_size < 1 << 20:
-            everything += f.read_bytes().decode("latin-1")
+    searched = [f for f in tmp_path.rglob("*") if f.is_file() and f.stat().st_size < 1 << 20]
+    assert len(searched) > 20, searched  # the compose's metadata, logs, CHECKSUMs, the drop
+    for f in searched:
+        everything += f.read_bytes().decode("latin-1")
     assert PASSPHRASE not in everything

@@ -30,7 +30,8 @@ def test_urls_are_normalised_and_round_trip(tmp_path):
 
 @pytest.mark.parametrize("store, problem", [
     ('url = "postgresql://releng:hunter2@db/releng"\n',
-     "store.url: holds a password; put it in ~/.pgpass or PGPASSWORD instead"),
+     "store.url: 'postgresql://releng:***@db/releng' holds a password; config is copied into "
+     "every compose, so put the password in ~/.pgpass or PGPASSWORD instead"),
     ('url = "mysql://db/releng"\n', "store.url: unsupported database 'mysql' (use sqlite or postgresql)"),
     ('url = "sqlite://"\n',
      "store.url: needs a file: an in-memory SQLite store forgets everything at exit"),

@@ -57,13 +57,14 @@ class KojiBuilder(Builder):
     planned_calls = staticmethod(planned_calls)  # `rel-eng plan --builder koji`
 
     def __init__(self, config, on_submitted: Callable[[BuildHandle], None] | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         super().__init__(config, on_submitted)
         self.kcfg = config.koji
         self.cancel_on_signal = self.kcfg.cancel_on_signal
         self.submitted: list[BuildHandle] = []  # submitted or resumed: what cancel() may stop
         self.poll_rounds = 0  # hub round trips made by wait(), one per round
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock  # injectable: tests count rounds, not seconds
         self._profile: HubProfile | None = None
         self._session: koji.ClientSession | None = None
         self._http: requests.Session | None = None
@@ -100,7 +101,8 @@ class KojiBuilder(Builder):
                      self._sleep)
 
     def _hub(self, call, what: str, **kw):
-        return with_retries(call, what, self.profile, self.kcfg, sleep=self._sleep, **kw)
+        return with_retries(call, what, self.profile, self.kcfg, sleep=self._sleep,
+                            clock=self._clock, **kw)
 
     # --- submit -----------------------------------------------------------------------------
 
@@ -182,7 +184,7 @@ class KojiBuilder(Builder):
         known = {(h.job_key, h.external_id) for h in self.submitted}
         self.submitted += [h for h in handles if (h.job_key, h.external_id) not in known]
         watcher = TaskWatcher(self.session(), self.profile, handles)
-        start = time.monotonic()
+        start = self._clock()
         deadline = start + (self.kcfg.timeout if timeout is None else timeout)
         while True:
             self._hub(watcher.poll, "watching tasks " + watcher.describe(), deadline=deadline)
@@ -191,13 +193,13 @@ class KojiBuilder(Builder):
                 break
             if watcher.details_pending():
                 continue  # fetch the faults of tasks that just failed, without sleeping
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 break
             self._sleep(min(self.kcfg.poll_interval, remaining))
         outcomes = []
         for handle in handles:
-            outcome, child = watcher.outcome(handle, time.monotonic() - start)
+            outcome, child = watcher.outcome(handle, self._clock() - start)
             if outcome.ok:
                 self._children[(watcher.parent_of(handle), handle.data["koji_arch"])] = child
             elif child and child in watcher.failed_outputs:

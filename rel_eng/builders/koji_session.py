@@ -21,6 +21,7 @@ import urllib3
 
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.koji_config import KojiConfig
+from rel_eng.redact import password_of, redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +73,13 @@ def read_profile(kcfg: KojiConfig) -> HubProfile:
         raise InputError(f"koji profile '{kcfg.profile}' has no topurl",
                          hint="set topurl (e.g. https://kojipkgs.fedoraproject.org/) in that "
                               "section: image files are downloaded from it")
+    for key in ("server", "weburl", "topurl"):
+        # Hub and task URLs are recorded in the manifest and printed in messages.
+        if password_of(str(opts.get(key) or "")):
+            raise InputError(f"koji profile '{kcfg.profile}': {key} "
+                             f"{redact(str(opts[key]))} holds a password",
+                             hint="authenticate with authtype ssl or gssapi and serve topurl "
+                                  "without credentials")
     authtype = (opts.get("authtype") or "").lower()
     if authtype and authtype not in (*NOAUTH, *GSSAPI, "ssl"):
         raise InputError(f"koji profile '{kcfg.profile}': authtype '{authtype}' is not supported",
@@ -148,7 +156,8 @@ def never_sent(exc: BaseException) -> bool:
 def with_retries(call: Callable[[], T], what: str, profile: HubProfile, kcfg: KojiConfig, *,
                  retryable: Callable[[BaseException], bool] = transient,
                  deadline: float | None = None, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[], None] | None = None) -> T:
+                 on_retry: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> T:
     """`call()`, retried with exponential back-off on `retryable` errors, within the budget."""
     attempt = 0
     while True:
@@ -158,7 +167,7 @@ def with_retries(call: Callable[[], T], what: str, profile: HubProfile, kcfg: Ko
             if not retryable(exc):
                 raise
             delay = min(kcfg.retry_backoff * 2 ** attempt, kcfg.retry_backoff_max)
-            late = deadline is not None and time.monotonic() + delay > deadline
+            late = deadline is not None and clock() + delay > deadline
             if attempt >= kcfg.retries or late:
                 raise HubError(f"koji hub {profile.server} unreachable for {what} after "
                                f"{attempt + 1} attempt(s): {_one_line(exc)}",

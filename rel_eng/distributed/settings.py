@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
+from rel_eng.redact import check_urls, redact  # noqa: F401 (redact: used by importers)
+
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 URL_SCHEMES = ("redis://", "rediss://", "unix://")
 ENV_BROKER = "REL_ENG_BROKER_URL"
@@ -101,6 +103,9 @@ def parse_celery(table: Any, problems: ProblemSink) -> CelerySettings:
             continue
         merged[key] = queue
     values["routes"] = tuple(sorted(merged.items()))
+    check_urls(problems, [(f"celery.{k}", values[k]) for k in ("broker_url", "result_backend")],
+               f"set {ENV_BROKER} / {ENV_BACKEND} in the environment of the workers and "
+               "submitters instead")
     settings = dataclasses.replace(base, **values)
     check_celery(settings, problems)
     return settings
@@ -185,8 +190,3 @@ def origin(key: str, source: str, environ: Mapping[str, str] | None = None) -> s
     if env.get(var):
         return f"environment variable {var}"
     return f"{source}: celery.{key}"
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)

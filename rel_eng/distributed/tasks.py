@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from celery import Task
 from celery.exceptions import Reject
@@ -56,9 +56,12 @@ def load(topdir: str) -> Compose:
 
 
 @contextlib.contextmanager
-def step_lock(c: Compose, step: str, timeout: float) -> Iterator[None]:
+def step_lock(c: Compose, step: str, timeout: float, *,
+              clock: Callable[[], float] | None = None,
+              sleep: Callable[[float], None] | None = None) -> Iterator[None]:
     """The step's lock (rel_eng.compose.locks, the same one a local run takes), with a deadline."""
-    with locks.step_lock(c.topdir, step, timeout):
+    kw = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v is not None}
+    with locks.step_lock(c.topdir, step, timeout, **kw):
         yield
 
 

@@ -52,9 +52,11 @@ def load_recorded(topdir: Path):
 
 
 class StoreRecorder:
-    def __init__(self, url: str, clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(self, url: str, clock: Callable[[], dt.datetime] = utcnow,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.url = url
         self.clock = clock
+        self.monotonic = monotonic  # for the back-off; injectable so tests need not race it
         self._engine: Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -135,7 +137,7 @@ class StoreRecorder:
         """Run fn in one transaction after making sure the compose's rows exist. `status`: a
         status change, which is tried even while the store seems down (it re-syncs)."""
         cid = c.plan.compose_id
-        if status is None and time.monotonic() < self._down_until:
+        if status is None and self.monotonic() < self._down_until:
             log.debug("compose store unavailable: not recording %s of %s", what, cid)
             return
         try:
@@ -146,7 +148,7 @@ class StoreRecorder:
             self._known.add(cid)  # only once committed: its rows exist now
             self._down_until = 0.0
         except (SQLAlchemyError, StoreUnavailable) as exc:
-            self._down_until = time.monotonic() + BACKOFF_S
+            self._down_until = self.monotonic() + BACKOFF_S
             log.warning("compose store %s: could not record %s of %s: %s (the compose goes on; "
                         "the next status change re-syncs)", redacted(self.url), what, cid,
                         str(exc).splitlines()[0])

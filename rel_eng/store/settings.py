@@ -40,18 +40,20 @@ def _check_url(text: str, problems, base_dir: Path, key: str) -> str:
     from sqlalchemy.engine import make_url  # late: only configs that name a URL pay for it
     from sqlalchemy.exc import ArgumentError
 
+    from rel_eng.redact import password_problem, redact
+
+    secret = password_problem(text, "put the password in ~/.pgpass or PGPASSWORD instead")
+    if secret:
+        problems.add(key, secret)
+        return ""
     try:
         url = make_url(text)
     except ArgumentError:
-        problems.add(key, f"'{text}' is not a database URL (e.g. sqlite:////srv/rel-eng.db or "
+        problems.add(key, f"'{redact(text)}' is not a database URL (e.g. sqlite:////srv/rel-eng.db or "
                           "postgresql://rel-eng@db.example.org/releng)")
         return ""
     if url.get_backend_name() not in BACKENDS:
         problems.add(key, f"unsupported database '{url.get_backend_name()}' (use {' or '.join(BACKENDS)})")
-        return ""
-    if url.password:
-        # The config is copied into every compose's work dir: no secrets in it.
-        problems.add(key, "holds a password; put it in ~/.pgpass or PGPASSWORD instead")
         return ""
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
