@@ -269,7 +269,7 @@ def _check_config(cfg: Config, problems: _Problems) -> None:
             problems.add(f"images.{t.key}.kickstart", f"{Path(cfg.kickstart_dir) / t.kickstart} does not exist")
     if len({t.subvariant for t in cfg.image_types}) != len(cfg.image_types):
         problems.add("images", "subvariants must be unique")
-    if cfg.messaging.enabled and not cfg.store.enabled:
+    if (cfg.messaging.enabled or cfg.ec2.messaging) and not cfg.store.enabled:
         problems.add("messaging.enabled", "needs the compose store (its outbox keeps every "
                                           "message until sent): set [store] enabled = true")
 

@@ -46,6 +46,10 @@ def require_config(cfg: MessagingConfig) -> Path:
                               "[messaging] enabled = false")
     with _lock:
         if "conf" not in _loaded:
+            if not logging.getLogger().isEnabledFor(logging.DEBUG):
+                # The library and its AMQP stack narrate every load, connect and close at INFO.
+                for name in ("fedora_messaging", "pika", "twisted"):
+                    logging.getLogger(name).setLevel(logging.WARNING)
             from fedora_messaging import config as fm_config
             from fedora_messaging import exceptions
 
