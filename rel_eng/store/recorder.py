@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 BACKOFF_S = 60  # after a failed write, skip step writes this long (status changes still try)
 FAILED_STATES = ("DOOMED", "FINISHED_INCOMPLETE")
-_STATUSES = ("STARTED", "FINISHED", "FINISHED_INCOMPLETE", "DOOMED", "TERMINATED")
 
 
 def utcnow() -> dt.datetime:
@@ -63,6 +62,7 @@ class StoreRecorder:
         self._known: set[str] = set()  # compose ids whose rows exist, so steps can refer to them
         self._down_until = 0.0
         self._enqueued = False  # the last transaction added outbox messages: flush after it
+        self._late: dict[str, Callable] = {}  # staged-drop writes the store missed, per compose
         self._publisher = None
 
     @property
@@ -92,6 +92,8 @@ class StoreRecorder:
         def write(conn: Connection, now: dt.datetime) -> None:
             data = Manifest(c.topdir).read()
             self._sync(conn, c, data, now)
+            if cid in self._late:
+                self._late[cid](conn, now)
             reason = _failures(data) if status in FAILED_STATES else ""
             conn.execute(update(schema.composes).where(schema.composes.c.compose_id == cid)
                          .values(status=status, reason=reason, updated_at=now))
@@ -101,7 +103,8 @@ class StoreRecorder:
             self._enqueue(conn, [bodies.status_change(
                 c, status, reason, nth, c.config.messaging.location_url)], now)
 
-        self._write(c, f"status {status}", write, status=status)
+        if self._write(c, f"status {status}", write, status=status):
+            self._late.pop(cid, None)
 
     # --- manifest updates, via RecordedManifest ---
 
@@ -154,7 +157,8 @@ class StoreRecorder:
                 ("compose_id",))
             self._enqueue(conn, [message], now)
 
-        self._write(c, "staged drop", write, status="staged")
+        if not self._write(c, "staged drop", write):
+            self._late[c.plan.compose_id] = write  # recorded with the next status change
 
     # --- the outbox ---
 
@@ -200,18 +204,18 @@ class StoreRecorder:
     # --- internals ---
 
     def _write(self, c, what: str, fn: Callable[[Connection, dt.datetime], None],
-               status: str | None = None) -> None:
+               status: str | None = None) -> bool:
         """Run fn in one transaction after making sure the compose's rows exist. `status`: a
         status change, which is tried even while the store seems down (it re-syncs)."""
         cid = c.plan.compose_id
         if status is None and time.monotonic() < self._down_until:
             log.debug("compose store unavailable: not recording %s of %s", what, cid)
-            return
+            return False
         try:
             self._enqueued = False
             with self.engine.begin() as conn:
                 now = self.clock()
-                self._ensure(conn, c, status if status in _STATUSES else "STARTED", now)
+                self._ensure(conn, c, status or "STARTED", now)
                 fn(conn, now)
             self._known.add(cid)  # only once committed: its rows exist now
             self._down_until = 0.0
@@ -220,10 +224,11 @@ class StoreRecorder:
             log.warning("compose store %s: could not record %s of %s: %s (the compose goes on; "
                         "the next status change re-syncs)", redacted(self.url), what, cid,
                         str(exc).splitlines()[0])
-            return
-        if self._enqueued or status in _STATUSES:
+            return False
+        if self._enqueued or status is not None:
             # Then published, after the commit; a status change also sends older leftovers.
             self.flush(c.config)
+        return True
 
     def _ensure(self, conn: Connection, c, status: str, now: dt.datetime) -> None:
         cid = c.plan.compose_id
