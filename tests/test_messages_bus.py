@@ -204,3 +204,59 @@ def test_a_failing_sync_is_requeued_and_retried_and_never_repeated(tmp_path, bro
     wait_for(lambda: "already synced" in consumer.text(), 60, "the consumer to see the resend")
     assert [r[0] for r in sync_runs(log)] == ["fail", "fail", "sync"]
     assert broker.queue_depth(QUEUE) == 0
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    from distributed_support import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def test_a_distributed_compose_sends_the_same_messages_as_a_local_one(tmp_path, broker,
+                                                                       redis_server, monkeypatch):
+    from distributed_support import Worker
+    from distributed_support import write_config as write_celery_config
+
+    from rel_eng.distributed.canvas import wait_compose
+
+    for var in ("REL_ENG_BROKER_URL", "REL_ENG_RESULT_BACKEND"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FEDORA_MESSAGING_CONF", str(broker.conf))  # the workers' too
+    tap = broker.tap()
+    cfg = write_celery_config(
+        tmp_path / "rel-eng.toml", redis_server.url,
+        extra="\n[messaging]\nenabled = true\npublish_timeout_s = 2\n")
+
+    local = compose(cfg, tmp_path / "local", broker.conf)
+    sent_locally = tap.drain()
+    worker = Worker("a", cfg, tmp_path / "logs", concurrency=2).start()
+    try:
+        proc = rel_eng([*COMPOSE, "--queue", "--config", str(cfg), "--output",
+                        str(tmp_path / "dist")], broker.conf)
+        topdir = Path(proc.stdout.split()[-1])
+        assert topdir.name == local.topdir.name
+        assert wait_compose(topdir, 120, poll=0.2) == "FINISHED"
+        got: list = []
+        # The last messages may still be on their way from the worker when STATUS is written.
+        wait_for(lambda: got.extend(tap.drain()) or len(got) >= len(sent_locally), 60,
+                 "every message of the distributed compose")
+    finally:
+        worker.stop()
+
+    def comparable(m):
+        body = {k: v for k, v in m.body.items() if k != "location"}
+        if "files" in body:  # images.json holds file mtimes (as in the drop comparison tests)
+            body["files"] = [{**f, "sha256": "", "size": 0} if f["path"] == "metadata/images.json"
+                             else f for f in body["files"]]
+        return m.id, m.topic, json.dumps(body, sort_keys=True)
+
+    # The same announcements (same ids, topics, bodies); images finish in any order on workers.
+    assert sorted(map(comparable, got)) == sorted(map(comparable, sent_locally))
+    assert [m.topic for m in got][0] == [m.topic for m in got][-1] == f"{PREFIX}.{bodies.STATUS}"
+    assert [m.body["status"] for m in (got[0], got[-1])] == ["STARTED", "FINISHED"]
+    assert got[-2].topic == f"{PREFIX}.{bodies.DROP_STAGED}"
+    assert got[-2].body["mirror_path"] == sent_locally[-2].body["mirror_path"]
+
