@@ -137,7 +137,8 @@ def test_flush_sends_in_order_and_stops_at_the_first_failure(recorded):
 def test_a_live_flusher_holds_the_lease_and_a_dead_one_gives_way(recorded_sqlite):
     c, rec = recorded_sqlite
     first = outbox.Flusher(rec.engine, FakeSender())
-    assert first._acquire()
+    with rec.engine.begin() as conn:
+        assert first._acquire(conn)
     other = outbox.Flusher(rec.engine, FakeSender())
     assert other.flush().busy and other.sender.sent == []
     # A holder whose process is gone (killed mid-flush) is taken over at once.
