@@ -307,3 +307,17 @@ def test_messages_lists_text_and_json(recorded_sqlite, tmp_path):
     rows = json.loads(cli(["messages", "--json", "--topic", bodies.STATUS, "--output", str(out)],
                           tmp_path).stdout)
     assert [r["body"]["status"] for r in rows] == ["STARTED", "FINISHED"]
+
+
+def test_the_beat_flush_never_fails_a_tick(recorded_sqlite, tmp_path, monkeypatch, caplog):
+    from rel_eng.schedule.beat import flush_outbox
+
+    c, rec = recorded_sqlite
+    off = load_config()
+    flush_outbox(off, rec.engine)  # messaging off: nothing sent, nothing said
+    assert outbox.Flusher(rec.engine, FakeSender()).pending() == 7
+    on = dataclasses.replace(off, messaging=MessagingConfig(enabled=True))
+    monkeypatch.setenv("FEDORA_MESSAGING_CONF", str(tmp_path / "absent.toml"))
+    flush_outbox(on, rec.engine)  # no fedora-messaging config: a warning, the tick goes on
+    assert "outbox not flushed" in caplog.text and "absent.toml not found" in caplog.text
+    assert outbox.Flusher(rec.engine, FakeSender()).pending() == 7

@@ -260,3 +260,28 @@ def test_a_distributed_compose_sends_the_same_messages_as_a_local_one(tmp_path, 
     assert got[-2].topic == f"{PREFIX}.{bodies.DROP_STAGED}"
     assert got[-2].body["mirror_path"] == sent_locally[-2].body["mirror_path"]
 
+
+
+def test_fedora_messagings_own_consumer_runs_the_mirror_sync_class(tmp_path, broker, consumers):
+    argv, log = sync_command(tmp_path / "sync")
+    rel_cfg = write_config(tmp_path / "consumer.toml", sync=argv)
+    store = tmp_path / "consumer-store"
+    queue = "fm-mirror-sync"
+    conf = broker.write_conf(tmp_path / "fm-consumer.toml", 5672)
+    conf.write_text(conf.read_text().replace("[consumer_config]\n", "") + (
+        f'[consumer_config]\nrel_eng_config = "{rel_cfg}"\noutput = "{store}"\n'
+        f'[queues."{queue}"]\ndurable = true\nauto_delete = false\nexclusive = false\n'
+        f'arguments = {{}}\n[[bindings]]\nqueue = "{queue}"\nexchange = "amq.topic"\n'
+        f'routing_keys = ["{PREFIX}.{bodies.DROP_STAGED}"]\n'))
+    consumer = Consumer(rel_cfg, store, conf, tmp_path / "fm-consumer.log")
+    consumer.argv = [str(Path(sys.executable).parent / "fedora-messaging"), "--conf", str(conf),
+                     "consume", "--callback=rel_eng.messaging.consumer:MirrorSyncConsumer"]
+    consumers.append(consumer.start(broker, queue))
+
+    out = tmp_path / "out"
+    compose(write_config(tmp_path / "off.toml", enabled=False), out, broker.conf)
+    assert flush(write_config(tmp_path / "rel-eng.toml"), out, broker.conf)["sent"] == 7
+    wait_for(lambda: sync_runs(log), 60, "the sync")
+    staged = [r for r in outbox(out, broker.conf, tmp_path / "rel-eng.toml")
+              if r["topic"] == bodies.DROP_STAGED][0]
+    assert sync_runs(log) == [("sync", staged["id"], staged["body"]["mirror_path"])]

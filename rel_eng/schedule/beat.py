@@ -86,12 +86,13 @@ def _with_dispatcher(config_data: dict, submit: Submit | None, fn):
 
 def flush_outbox(config: Config, engine) -> None:
     """Every tick also sends what the outbox still holds (a broker that was down, a crash)."""
-    from rel_eng.messaging.publisher import Publisher, sending
+    from rel_eng.messaging.publisher import Publisher, require_config, sending
     from rel_eng.store.outbox import Flusher
 
     if not sending(config):
         return
     try:
+        require_config(config.messaging)
         result = Flusher(engine, Publisher(config.messaging)).flush()
     except Exception as exc:  # a missing config file, the store: the tick itself went fine
         log.warning("outbox not flushed: %s", str(exc).splitlines()[0])

@@ -182,7 +182,7 @@ class StoreRecorder:
     def flush(self, config) -> "outbox.FlushResult | None":
         """Send what the outbox holds, when messaging is on. Never raises: a broker that is
         down leaves the messages pending for the next flush (beat, `rel-eng messages flush`)."""
-        from rel_eng.messaging.publisher import Publisher, sending
+        from rel_eng.messaging.publisher import Publisher, require_config, sending
 
         if not sending(config):
             return None
@@ -191,6 +191,7 @@ class StoreRecorder:
         if self._publisher.resting:
             return None
         try:
+            require_config(config.messaging)
             result = outbox.Flusher(self.engine, self._publisher, self.clock).flush()
         except Exception as exc:  # the store or the library: the compose goes on regardless
             log.warning("messages not sent (they stay in the outbox): %s",
