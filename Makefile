@@ -5,16 +5,19 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev openssl redis-server postgresql
+SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev openssl redis-server postgresql rabbitmq-server
 
 .PHONY: demo test deps system-deps services clean
 
 system-deps:
 	@bash .ci/system-deps.sh $(SYSTEM_PACKAGES)
 
-$(VENV)/.installed: pyproject.toml
+# The message schemas are their own small package (messages/): installed first, so that
+# rel-eng's dependency on it is met from this tree.
+$(VENV)/.installed: pyproject.toml messages/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ./messages
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 

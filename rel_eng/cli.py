@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "rel_eng.commands.trigger",
     "rel_eng.commands.beat",
     "rel_eng.commands.verify",
+    "rel_eng.commands.messages",
+    "rel_eng.commands.consume",
 ]
 
 

@@ -19,6 +19,7 @@ from rel_eng.errors import ConfigError
 from rel_eng.redact import check_urls
 from rel_eng.distributed.settings import CelerySettings, parse_celery
 from rel_eng.koji_config import KojiConfig, parse_koji
+from rel_eng.messaging.settings import MessagingConfig, parse_messaging
 from rel_eng.oz_config import OzConfig, parse_oz
 from rel_eng.publish.ec2_config import Ec2Config, parse_ec2
 from rel_eng.schedule.settings import ScheduleConfig, load_streams, parse_schedule
@@ -90,6 +91,7 @@ class Config:
     oz: OzConfig = field(default_factory=OzConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    messaging: MessagingConfig = field(default_factory=MessagingConfig)
     image_types: tuple[ImageType, ...] = (
         ImageType("generic", "Fedora-Cloud-Base", "Cloud_Base", "fedora-cloud-base.ks",
                   "Generic cloud image for OpenStack, Eucalyptus and other clouds"),
@@ -170,6 +172,7 @@ _SECTIONS = {
     "oz": (OzConfig, lambda t, p, d: parse_oz(t, p)),
     "store": (StoreConfig, parse_store),
     "schedule": (ScheduleConfig, parse_schedule),
+    "messaging": (MessagingConfig, parse_messaging),
 }
 
 _COMPOSE_KEYS = {
@@ -267,6 +270,9 @@ def _check_config(cfg: Config, problems: _Problems) -> None:
             problems.add(f"images.{t.key}.kickstart", f"{Path(cfg.kickstart_dir) / t.kickstart} does not exist")
     if len({t.subvariant for t in cfg.image_types}) != len(cfg.image_types):
         problems.add("images", "subvariants must be unique")
+    if (cfg.messaging.enabled or cfg.ec2.messaging) and not cfg.store.enabled:
+        problems.add("messaging.enabled", "needs the compose store (its outbox keeps every "
+                                          "message until sent): set [store] enabled = true")
 
 
 _RELEASE_KEYS = {"version", "fedora_version", "install_tree", "repos", "koji_target", "milestones"}

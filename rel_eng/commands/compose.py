@@ -38,6 +38,9 @@ def run(args) -> int:
         parse_label(args.label, args.milestone)
     config = common.load(args)
     common.check_builder(config, args.builder)
+    from rel_eng.messaging.publisher import check_ready  # late: fedora-messaging when sending
+
+    check_ready(config)
     if args.queue:
         from rel_eng.distributed.canvas import submit_compose
 

@@ -107,8 +107,17 @@ def stage_files(c: Compose) -> list[stage.StageFile]:
 def stage_drop(c: Compose, mirror_root: Path, progress: Progress | None = None) -> Path:
     progress = progress or Progress(False)
     with progress.step(f"staging into {mirror_root / c.plan.mirror_path}"):
-        return stage.stage(stage_files(c), mirror_root, c.plan.mirror_path,
+        files = stage_files(c)
+        drop = stage.stage(files, mirror_root, c.plan.mirror_path,
                            weekly_retention=c.config.weekly_retention if c.plan.weekly else None)
+    record_staged(c, drop, {f.rel: f.sha256 for f in files if f.sha256})
+    return drop
+
+
+def record_staged(c: Compose, drop: Path, expected: dict[str, str]) -> None:
+    """The staged drop into the compose store, with its "drop staged" message."""
+    if c.recorder is not None:
+        c.recorder.staged(c, drop, expected)
 
 
 def refresh_staged(c: Compose, mirror_root: Path) -> Path | None:

@@ -33,6 +33,9 @@ class Recorder(Protocol):
 
     def amis(self, c: "Compose", ec2: dict) -> None: ...  # compose/metadata/ec2.json
 
+    # The drop is staged: `expected` maps each file in it to the sha256 the compose recorded.
+    def staged(self, c: "Compose", drop: Path, expected: dict[str, str]) -> None: ...
+
 
 @dataclass(frozen=True)
 class Compose:

@@ -9,12 +9,15 @@ streams; a changed streams file takes effect when beat restarts (and is validate
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 from rel_eng.config import Config
 from rel_eng.errors import InputError
 from rel_eng.schedule import cron
 from rel_eng.schedule.dispatch import Dispatcher, Submit
+
+log = logging.getLogger(__name__)
 
 TICK = "rel_eng.schedule.tick"
 FIRE_STREAM = "rel_eng.schedule.fire_stream"
@@ -77,7 +80,25 @@ def _with_dispatcher(config_data: dict, submit: Submit | None, fn):
     try:
         return fn(dispatcher(config, engine, submit))
     finally:
+        flush_outbox(config, engine)
         engine.dispose()
+
+
+def flush_outbox(config: Config, engine) -> None:
+    """Every tick also sends what the outbox still holds (a broker that was down, a crash)."""
+    from rel_eng.messaging.publisher import Publisher, require_config, sending
+    from rel_eng.store.outbox import Flusher
+
+    if not sending(config):
+        return
+    try:
+        require_config(config.messaging)
+        result = Flusher(engine, Publisher(config.messaging)).flush()
+    except Exception as exc:  # a missing config file, the store: the tick itself went fine
+        log.warning("outbox not flushed: %s", str(exc).splitlines()[0])
+        return
+    if result.error:
+        log.warning("outbox: %d pending: %s", result.pending, result.error)
 
 
 def _fired(fired) -> dict | None:

@@ -23,7 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from rel_eng.manifest import Artifact, Manifest
-from rel_eng.store import schema
+from rel_eng.messaging import bodies
+from rel_eng.store import outbox, schema
 from rel_eng.store.engine import StoreUnavailable, open_engine, redacted, upsert
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class StoreRecorder:
         self._lock = threading.Lock()
         self._known: set[str] = set()  # compose ids whose rows exist, so steps can refer to them
         self._down_until = 0.0
+        self._enqueued = False  # the last transaction added outbox messages: flush after it
+        self._late: dict[str, Callable] = {}  # staged-drop writes the store missed, per compose
+        self._publisher = None
 
     @property
     def engine(self) -> Engine:
@@ -89,14 +93,20 @@ class StoreRecorder:
 
         def write(conn: Connection, now: dt.datetime) -> None:
             data = Manifest(c.topdir).read()
-            self._sync(conn, cid, data, now)
+            self._sync(conn, c, data, now)
+            if cid in self._late:
+                self._late[cid](conn, now)
             reason = _failures(data) if status in FAILED_STATES else ""
             conn.execute(update(schema.composes).where(schema.composes.c.compose_id == cid)
                          .values(status=status, reason=reason, updated_at=now))
+            nth = outbox.count_status_changes(conn, cid)
             conn.execute(schema.status_changes.insert().values(
                 compose_id=cid, status=status, reason=reason, at=now))
+            self._enqueue(conn, [bodies.status_change(
+                c, status, reason, nth, c.config.messaging.location_url)], now)
 
-        self._write(c, f"status {status}", write, status=status)
+        if self._write(c, f"status {status}", write, status=status):
+            self._late.pop(cid, None)
 
     # --- manifest updates, via RecordedManifest ---
 
@@ -112,6 +122,7 @@ class StoreRecorder:
         def write(conn: Connection, now: dt.datetime) -> None:
             for a in arts:
                 self._artifact(conn, c.plan.compose_id, a, now)
+            self._image_built(conn, c, Manifest(c.topdir).read(), {a.job_key for a in arts}, now)
 
         self._write(c, "artifacts", write)
 
@@ -127,20 +138,84 @@ class StoreRecorder:
                         snapshot_ids=json.dumps(snaps if isinstance(snaps, list) else [snaps]),
                         public=bool(info.get("public")), recorded_at=now),
                         ("compose_id", "nvra", "region"))
+            self._enqueue(conn, bodies.amis_published(c, ec2), now)
 
         self._write(c, "AMIs", write)
+
+    def staged(self, c, drop: Path, expected: dict[str, str]) -> None:
+        """The drop is staged and verified: record it and its "drop staged" message together.
+        A drop that does not match what the compose recorded is neither recorded nor announced."""
+        try:
+            message = bodies.drop_staged(c, drop, expected)
+        except bodies.DropMismatch as exc:
+            log.error("not announcing the drop of %s: %s", c.plan.compose_id, exc)
+            return
+
+        def write(conn: Connection, now: dt.datetime) -> None:
+            upsert(conn, schema.staged_drops, dict(
+                compose_id=c.plan.compose_id, mirror_path=c.plan.mirror_path,
+                files=len(message.body["files"]),
+                bytes=sum(f["size"] for f in message.body["files"]), staged_at=now),
+                ("compose_id",))
+            self._enqueue(conn, [message], now)
+
+        if not self._write(c, "staged drop", write):
+            self._late[c.plan.compose_id] = write  # recorded with the next status change
+
+    # --- the outbox ---
+
+    def _enqueue(self, conn: Connection, messages, now: dt.datetime) -> None:
+        if outbox.enqueue(conn, messages, now):
+            self._enqueued = True
+
+    def _image_built(self, conn: Connection, c, data: dict, job_keys, now: dt.datetime) -> None:
+        deliverables = [Artifact(**a) for a in data.get("artifacts", [])
+                        if a.get("intent") == "deliverable"]
+        builds = data.get("builds", {})
+        messages = []
+        for key in sorted(job_keys):
+            if data.get("steps", {}).get(f"build:{key}", {}).get("state") == "failed":
+                continue
+            m = bodies.image_built(c, key, deliverables, builds.get(key, {}))
+            if m is not None:
+                messages.append(m)
+        self._enqueue(conn, messages, now)
+
+    def flush(self, config) -> "outbox.FlushResult | None":
+        """Send what the outbox holds, when messaging is on. Never raises: a broker that is
+        down leaves the messages pending for the next flush (beat, `rel-eng messages flush`)."""
+        from rel_eng.messaging.publisher import Publisher, require_config, sending
+
+        if not sending(config):
+            return None
+        if self._publisher is None or self._publisher.cfg != config.messaging:
+            self._publisher = Publisher(config.messaging)
+        if self._publisher.resting:
+            return None
+        try:
+            require_config(config.messaging)
+            result = outbox.Flusher(self.engine, self._publisher, self.clock).flush()
+        except Exception as exc:  # the store or the library: the compose goes on regardless
+            log.warning("messages not sent (they stay in the outbox): %s",
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return None
+        if result.error:
+            log.warning("%d message(s) left pending in the outbox: %s", result.pending,
+                        result.error)
+        return result
 
     # --- internals ---
 
     def _write(self, c, what: str, fn: Callable[[Connection, dt.datetime], None],
-               status: str | None = None) -> None:
+               status: str | None = None) -> bool:
         """Run fn in one transaction after making sure the compose's rows exist. `status`: a
         status change, which is tried even while the store seems down (it re-syncs)."""
         cid = c.plan.compose_id
         if status is None and self.monotonic() < self._down_until:
             log.debug("compose store unavailable: not recording %s of %s", what, cid)
-            return
+            return False
         try:
+            self._enqueued = False
             with self.engine.begin() as conn:
                 now = self.clock()
                 self._ensure(conn, c, status or "STARTED", now)
@@ -152,6 +227,11 @@ class StoreRecorder:
             log.warning("compose store %s: could not record %s of %s: %s (the compose goes on; "
                         "the next status change re-syncs)", redacted(self.url), what, cid,
                         str(exc).splitlines()[0])
+            return False
+        if self._enqueued or status is not None:
+            # Then published, after the commit; a status change also sends older leftovers.
+            self.flush(c.config)
+        return True
 
     def _ensure(self, conn: Connection, c, status: str, now: dt.datetime) -> None:
         cid = c.plan.compose_id
@@ -170,7 +250,8 @@ class StoreRecorder:
                 subvariant=j.subvariant, optional=j.optional), ("compose_id", "job_key"),
                 update=False)
 
-    def _sync(self, conn: Connection, cid: str, data: dict, now: dt.datetime) -> None:
+    def _sync(self, conn: Connection, c, data: dict, now: dt.datetime) -> None:
+        cid = c.plan.compose_id
         for step, rec in data.get("steps", {}).items():
             self._step(conn, cid, step, rec.get("digest", ""), rec.get("state", ""),
                        rec.get("reason", ""), now)
@@ -178,6 +259,8 @@ class StoreRecorder:
             self._build(conn, cid, key, info, now)
         for a in data.get("artifacts", []):
             self._artifact(conn, cid, Artifact(**a), now)
+        # Catch up on "image built" messages a skipped write missed (ids are stable: no repeats).
+        self._image_built(conn, c, data, {a["job_key"] for a in data.get("artifacts", [])}, now)
 
     @staticmethod
     def _step(conn, cid, step, digest, state, reason, now) -> None:

@@ -139,3 +139,52 @@ firings = Table(
     Column("compose_id", String(200)),  # set once queued
     UniqueConstraint("kind", "subject", "slot", name="uq_firings_slot"),
 )
+
+# The transactional outbox: every message is inserted in the same transaction as the store change
+# it announces, then sent in `seq` order. `message_id` is stable (rel_eng.messaging.bodies), so a
+# re-derived message inserts nothing and a resend carries the same id. No foreign key: messages
+# outlive a deleted compose row until sent.
+outbox = Table(
+    "outbox", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("topic", String(255), nullable=False),
+    Column("compose_id", String(200), nullable=False),
+    Column("body", Text, nullable=False),  # JSON; never holds broker URLs or secrets
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    Index("ix_outbox_pending", "sent_at", "seq"),
+)
+
+# One row: who is flushing the outbox right now, so two processes never interleave (order) or
+# both send a message. A lease, so a killed flusher blocks nobody for long.
+outbox_lease = Table(
+    "outbox_lease", metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+)
+
+# Drops staged into the mirror tree (the state change a "drop staged" message announces).
+staged_drops = Table(
+    "staged_drops", metadata,
+    _compose_fk(),
+    Column("mirror_path", Text, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("staged_at", UTCDateTime, nullable=False),
+)
+
+# Messages a consumer handled (or is handling): its action runs once per message id.
+consumed = Table(
+    "consumed_messages", metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("message_id", String(64), primary_key=True),
+    Column("topic", String(255), nullable=False),
+    Column("state", String(16), nullable=False),  # running, done
+    Column("holder", String(200), nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=False),
+    Column("done_at", UTCDateTime),
+)

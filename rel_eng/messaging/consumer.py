@@ -1,0 +1,211 @@
+"""The "drop staged" consumer: the seam where the mirror publishing step plugs in.
+
+For each "drop staged" message it runs the configured sync command (argv only, through
+rel_eng.runner), once per message id however often the message is delivered: the id is claimed
+in the store before the command runs and marked done after it succeeded. A failing command gives
+the claim back and nacks, so the broker requeues the message and a later delivery retries.
+A claim whose holder died (or that is older than the sync timeout) is taken over.
+
+Run it as `rel-eng consume`, or with fedora-messaging's own runner:
+`fedora-messaging consume --callback=rel_eng.messaging.consumer:MirrorSyncConsumer`, whose
+[consumer_config] names the pipeline config (`rel_eng_config`) and the output dir (`output`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from rel_eng import runner
+from rel_eng.errors import CommandFailed, InputError, ToolMissing
+from rel_eng.messaging.bodies import DROP_STAGED
+from rel_eng.messaging.settings import MessagingConfig
+from rel_eng.store import schema
+
+log = logging.getLogger(__name__)
+
+T = schema.consumed
+CONSUMER = "mirror-sync"
+RUN, DONE, BUSY = "run", "done", "busy"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _alive(holder: str) -> bool:
+    host, _, pid = holder.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another host's claim: trust it until it times out
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class HandledIds:
+    """Durable memory of the message ids a consumer handled, in the compose store."""
+
+    def __init__(self, engine: Engine, consumer: str = CONSUMER, stale_after_s: float = 3600.0,
+                 clock: Callable[[], dt.datetime] = utcnow):
+        self.engine = engine
+        self.consumer = consumer
+        self.stale_after = dt.timedelta(seconds=stale_after_s)
+        self.clock = clock
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+
+    def _where(self, message_id: str):
+        return (T.c.consumer == self.consumer) & (T.c.message_id == message_id)
+
+    def claim(self, message_id: str, topic: str) -> str:
+        """RUN: ours to handle now; DONE: handled before; BUSY: someone is handling it."""
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(select(T).where(self._where(message_id))).first()
+                if row is None:
+                    conn.execute(T.insert().values(consumer=self.consumer, message_id=message_id,
+                                                   topic=topic, state="running",
+                                                   holder=self.holder, claimed_at=now))
+                    return RUN
+                if row.state == "done":
+                    return DONE
+                if _alive(row.holder) and now - row.claimed_at < self.stale_after:
+                    return BUSY
+                took = conn.execute(update(T).where(self._where(message_id),
+                                                    T.c.holder == row.holder,
+                                                    T.c.state == "running")
+                                    .values(holder=self.holder, claimed_at=now))
+                return RUN if took.rowcount == 1 else BUSY
+        except IntegrityError:
+            return BUSY  # claimed by another consumer a moment ago
+
+    def done(self, message_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(T).where(self._where(message_id))
+                         .values(state="done", done_at=self.clock()))
+
+    def release(self, message_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(T).where(self._where(message_id), T.c.state == "running",
+                                         T.c.holder == self.holder))
+
+    def state(self, message_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(T.c.state).where(self._where(message_id))).first()
+        return row.state if row else None
+
+
+def sync_argv(cfg: MessagingConfig, body: dict, message_id: str) -> list[str]:
+    fields = {"mirror_path": body["mirror_path"], "compose_id": body["compose_id"],
+              "label": body.get("label") or "", "message_id": message_id}
+    return [arg.format(**fields) for arg in cfg.sync_command]
+
+
+def _safe_mirror_path(path: object) -> bool:
+    if not isinstance(path, str) or not path or path.startswith("/") or "\x00" in path:
+        return False
+    return ".." not in PurePosixPath(path).parts
+
+
+class MirrorSync:
+    """The consumer callback. `run` and `sleep` are injectable for tests."""
+
+    def __init__(self, cfg: MessagingConfig, handled: HandledIds,
+                 run: Callable = runner.run, sleep: Callable[[float], None] = time.sleep):
+        if not cfg.sync_command:
+            raise InputError("[messaging] sync_command is empty: the consumer has nothing to run",
+                             hint='e.g. sync_command = ["rsync", "-a", "/srv/mirror/{mirror_path}/", '
+                                  '"master::fedora-alt/{mirror_path}/"]')
+        self.cfg = cfg
+        self.handled = handled
+        self.run = run
+        self.sleep = sleep
+
+    def __call__(self, message) -> None:
+        from fedora_messaging.exceptions import Drop, Nack
+
+        if not message.topic.endswith(DROP_STAGED):
+            return  # not ours: acknowledged, nothing to do
+        mid = message.id
+        body = message.body
+        if not mid or not _safe_mirror_path(body.get("mirror_path")):
+            log.error("dropping message %s: no id or an unsafe mirror path %r", mid,
+                      body.get("mirror_path"))
+            raise Drop()
+        state = self.handled.claim(mid, message.topic)
+        if state == DONE:
+            log.info("message %s (%s) already synced: acknowledged, not run again", mid,
+                     body["compose_id"])
+            return
+        if state == BUSY:
+            log.info("message %s is being synced by another consumer: requeued", mid)
+            self.sleep(self.cfg.retry_delay_s)
+            raise Nack()
+        argv = sync_argv(self.cfg, body, mid)
+        try:
+            self.run(argv, timeout=self.cfg.sync_timeout_s)
+        except (CommandFailed, ToolMissing) as exc:
+            self.handled.release(mid)
+            log.warning("mirror sync of %s failed: %s; requeued, retried in %gs",
+                        body["mirror_path"], exc, self.cfg.retry_delay_s)
+            self.sleep(self.cfg.retry_delay_s)
+            raise Nack() from None
+        except BaseException:
+            self.handled.release(mid)
+            raise
+        self.handled.done(mid)
+        log.info("mirror sync of %s done (message %s)", body["mirror_path"], mid)
+
+
+def bindings_and_queues(cfg: MessagingConfig) -> tuple[list[dict], dict]:
+    """A durable queue bound to the "drop staged" topic, with fedora-messaging's prefix."""
+    from fedora_messaging import config as fm_config
+
+    prefix = str(fm_config.conf["topic_prefix"] or "").rstrip(".")
+    topic = f"{prefix}.{DROP_STAGED}" if prefix else DROP_STAGED
+    bindings = [{"exchange": fm_config.conf["publish_exchange"], "queue": cfg.queue,
+                 "routing_keys": [topic]}]
+    queues = {cfg.queue: {"durable": True, "auto_delete": False, "exclusive": False,
+                          "arguments": {}}}
+    return bindings, queues
+
+
+def mirror_sync(config, output: Path | None = None) -> MirrorSync:
+    from rel_eng.store.engine import open_engine
+
+    if not config.store.enabled:
+        raise InputError("the consumer remembers handled message ids in the compose store",
+                         hint=f"set [store] enabled = true in {config.source}")
+    engine = open_engine(config.store.url_for(Path(output or config.schedule.output)))
+    handled = HandledIds(engine, stale_after_s=config.messaging.sync_timeout_s + 60)
+    return MirrorSync(config.messaging, handled)
+
+
+class MirrorSyncConsumer:
+    """For `fedora-messaging consume --callback=rel_eng.messaging.consumer:MirrorSyncConsumer`."""
+
+    def __init__(self):
+        from fedora_messaging import config as fm_config
+
+        from rel_eng.config import load_config
+
+        extra = fm_config.conf["consumer_config"] or {}
+        path = extra.get("rel_eng_config")
+        config = load_config(Path(path) if path else None)
+        self._sync = mirror_sync(config, Path(extra["output"]) if extra.get("output") else None)
+
+    def __call__(self, message) -> None:
+        self._sync(message)

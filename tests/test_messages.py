@@ -1,0 +1,323 @@
+"""The outbox, the schemas, the consumer's once-per-id logic and bad input, without a broker.
+
+What crosses the network (publishing, consuming) is tested against RabbitMQ in
+test_messages_bus.py; here the sender and the sync command are injected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from store_support import store_url  # noqa: E402,F401
+
+import rel_eng_messages  # noqa: E402
+from rel_eng import compose  # noqa: E402
+from rel_eng.config import load_config  # noqa: E402
+from rel_eng.errors import CommandFailed, ConfigError  # noqa: E402
+from rel_eng.messaging import bodies  # noqa: E402
+from rel_eng.messaging.consumer import BUSY, DONE, RUN, HandledIds, MirrorSync  # noqa: E402
+from rel_eng.messaging.publisher import PublishFailed, redacted_amqp  # noqa: E402
+from rel_eng.messaging.settings import MessagingConfig  # noqa: E402
+from rel_eng.store import outbox  # noqa: E402
+from rel_eng.store.engine import open_engine  # noqa: E402
+from rel_eng.store.recorder import StoreRecorder  # noqa: E402
+
+DATE = dt.date(2013, 5, 28)
+REL_ENG = [sys.executable, "-m", "rel_eng"]
+
+
+class FakeSender:
+    """Records sends; fails on the n-th call when asked to."""
+
+    resting = False
+
+    def __init__(self, fail_at: int | None = None):
+        self.sent: list[tuple[str, str]] = []
+        self.fail_at = fail_at
+
+    def send(self, topic, body, message_id):
+        if self.fail_at is not None and len(self.sent) == self.fail_at:
+            raise PublishFailed("sending failed: PublishTimeout: no broker")
+        self.sent.append((topic, message_id))
+
+
+def _recorded(url: str, out: Path):
+    rec = StoreRecorder(url)
+    return compose.run_compose(load_config(), out, "19", "Beta", DATE, recorder=rec), rec
+
+
+@pytest.fixture
+def recorded(tmp_path, store_url):  # noqa: F811
+    """A finished compose whose messages are in the outbox, on SQLite and on PostgreSQL."""
+    c, rec = _recorded(store_url, tmp_path / "out")
+    yield c, rec
+    rec.close()
+
+
+@pytest.fixture
+def recorded_sqlite(tmp_path):
+    """The same in the default store, <output>/rel-eng.db, which the CLI finds by --output."""
+    out = tmp_path / "out"
+    c, rec = _recorded(f"sqlite:///{out.resolve() / 'rel-eng.db'}", out)
+    yield c, rec
+    rec.close()
+
+
+def test_a_compose_records_its_messages_with_the_changes_they_announce(recorded):
+    c, rec = recorded
+    rows = outbox.listing(rec.engine)
+    assert [r["topic"] for r in rows] == [bodies.STATUS] + [bodies.IMAGE_BUILT] * 4 + \
+        [bodies.DROP_STAGED, bodies.STATUS]
+    assert {r["state"] for r in rows} == {"pending"}  # messaging is off: recorded, not sent
+    for r in rows:  # every body valid against its schema
+        jsonschema.validate(r["body"], rel_eng_messages.BY_TOPIC[r["topic"]].body_schema)
+    # Re-deriving inserts nothing: the ids are stable.
+    c.set_status(compose.FINISHED)
+    again = outbox.listing(rec.engine)
+    assert len(again) == len(rows) + 1 and again[-1]["body"]["status"] == "FINISHED"
+    assert [r["id"] for r in again[:-1]] == [r["id"] for r in rows]
+    assert len({r["id"] for r in again}) == len(again)
+
+
+def test_ami_messages_keep_the_uploaders_body_and_are_recorded_once(recorded_sqlite):
+    c, rec = recorded_sqlite
+    job = next(j for j in c.plan.images if j.image_type == "ec2" and j.arch == "x86_64")
+    ec2 = {"images": {job.nvra: {"arch": "x86_64", "subvariant": job.subvariant,
+                                 "regions": {"us-east-1": "ami-1", "eu-west-1": "ami-2"},
+                                 "snapshots": {}, "public": True}}}
+    rec.amis(c, ec2)
+    rec.amis(c, ec2)
+    amis = outbox.listing(rec.engine, topic=bodies.AMI_PUBLISHED)
+    assert len(amis) == 1
+    assert amis[0]["body"] == {"architecture": "x86_64", "compose_id": c.plan.compose_id,
+                               "image_name": job.nvra, "release": 19,
+                               "regions": {"eu-west-1": "ami-2", "us-east-1": "ami-1"},
+                               "subvariant": "Cloud_Base_EC2"}
+
+
+def test_a_drop_that_differs_from_the_recorded_digests_is_not_announced(recorded_sqlite, caplog):
+    c, rec = recorded_sqlite
+    drop = c.topdir.parent / "mirror" / c.plan.mirror_path
+    before = len(outbox.listing(rec.engine, topic=bodies.DROP_STAGED))
+    image = next(drop.rglob("*.qcow2"))
+    rel = str(image.relative_to(drop))
+    rec.staged(dataclasses.replace(c, plan=dataclasses.replace(c.plan, mirror_path="alt/other")),
+               drop, {rel: "0" * 64})
+    assert len(outbox.listing(rec.engine, topic=bodies.DROP_STAGED)) == before
+    assert "not announcing" in caplog.text
+
+
+def test_flush_sends_in_order_and_stops_at_the_first_failure(recorded):
+    c, rec = recorded
+    ids = [r["id"] for r in outbox.listing(rec.engine)]
+    failing = FakeSender(fail_at=2)
+    result = outbox.Flusher(rec.engine, failing).flush()
+    assert (result.sent, result.pending) == (2, 5) and "PublishTimeout" in result.error
+    rows = outbox.listing(rec.engine)
+    assert [r["state"] for r in rows] == ["sent", "sent"] + ["pending"] * 5
+    assert rows[2]["attempts"] == 1 and "PublishTimeout" in rows[2]["last_error"]
+    ok = FakeSender()
+    assert outbox.Flusher(rec.engine, ok).flush().sent == 5
+    assert [mid for _, mid in failing.sent + ok.sent] == ids  # each once, in order
+    assert outbox.Flusher(rec.engine, FakeSender()).flush().sent == 0
+
+
+def test_a_live_flusher_holds_the_lease_and_a_dead_one_gives_way(recorded_sqlite):
+    c, rec = recorded_sqlite
+    first = outbox.Flusher(rec.engine, FakeSender())
+    with rec.engine.begin() as conn:
+        assert first._acquire(conn)
+    other = outbox.Flusher(rec.engine, FakeSender())
+    assert other.flush().busy and other.sender.sent == []
+    # A holder whose process is gone (killed mid-flush) is taken over at once.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    with rec.engine.begin() as conn:
+        conn.execute(outbox.L.update().values(holder=f"{socket.gethostname()}:{dead}:x"))
+    result = other.flush()
+    assert not result.busy and result.sent == 7
+
+
+def test_the_consumer_runs_its_command_once_per_id_and_nacks_a_failure(tmp_path, store_url):  # noqa: F811
+    from fedora_messaging.exceptions import Drop, Nack
+
+    engine = open_engine(store_url)
+    runs: list[list[str]] = []
+    waits: list[float] = []
+    outcomes = iter([CommandFailed(["rsync"], 23, "rsync: connection refused"), None, None])
+
+    def run(argv, timeout):
+        runs.append(argv)
+        exc = next(outcomes)
+        if exc:
+            raise exc
+
+    cfg = MessagingConfig(sync_command=("rsync", "-a", "/srv/{mirror_path}/", "m::{label}"),
+                          retry_delay_s=5)
+    sync = MirrorSync(cfg, HandledIds(engine), run=run, sleep=waits.append)
+
+    class Msg:
+        topic = f"org.example.{bodies.DROP_STAGED}"
+        id = "m-1"
+        body = {"compose_id": "C", "label": "Beta-1.1", "mirror_path": "alt/stage/19_Beta-1.1"}
+
+    with pytest.raises(Nack):
+        sync(Msg())  # the command failed: requeue, after the retry delay
+    assert waits == [5] and HandledIds(engine).state("m-1") is None
+    sync(Msg())  # redelivered: runs again, succeeds
+    sync(Msg())  # delivered twice: acknowledged, not run
+    assert runs == [["rsync", "-a", "/srv/alt/stage/19_Beta-1.1/", "m::Beta-1.1"]] * 2
+    assert HandledIds(engine).state("m-1") == "done"
+
+    class Hostile(Msg):
+        id = "m-2"
+        body = {**Msg.body, "mirror_path": "../../etc"}
+
+    with pytest.raises(Drop):
+        sync(Hostile())
+    assert len(runs) == 2
+    other = type("Other", (), {"topic": "x.rel_eng.compose.status.change", "id": "m-3", "body": {}})
+    sync(other())  # not a drop: acknowledged and ignored
+    engine.dispose()
+
+
+def test_a_claim_held_by_a_live_consumer_is_busy_and_a_dead_ones_is_taken_over(store_url):  # noqa: F811
+    engine = open_engine(store_url)
+    now = [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)]
+    a = HandledIds(engine, stale_after_s=60, clock=lambda: now[0])
+    b = HandledIds(engine, stale_after_s=60, clock=lambda: now[0])
+    b.holder = "elsewhere.example.org:1"
+    assert b.claim("m", "t") == RUN
+    assert a.claim("m", "t") == BUSY  # another host, fresh: trusted
+    now[0] += dt.timedelta(seconds=61)
+    assert a.claim("m", "t") == RUN  # stale: taken over
+    a.done("m")
+    assert b.claim("m", "t") == DONE
+    engine.dispose()
+
+
+def test_schema_classes_render_and_refuse_bad_bodies():
+    body = {"compose_id": "C", "label": None, "mirror_path": "alt/cloud/weekly/Rawhide/C",
+            "files": [{"path": "Cloud/x86_64/images/a.qcow2", "size": 3, "sha256": "a" * 64}],
+            "checksum_files": []}
+    msg = rel_eng_messages.DropStagedV1(body=body)
+    msg.validate()
+    assert msg.app_name == "rel-eng" and msg.packages == [] and msg.usernames == []
+    assert msg.agent_name is None
+    assert "alt/cloud/weekly/Rawhide/C" in msg.summary and "a.qcow2" in str(msg)
+    for bad in ({**body, "mirror_path": "/abs"}, {**body, "files": []},
+                {k: v for k, v in body.items() if k != "checksum_files"},
+                {**body, "files": [{"path": "x", "size": -1, "sha256": "a" * 64}]}):
+        from fedora_messaging.exceptions import ValidationError
+        with pytest.raises((jsonschema.ValidationError, ValidationError)):
+            rel_eng_messages.DropStagedV1(body=bad).validate()
+    status = rel_eng_messages.ComposeStatusChangeV1(body={
+        "compose_id": "C", "status": "DOOMED", "location": "/x", "compose_date": "20130528",
+        "compose_type": "production", "compose_respin": 0, "compose_label": "Beta-1.1",
+        "release_short": "Fedora-Cloud", "release_version": "19", "reason": "ec2-x86_64: boom",
+        "agent": "releng"})
+    status.validate()
+    assert status.agent_name == "releng" and status.usernames == ["releng"]
+    assert "DOOMED" in status.summary and "boom" in str(status)
+
+
+def test_amqp_urls_are_redacted():
+    assert redacted_amqp("amqps://u:s3cret@h:5671/v") == "amqps://u:***@h:5671/v"
+    assert redacted_amqp("amqp://h/v") == "amqp://h/v"
+
+
+# --- bad input: one line, exit 2, nothing written ---
+
+def cli(args, tmp_path, env=None):
+    return subprocess.run([*REL_ENG, *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("table, key", [
+    ('enabled = "yes"', "messaging.enabled"),
+    ('sync_command = "rsync -a src dst"', "messaging.sync_command"),
+    ('sync_command = ["rsync", "{mirror}"]', "messaging.sync_command"),
+    ('sync_command = ["rsync", "{mirror_path"]', "messaging.sync_command"),
+    ("publish_timeout_s = 0", "messaging.publish_timeout_s"),
+    ('config_file = "absent.toml"', "messaging.config_file"),
+    ('location_url = "ftp://x"', "messaging.location_url"),
+    ('broker = "amqp://x"', "messaging.broker"),
+])
+def test_an_invalid_messaging_table_is_one_line_exit_2(tmp_path, table, key):
+    cfg = tmp_path / "rel-eng.toml"
+    cfg.write_text(f"[messaging]\n{table}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert len(err.value.problems) == 1 and f": {key}:" in err.value.problems[0]
+    proc = cli(["compose", "--config", str(cfg), "--release", "19", "--milestone", "Beta",
+                "--output", str(tmp_path / "out")], tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert key in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_messaging_without_the_store_is_refused(tmp_path):
+    cfg = tmp_path / "rel-eng.toml"
+    cfg.write_text("[store]\nenabled = false\n[messaging]\nenabled = true\n")
+    with pytest.raises(ConfigError, match="needs the compose store"):
+        load_config(cfg)
+
+
+def test_a_missing_fedora_messaging_config_is_one_line_exit_2(tmp_path):
+    cfg = tmp_path / "rel-eng.toml"
+    cfg.write_text("[messaging]\nenabled = true\n")
+    env = {"FEDORA_MESSAGING_CONF": str(tmp_path / "nowhere.toml")}
+    for args in (["compose", "--release", "19", "--milestone", "Beta", "--output", "out"],
+                 ["compose", "--release", "19", "--milestone", "Beta", "--output", "out",
+                  "--queue"],
+                 ["messages", "flush", "--output", "out"], ["consume", "--output", "out"]):
+        proc = cli([*args[:1], "--config", str(cfg), *args[1:]] if args[0] != "messages" else
+                   ["messages", "flush", "--config", str(cfg), "--output", "out"], tmp_path, env)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "nowhere.toml not found" in proc.stderr
+        assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_topic_is_one_line_exit_2(tmp_path):
+    proc = cli(["messages", "--topic", "rel_eng.nope", "--output", "out"], tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "unknown topic 'rel_eng.nope'" in proc.stderr and bodies.DROP_STAGED in proc.stderr
+    missing = cli(["messages", "--output", "out"], tmp_path)
+    assert missing.returncode == 2 and "no compose store" in missing.stderr
+
+
+def test_messages_lists_text_and_json(recorded_sqlite, tmp_path):
+    c, rec = recorded_sqlite
+    out = c.topdir.parent
+    text = cli(["messages", "--pending", "--output", str(out)], tmp_path)
+    assert text.returncode == 0 and len(text.stdout.splitlines()) == 7
+    assert "rel-eng staged" in text.stdout and "pending" in text.stdout
+    rows = json.loads(cli(["messages", "--json", "--topic", bodies.STATUS, "--output", str(out)],
+                          tmp_path).stdout)
+    assert [r["body"]["status"] for r in rows] == ["STARTED", "FINISHED"]
+
+
+def test_the_beat_flush_never_fails_a_tick(recorded_sqlite, tmp_path, monkeypatch, caplog):
+    from rel_eng.schedule.beat import flush_outbox
+
+    c, rec = recorded_sqlite
+    off = load_config()
+    flush_outbox(off, rec.engine)  # messaging off: nothing sent, nothing said
+    assert outbox.Flusher(rec.engine, FakeSender()).pending() == 7
+    on = dataclasses.replace(off, messaging=MessagingConfig(enabled=True))
+    monkeypatch.setenv("FEDORA_MESSAGING_CONF", str(tmp_path / "absent.toml"))
+    flush_outbox(on, rec.engine)  # no fedora-messaging config: a warning, the tick goes on
+    assert "outbox not flushed" in caplog.text and "absent.toml not found" in caplog.text
+    assert outbox.Flusher(rec.engine, FakeSender()).pending() == 7
