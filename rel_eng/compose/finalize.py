@@ -54,7 +54,7 @@ def publish(c: Compose, progress: Progress | None = None, share: bool = True) ->
     for name, publisher in enabled_publishers(c.config):
         with progress.step(f"publishing with {name}" + ("" if share else " (private)")):
             publisher(c.topdir, c.config, share=share)
-    record_amis(c)
+    record_amis(c, announce=share)  # private AMIs are recorded, announced only once shared
 
 
 def share(c: Compose, progress: Progress | None = None) -> None:
@@ -66,11 +66,12 @@ def share(c: Compose, progress: Progress | None = None) -> None:
     record_amis(c)
 
 
-def record_amis(c: Compose) -> None:
-    """AMI ids from compose/metadata/ec2.json into the compose store, when there is one."""
+def record_amis(c: Compose, announce: bool = True) -> None:
+    """AMI ids from compose/metadata/ec2.json into the compose store, when there is one, with
+    their "published" messages when `announce` (never before the drop is staged)."""
     amis = metadata.read_json(c.metadir / "ec2.json")
     if amis and c.recorder is not None:
-        c.recorder.amis(c, amis)
+        c.recorder.amis(c, amis, announce=announce)
 
 
 def write_readmes(c: Compose, status: str) -> None:
@@ -108,10 +109,8 @@ def stage_drop(c: Compose, mirror_root: Path, progress: Progress | None = None) 
     progress = progress or Progress(False)
     with progress.step(f"staging into {mirror_root / c.plan.mirror_path}"):
         files = stage_files(c)
-        drop = stage.stage(files, mirror_root, c.plan.mirror_path,
+        return stage.stage(files, mirror_root, c.plan.mirror_path,
                            weekly_retention=c.config.weekly_retention if c.plan.weekly else None)
-    record_staged(c, drop, {f.rel: f.sha256 for f in files if f.sha256})
-    return drop
 
 
 def record_staged(c: Compose, drop: Path, expected: dict[str, str]) -> None:
@@ -205,7 +204,10 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
     # The staged drop is complete here. Checks of the staged drop go between staging and sharing:
     # stage -> verify -> share. Nothing below runs unless the drop is in the mirror.
     # The staged bytes, end to end, before anything is shared or says FINISHED (DropBroken).
-    verify.verify_staged(mirror_root / c.plan.mirror_path, c.config.signing)
+    drop = mirror_root / c.plan.mirror_path
+    verify.verify_staged(drop, c.config.signing)
+    # Announced only once verified (the outbox ignores a message it already holds).
+    record_staged(c, drop, {f.rel: f.sha256 for f in stage_files(c) if f.sha256})
     if publishers:
         keys["share"] = step_digest("share", keys["publish"], keys["stage"])
 

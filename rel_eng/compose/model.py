@@ -31,7 +31,8 @@ class Recorder(Protocol):
 
     def status_changed(self, c: "Compose", status: str) -> None: ...
 
-    def amis(self, c: "Compose", ec2: dict) -> None: ...  # compose/metadata/ec2.json
+    # compose/metadata/ec2.json; `announce` queues the "published" messages with the ids
+    def amis(self, c: "Compose", ec2: dict, announce: bool = True) -> None: ...
 
     # The drop is staged: `expected` maps each file in it to the sha256 the compose recorded.
     def staged(self, c: "Compose", drop: Path, expected: dict[str, str]) -> None: ...

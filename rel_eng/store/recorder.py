@@ -126,8 +126,9 @@ class StoreRecorder:
 
         self._write(c, "artifacts", write)
 
-    def amis(self, c, ec2: dict) -> None:
-        """AMI ids per image and region, as the EC2 publisher wrote them to ec2.json."""
+    def amis(self, c, ec2: dict, announce: bool = True) -> None:
+        """AMI ids per image and region, as the EC2 publisher wrote them to ec2.json; with
+        `announce`, their "published" messages in the same transaction."""
         def write(conn: Connection, now: dt.datetime) -> None:
             for nvra, info in sorted(ec2.get("images", {}).items()):
                 for region, ami in sorted(info.get("regions", {}).items()):
@@ -138,7 +139,8 @@ class StoreRecorder:
                         snapshot_ids=json.dumps(snaps if isinstance(snaps, list) else [snaps]),
                         public=bool(info.get("public")), recorded_at=now),
                         ("compose_id", "nvra", "region"))
-            self._enqueue(conn, bodies.amis_published(c, ec2), now)
+            if announce:
+                self._enqueue(conn, bodies.amis_published(c, ec2), now)
 
         self._write(c, "AMIs", write)
 
