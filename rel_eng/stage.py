@@ -19,6 +19,7 @@ from pathlib import Path
 from productmd.images import Images
 
 from rel_eng.errors import InputError, RelEngError
+from rel_eng.web.stream import write_stream_files
 
 CHUNK = 1024 * 1024
 
@@ -126,6 +127,7 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
     if weekly_retention is not None:
         _point_latest(parent, target.name)
         _prune(parent, keep=weekly_retention, current=target.name)
+        write_stream_files(parent)  # the stream's index, feed and releases.json follow `latest`
     return target
 
 

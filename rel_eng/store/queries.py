@@ -19,8 +19,10 @@ def as_dict(row) -> dict:
     return {k: _iso(v) for k, v in row._mapping.items()}
 
 
-def list_composes(engine: Engine, limit: int = 20) -> list[dict]:
-    """The newest composes with image counts: built, failed, processed of total."""
+def list_composes(engine: Engine, limit: int = 20, *, release: str | None = None,
+                  kind: str | None = None, status: str | None = None) -> list[dict]:
+    """The newest composes with image counts: built, failed, processed of total. Optional
+    filters: release key, kind ("milestone" or "weekly") and status."""
     c, i, s = schema.composes, schema.images, schema.steps
     total = select(func.count()).where(i.c.compose_id == c.c.compose_id).scalar_subquery()
 
@@ -35,8 +37,25 @@ def list_composes(engine: Engine, limit: int = 20) -> list[dict]:
                     steps_in("build", "failed").label("failed"),
                     steps_in("process", "done").label("processed"))
              .order_by(c.c.created_at.desc(), c.c.compose_id.desc()).limit(limit))
+    if release:
+        query = query.where(c.c.release_key == release)
+    if kind == "weekly":
+        query = query.where(c.c.milestone.is_(None))
+    elif kind == "milestone":
+        query = query.where(c.c.milestone.is_not(None))
+    if status:
+        query = query.where(c.c.status == status)
     with engine.connect() as conn:
         return [as_dict(r) for r in conn.execute(query)]
+
+
+def compose_facets(engine: Engine) -> dict:
+    """The release keys and statuses the store holds (for filter menus), in one query."""
+    c = schema.composes
+    query = select(c.c.release_key, c.c.status).distinct()
+    with engine.connect() as conn:
+        pairs = conn.execute(query).all()
+    return {"releases": sorted({r for r, _ in pairs}), "statuses": sorted({s for _, s in pairs})}
 
 
 def compose_detail(engine: Engine, compose_id: str) -> dict | None:
