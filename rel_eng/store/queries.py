@@ -58,6 +58,12 @@ def compose_facets(engine: Engine) -> dict:
     return {"releases": sorted({r for r, _ in pairs}), "statuses": sorted({s for _, s in pairs})}
 
 
+def compose_topdir(engine: Engine, compose_id: str) -> str | None:
+    c = schema.composes
+    with engine.connect() as conn:
+        return conn.execute(select(c.c.topdir).where(c.c.compose_id == compose_id)).scalar()
+
+
 def compose_detail(engine: Engine, compose_id: str) -> dict | None:
     """One compose: its row, images with their steps and builder ids, artifacts, status history."""
     c = schema.composes
