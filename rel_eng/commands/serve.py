@@ -18,6 +18,8 @@ def register(sub) -> None:
                    help=f"address to listen on (default {DEFAULT_BIND}; port 0 picks a free one)")
     p.add_argument("--output", type=Path, help="output dir holding the default SQLite store "
                                                "(default [schedule] output: ./out)")
+    p.add_argument("--poll-ms", type=int, default=2000, metavar="MS",
+                   help="how often open pages fetch live status (default 2000 ms)")
     p.set_defaults(func=run)
 
 
@@ -28,6 +30,8 @@ def run(args) -> int:
 
     config = common.load(args)
     host, port = parse_bind(args.bind)  # bad input first: nothing opened yet
+    if not 100 <= args.poll_ms <= 600_000:
+        raise InputError(f"--poll-ms must be 100..600000, got {args.poll_ms}")
     if not config.store.enabled:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
     url = config.store.url_for(args.output or Path(config.schedule.output))
@@ -41,7 +45,7 @@ def run(args) -> int:
         where = f"[{shown[0]}]:{shown[1]}" if ":" in shown[0] else f"{shown[0]}:{shown[1]}"
         print(f"rel-eng serve: http://{where}/ (read-only) over {redacted(url)}",
               file=sys.stderr, flush=True)
-        serve(create_app(engine, config), sock, log_level="debug" if args.debug else "warning")
+        serve(create_app(engine, config, poll_ms=args.poll_ms), sock, log_level="debug" if args.debug else "warning")
     finally:
         engine.dispose()
     return 0
