@@ -36,7 +36,7 @@ def run(args) -> int:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
     url = config.store.url_for(args.output or Path(config.schedule.output))
     try:
-        engine = open_engine(url, must_exist=True)
+        engine = open_engine(url, must_exist=True, readonly=True)
     except StoreUnavailable as exc:  # at start-up an unreachable store is the user's to fix
         raise InputError(exc.message, hint=exc.hint) from None
     try:

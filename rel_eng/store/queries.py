@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Engine
 
 from rel_eng.store import schema
@@ -24,27 +24,37 @@ def list_composes(engine: Engine, limit: int = 20, *, release: str | None = None
     """The newest composes with image counts: built, failed, processed of total. Optional
     filters: release key, kind ("milestone" or "weekly") and status."""
     c, i, s = schema.composes, schema.images, schema.steps
-    total = select(func.count()).where(i.c.compose_id == c.c.compose_id).scalar_subquery()
+    # Pick the page of composes first, then count for those rows only: counting in the outer
+    # query of the whole table would run the subqueries for every compose before the LIMIT.
+    page = select(c.c.compose_id, c.c.status, c.c.release_key, c.c.milestone, c.c.label,
+                  c.c.builder, c.c.created_at, c.c.updated_at, c.c.topdir)
+    if release:
+        page = page.where(c.c.release_key == release)
+    if kind == "weekly":
+        page = page.where(c.c.milestone.is_(None))
+    elif kind == "milestone":
+        page = page.where(c.c.milestone.is_not(None))
+    if status:
+        page = page.where(c.c.status == status)
+    p = page.order_by(c.c.created_at.desc(), c.c.compose_id.desc()).limit(limit).cte("page")
+    ids = select(p.c.compose_id)
+    total = (select(i.c.compose_id, func.count().label("images")).where(i.c.compose_id.in_(ids))
+             .group_by(i.c.compose_id).subquery("total"))
 
     def steps_in(prefix: str, state: str):
-        return (select(func.count()).where(s.c.compose_id == c.c.compose_id,
-                                           s.c.step.like(f"{prefix}:%"), s.c.state == state)
-                .scalar_subquery())
+        return func.coalesce(func.sum(case((and_(s.c.step.like(f"{prefix}:%"), s.c.state == state), 1),
+                                           else_=0)), 0)
 
-    query = (select(c.c.compose_id, c.c.status, c.c.release_key, c.c.milestone, c.c.label,
-                    c.c.builder, c.c.created_at, c.c.updated_at, c.c.topdir,
-                    total.label("images"), steps_in("build", "done").label("built"),
-                    steps_in("build", "failed").label("failed"),
-                    steps_in("process", "done").label("processed"))
-             .order_by(c.c.created_at.desc(), c.c.compose_id.desc()).limit(limit))
-    if release:
-        query = query.where(c.c.release_key == release)
-    if kind == "weekly":
-        query = query.where(c.c.milestone.is_(None))
-    elif kind == "milestone":
-        query = query.where(c.c.milestone.is_not(None))
-    if status:
-        query = query.where(c.c.status == status)
+    # One pass over the steps of the page's composes, not one per count.
+    counts = (select(s.c.compose_id, steps_in("build", "done").label("built"),
+                     steps_in("build", "failed").label("failed"),
+                     steps_in("process", "done").label("processed"))
+              .where(s.c.compose_id.in_(ids)).group_by(s.c.compose_id).subquery("counts"))
+    query = (select(*p.c, func.coalesce(total.c.images, 0).label("images"),
+                    *(func.coalesce(counts.c[k], 0).label(k) for k in ("built", "failed", "processed")))
+             .select_from(p.outerjoin(total, total.c.compose_id == p.c.compose_id)
+                          .outerjoin(counts, counts.c.compose_id == p.c.compose_id))
+             .order_by(p.c.created_at.desc(), p.c.compose_id.desc()))
     with engine.connect() as conn:
         return [as_dict(r) for r in conn.execute(query)]
 

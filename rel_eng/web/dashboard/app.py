@@ -26,7 +26,8 @@ from rel_eng.web.templating import render
 
 log = logging.getLogger(__name__)
 
-LIST_LIMIT = 100
+LIST_LIMIT = 50  # composes per list page; ?limit= asks for up to MAX_LIMIT
+MAX_LIMIT = 500
 POLL_MS = 2000
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -78,7 +79,9 @@ class Dashboard:
 
     def composes(self, request: Request) -> tuple[dict, list[dict]]:
         f = self.filters(request)
-        rows = queries.list_composes(self.engine, LIST_LIMIT, release=f["release"],
+        limit = request.query_params.get("limit", "")
+        limit = min(int(limit), MAX_LIMIT) if limit.isdigit() and int(limit) > 0 else LIST_LIMIT
+        rows = queries.list_composes(self.engine, limit, release=f["release"],
                                      kind=f["kind"], status=f["status"])
         return f, [views.list_row(r) for r in rows]
 
