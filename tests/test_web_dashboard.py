@@ -285,3 +285,18 @@ def test_an_unreachable_store_is_one_line_exit_2(tmp_path):
     r = _serve("--bind", "127.0.0.1:0", "--config", str(tmp_path / "pg.toml"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "cannot open the compose store postgresql+psycopg://postgres@127.0.0.1:1/x" in r.stderr
+
+
+def test_a_store_lost_after_start_up_is_a_503_with_one_line():
+    from sqlalchemy import create_engine
+
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/gone",
+                           connect_args={"connect_timeout": 2})
+    with TestClient(create_app(engine)) as c:
+        page = c.get("/")
+        assert page.status_code == 503
+        assert text_of(page.content).startswith("Composes Schedule JSON API 503 the compose store cannot be read:")
+        api = c.get("/api/composes/x")
+        assert api.status_code == 503 and api.json()["error"].startswith("the compose store cannot be read:")
+        assert "\n" not in api.json()["error"]
+    engine.dispose()
