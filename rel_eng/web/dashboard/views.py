@@ -99,12 +99,13 @@ def compose_view(d: dict) -> dict:
         counts["failed"] += state == "failed"
         label, url = task_link(i.get("build"))
         log_files = logs.image_logs(topdir, i["job_key"])
-        failure = next((s for s in image_timeline(i, d["created_at"]) if s["state"] == "failed"), None)
+        timeline = image_timeline(i, d["created_at"])
+        failure = next((s for s in timeline if s["state"] == "failed"), None)
         boot = steps.get("boot")
         images.append({
             "job_key": i["job_key"], "nvra": i["nvra"], "arch": i["arch"],
             "image_type": i["image_type"], "optional": i["optional"], "state": state,
-            "timeline": image_timeline(i, d["created_at"]), "task": label, "task_url": url,
+            "timeline": timeline, "task": label, "task_url": url,
             "artifacts": [{**a, "log": a["path"][len(logs.LOG_DIR) + 1:]
                            if a["path"].startswith(logs.LOG_DIR + "/") else ""}
                           for a in arts.get(i["job_key"], [])],
