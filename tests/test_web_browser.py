@@ -178,6 +178,11 @@ def test_a_running_compose_changes_state_without_a_reload(dashboard, browser, pa
     assert page.evaluate("window.__notReloaded") is True
     assert set(page.locator("#images .state").all_inner_texts()) == {"done"}
     assert "4/4 built, 4/4 processed, 0 failed" in page.locator("#progress").inner_text()
+    steps = page.locator("#images tbody tr").evaluate_all(
+        "rows => rows.map(r => [r.dataset.image, r.dataset.step])")
+    assert sorted(steps) == sorted([j.key, s] for j in running.plan.images for s in ("build", "process"))
+    assert page.locator("#images .end").all_inner_texts().count("-") == 0  # every step has ended
+    assert page.locator("#history .status").all_inner_texts() == ["STARTED", "FINISHED"]
     page.screenshot(path=screens / "dashboard-compose-running-after.png", full_page=True)
     expect(listing.locator(f'tr[data-compose="{cid}"] .status')).to_have_text("FINISHED", timeout=WAIT_MS)
     assert listing.evaluate("window.__notReloaded") is True

@@ -47,19 +47,49 @@ function renderCompose(c) {
   const reason = document.getElementById("reason");
   reason.hidden = !c.reason;
   reason.querySelector(".reason-text").textContent = c.reason;
+  const images = [];
   for (const i of c.images) {
-    const rows = document.querySelectorAll('#images tr[data-image="' + CSS.escape(i.job_key) + '"]');
-    if (!rows.length) continue;
-    const state = rows[0].querySelector(".state");
-    state.textContent = i.state;
-    state.className = "state state-" + i.state;
-    for (const t of i.timeline) {
-      const tr = Array.from(rows).find(r => r.dataset.step === t.step);
-      if (!tr) continue;
-      tr.querySelector(".end").textContent = when(t.end);
-      tr.querySelector(".duration").textContent = t.duration;
-    }
+    const steps = i.timeline.length ? i.timeline : [null];
+    steps.forEach((t, n) => {
+      const tr = document.createElement("tr");
+      tr.dataset.image = i.job_key;
+      if (t) tr.dataset.step = t.step;
+      if (n === 0) {
+        const name = document.createElement("td");
+        const a = document.createElement("a");
+        a.href = "#image-" + i.job_key;
+        a.textContent = i.job_key;
+        name.appendChild(a);
+        if (i.optional) name.append(" (optional)");
+        const state = cell(i.state, "state state-" + i.state);
+        name.rowSpan = state.rowSpan = steps.length;
+        tr.append(name, state);
+      }
+      tr.append(cell(t ? t.step : "-"), cell(when(t && t.start)), cell(when(t && t.end), "end"),
+                cell(t ? t.duration : "", "duration"));
+      if (n === 0) {
+        const task = document.createElement("td");
+        task.rowSpan = steps.length;
+        if (i.task_url) {
+          const a = document.createElement("a");
+          a.className = "task";
+          a.href = i.task_url;  // the server passes only http(s) URLs
+          a.textContent = i.task;
+          task.appendChild(a);
+        } else {
+          task.textContent = i.task || "-";
+        }
+        tr.appendChild(task);
+      }
+      images.push(tr);
+    });
   }
+  document.querySelector("#images tbody").replaceChildren(...images);
+  document.querySelector("#history tbody").replaceChildren(...c.history.map(h => {
+    const tr = document.createElement("tr");
+    tr.append(cell(when(h.at)), cell(h.status, "status status-" + h.status), cell(h.since_start), cell(h.reason));
+    return tr;
+  }));
   return p.final;
 }
 
