@@ -52,11 +52,17 @@ def shared(tmp_path_factory):
     engine.dispose()
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A store of this test's own, which it may change."""
-    register_builders(monkeypatch)
-    engine, made = _populated(f"sqlite:///{tmp_path / 'rel-eng.db'}", tmp_path / "out")
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store the tests below may change, each a different part of it: hostile values into the
+    doomed compose's rows, credentials into the finished one's, symlinks into the doomed logs."""
+    mp = pytest.MonkeyPatch()
+    register_builders(mp)
+    tmp = tmp_path_factory.mktemp("changed")
+    try:
+        engine, made = _populated(f"sqlite:///{tmp / 'rel-eng.db'}", tmp / "out")
+    finally:
+        mp.undo()
     yield engine, made
     engine.dispose()
 
