@@ -5,6 +5,8 @@ one worker) from a Python load generator (keep-alive HTTP/1.1 connections, W con
 clients):
   - p50/p99 latency of the list page (target: p99 < 100 ms), the list API, a compose page and
     the compose API;
+  - the server's CPU time per request (from /proc; unlike latency, it hardly depends on what
+    else the machine runs);
   - SQL statements per page with 2 and with I images per compose, side by side (target: equal).
 
 Usage: python3 bench/web.py [--composes 1000] [--images 40] [--requests 400] [--workers 2]
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import random
 import re
 import statistics
@@ -28,6 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (load-independent, unlike latency)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -127,14 +136,17 @@ def main() -> int:
                 "compose API": [f"/api/composes/{rng.choice(ids)}" for _ in range(args.requests)],
             }
             load(host, port, ["/"] * 20 + cases["compose page"][:20], 1)  # warm up
-            print(f"{'endpoint':<26} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}  (n={args.requests}, "
-                  f"{args.workers} clients)")
+            print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+            print(f"{'endpoint':<26} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'server CPU ms/req':>18}"
+                  f"  (n={args.requests}, {args.workers} clients)")
             results = {}
             for name, paths in cases.items():
+                cpu0 = cpu_ms(proc.pid)
                 ms = load(host, port, paths, args.workers)
+                cpu = (cpu_ms(proc.pid) - cpu0) / len(paths)
                 results[name] = ms
                 print(f"{name:<26} {statistics.median(ms):8.1f} {percentile(ms, 99):8.1f} "
-                      f"{statistics.fmean(ms):8.1f}")
+                      f"{statistics.fmean(ms):8.1f} {cpu:18.1f}")
         finally:
             proc.terminate()
             proc.wait(timeout=30)
