@@ -306,3 +306,30 @@ def test_a_store_lost_after_start_up_is_a_503_with_one_line():
         assert api.status_code == 503 and api.json()["error"].startswith("the compose store cannot be read:")
         assert "\n" not in api.json()["error"]
     engine.dispose()
+
+
+def test_boot_verdicts_link_their_console_logs(own, store):
+    engine, made = store
+    c, _ = own
+    fin = made["finished"]
+    cid = fin.plan.compose_id
+    console = fin.logdir / "generic-x86_64" / "boot" / "console.log"
+    console.parent.mkdir(parents=True)
+    console.write_text("Fedora release 19\nlocalhost login:\n")
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:  # what a boot gate records: a step per image
+        for key, state, reason in (("generic-x86_64", "failed", "no login prompt within 300 s"),
+                                   ("ec2-x86_64", "done", "")):
+            conn.execute(schema.steps.insert().values(
+                compose_id=cid, step=f"boot:{key}", job_key=key, state=state, reason=reason,
+                digest="", updated_at=now))
+    page = c.get(f"/composes/{cid}")
+    text = text_of(page.content)
+    assert "Boot test: failed : no login prompt within 300 s console log" in text
+    assert "Boot test: passed" in text
+    [log] = {h for h in links(page.content) if h.endswith("/boot/console.log")}
+    assert c.get(log).text == console.read_text()
+    images = {i["job_key"]: i for i in c.get(f"/api/composes/{cid}").json()["images"]}
+    assert images["generic-x86_64"]["boot"] == {"verdict": "failed", "reason": "no login prompt within 300 s",
+                                                "console_logs": ["generic-x86_64/boot/console.log"]}
+    assert images["generic-x86_64"]["timeline"][-1]["step"] == "boot"
