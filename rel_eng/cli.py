@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "rel_eng.commands.verify",
     "rel_eng.commands.messages",
     "rel_eng.commands.consume",
+    "rel_eng.commands.serve",
 ]
 
 

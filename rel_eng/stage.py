@@ -27,6 +27,7 @@ from productmd.images import Images
 from rel_eng.atomic import atomic_symlink
 from rel_eng.digest import sha256_file
 from rel_eng.errors import InputError, RelEngError
+from rel_eng.web.stream import write_stream_files
 
 CHUNK = 1024 * 1024
 
@@ -263,6 +264,7 @@ def settle_weekly(parent: Path, keep: int, current: str = "") -> None:
     if drops:
         _point_latest(parent, drops[0].name)
     _prune(parent, keep=keep, current=current)
+    write_stream_files(parent)  # the stream's index, feed and releases.json follow `latest`
 
 
 def _point_latest(parent: Path, name: str) -> None:

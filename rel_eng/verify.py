@@ -7,6 +7,7 @@ metadata does not account for. Each problem is one line naming the file; nothing
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat as statmod
@@ -22,7 +23,7 @@ from rel_eng.errors import CommandFailed, InputError, RelEngError
 from rel_eng.stage import inside
 
 # Files a drop may hold beside its images and CHECKSUM files.
-METADATA_FILES = frozenset({"composeinfo.json", "images.json", "rel-eng.json", "ec2.json"})
+METADATA_FILES = frozenset({"composeinfo.json", "images.json", "rel-eng.json", "ec2.json", "web.json"})
 IMAGES_DIR_FILES = frozenset({"README"})
 SIGNED_HEAD = "-----BEGIN PGP SIGNED MESSAGE-----"
 SIG_HEAD = "-----BEGIN PGP SIGNATURE-----"
@@ -214,6 +215,8 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
             accounted.add(p)
             by_dir.setdefault(p.parent, {})[p.name] = img
 
+    _check_pages(rep, sums, root, accounted)
+
     for dirpath, dirnames, filenames in os.walk(root):
         d = Path(dirpath)
         for name in sorted(filenames):
@@ -280,6 +283,27 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
     rep.problems.sort()
     rep.checked = len(sums)
     return rep
+
+
+def _check_pages(rep: "Report", sums: "_Sums", root: Path, accounted: set[Path]) -> None:
+    """The drop's download pages, against the size and sha256 metadata/web.json records."""
+    listing = root / "metadata" / "web.json"
+    if not listing.is_file() or listing.is_symlink():
+        return
+    try:
+        pages = json.loads(listing.read_text()).get("pages", {})
+        records = [(name, int(r["size"]), str(r["sha256"])) for name, r in sorted(pages.items())]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        rep.bad(listing, f"unreadable ({type(exc).__name__}: {exc})")
+        return
+    # In a compose dir (root = <topdir>/compose) the pages wait in work/web/ until staged.
+    in_compose = root.name == "compose" and (root.parent / "work" / "plan.json").is_file()
+    home = root.parent / "work" / "web" if in_compose else root
+    for name, size, sha in records:
+        p = inside(home, name)
+        _check_file(rep, sums, p, str(home / name), size, sha, "web.json")
+        if p is not None:
+            accounted.add(p)
 
 
 def verify_staged(drop: Path, signing: Signing) -> list[str]:

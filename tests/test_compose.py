@@ -153,7 +153,8 @@ def test_respins_count_up_and_weekly_keeps_latest_and_retention(tmp_path, config
     assert b2.plan.compose_id == "Fedora-Cloud-19-20130405.1"
     ids = [run_compose(cfg, tmp_path, "rawhide", None, ALPHA_DATE).plan.compose_id for _ in range(3)]
     weekly = tmp_path / "mirror" / "alt" / "cloud" / "weekly" / "Rawhide"
-    assert sorted(p.name for p in weekly.iterdir()) == sorted(ids[1:] + ["latest"])
+    stream_files = ["index.html", "drops.atom", "releases.json"]  # the stream's pages
+    assert sorted(p.name for p in weekly.iterdir()) == sorted(ids[1:] + ["latest"] + stream_files)
     assert (weekly / "latest").resolve().name == ids[-1]
 
 

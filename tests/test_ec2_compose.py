@@ -16,6 +16,7 @@ from rel_eng.store.queries import compose_detail
 from rel_eng.store.recorder import recorder_for
 
 from conftest import ALPHA_DATE
+from web_support import amis_in, check_links, launch_target, links
 
 
 def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env, tmp_path, config, capsys):
@@ -43,6 +44,11 @@ def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env
     new_ami = later["images"][nvra]["regions"][REGIONS[1]]
     assert new_ami in (staged / "Cloud" / "x86_64" / "images" / "README").read_text()
     assert later["images"][nvra]["regions"][BASE] == amis["images"][nvra]["regions"][BASE]
+    # The download page has a launch link for every AMI, the late region's included.
+    check_links(staged / "index.html", staged, later)
+    page = (staged / "index.html").read_bytes()
+    assert {launch_target(h) for h in links(page) if h.startswith("https://")} == amis_in(later)
+    assert (REGIONS[1], new_ami) in amis_in(later)
 
     # The compose store has every AMI, the late region included.
     engine = open_engine(cfg.store.url_for(tmp_path))

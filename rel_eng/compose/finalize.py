@@ -11,6 +11,7 @@ from rel_eng.compose.locks import step_lock
 from rel_eng.manifest import atomic_write, step_digest
 from rel_eng.progress import Progress
 from rel_eng.publish import enabled_publishers, enabled_sharers
+from rel_eng.web import drop_page, stream
 
 
 def failures(c: Compose) -> dict[str, str]:
@@ -87,6 +88,7 @@ def write_readmes(c: Compose, status: str) -> None:
                              c.config.signing.enabled, c.config.default_user, bootable,
                              failed, amis)
         atomic_write(c.images_dir(arch) / "README", text)
+    drop_page.write_drop_pages(c, status)
 
 
 def stage_files(c: Compose) -> list[stage.StageFile]:
@@ -102,6 +104,10 @@ def stage_files(c: Compose) -> list[stage.StageFile]:
     for p in sorted(c.metadir.iterdir()):
         if p.is_file() and not p.name.startswith("."):
             files.append(stage.StageFile(p, f"metadata/{p.name}", p.stat().st_size))
+    for name in drop_page.DROP_FILES:  # the download page, at the drop's top
+        p = c.topdir / "work" / "web" / name
+        if p.is_file():
+            files.append(stage.StageFile(p, name, p.stat().st_size))
     return files
 
 
@@ -129,6 +135,8 @@ def refresh_staged(c: Compose, mirror_root: Path) -> Path | None:
         return None
     for f in stage_files(c):
         _swap_into(drop, f)
+    if c.plan.weekly:
+        stream.write_stream_files(drop.parent)
     return drop
 
 

@@ -37,8 +37,10 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database) if u.get_backend_name() == "sqlite" and u.database else None
 
 
-def open_engine(url: str, *, must_exist: bool = False) -> Engine:
-    """An engine with the tables in place. `must_exist`: a missing SQLite file is an input error."""
+def open_engine(url: str, *, must_exist: bool = False, readonly: bool = False) -> Engine:
+    """An engine with the tables in place. `must_exist`: a missing SQLite file is an input error.
+    `readonly` (the dashboard): SQLite transactions begin DEFERRED, so readers never queue
+    behind, or hold up, the composes writing."""
     path = sqlite_path(url)
     if path is not None:
         if must_exist and not path.is_file():
@@ -50,7 +52,7 @@ def open_engine(url: str, *, must_exist: bool = False) -> Engine:
             raise StoreUnavailable(f"cannot create {path.parent} for the compose store: "
                                    f"{exc.strerror}", hint="check [store] url or --output") from None
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, immediate=not readonly)
     else:
         engine = create_engine(url, pool_pre_ping=True,
                                connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
@@ -80,7 +82,7 @@ def _sqlite_busy(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, immediate: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # the "begin" hook below issues BEGIN itself
@@ -95,7 +97,7 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def upsert(conn: Connection, table, values: dict, keys: tuple[str, ...],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Engine
 
 from rel_eng.store import schema
@@ -19,24 +19,59 @@ def as_dict(row) -> dict:
     return {k: _iso(v) for k, v in row._mapping.items()}
 
 
-def list_composes(engine: Engine, limit: int = 20) -> list[dict]:
-    """The newest composes with image counts: built, failed, processed of total."""
+def list_composes(engine: Engine, limit: int = 20, *, release: str | None = None,
+                  kind: str | None = None, status: str | None = None) -> list[dict]:
+    """The newest composes with image counts: built, failed, processed of total. Optional
+    filters: release key, kind ("milestone" or "weekly") and status."""
     c, i, s = schema.composes, schema.images, schema.steps
-    total = select(func.count()).where(i.c.compose_id == c.c.compose_id).scalar_subquery()
+    # Pick the page of composes first, then count for those rows only: counting in the outer
+    # query of the whole table would run the subqueries for every compose before the LIMIT.
+    page = select(c.c.compose_id, c.c.status, c.c.release_key, c.c.milestone, c.c.label,
+                  c.c.builder, c.c.created_at, c.c.updated_at, c.c.topdir)
+    if release:
+        page = page.where(c.c.release_key == release)
+    if kind == "weekly":
+        page = page.where(c.c.milestone.is_(None))
+    elif kind == "milestone":
+        page = page.where(c.c.milestone.is_not(None))
+    if status:
+        page = page.where(c.c.status == status)
+    p = page.order_by(c.c.created_at.desc(), c.c.compose_id.desc()).limit(limit).cte("page")
+    ids = select(p.c.compose_id)
+    total = (select(i.c.compose_id, func.count().label("images")).where(i.c.compose_id.in_(ids))
+             .group_by(i.c.compose_id).subquery("total"))
 
     def steps_in(prefix: str, state: str):
-        return (select(func.count()).where(s.c.compose_id == c.c.compose_id,
-                                           s.c.step.like(f"{prefix}:%"), s.c.state == state)
-                .scalar_subquery())
+        return func.coalesce(func.sum(case((and_(s.c.step.like(f"{prefix}:%"), s.c.state == state), 1),
+                                           else_=0)), 0)
 
-    query = (select(c.c.compose_id, c.c.status, c.c.release_key, c.c.milestone, c.c.label,
-                    c.c.builder, c.c.created_at, c.c.updated_at, c.c.topdir,
-                    total.label("images"), steps_in("build", "done").label("built"),
-                    steps_in("build", "failed").label("failed"),
-                    steps_in("process", "done").label("processed"))
-             .order_by(c.c.created_at.desc(), c.c.compose_id.desc()).limit(limit))
+    # One pass over the steps of the page's composes, not one per count.
+    counts = (select(s.c.compose_id, steps_in("build", "done").label("built"),
+                     steps_in("build", "failed").label("failed"),
+                     steps_in("process", "done").label("processed"))
+              .where(s.c.compose_id.in_(ids)).group_by(s.c.compose_id).subquery("counts"))
+    query = (select(*p.c, func.coalesce(total.c.images, 0).label("images"),
+                    *(func.coalesce(counts.c[k], 0).label(k) for k in ("built", "failed", "processed")))
+             .select_from(p.outerjoin(total, total.c.compose_id == p.c.compose_id)
+                          .outerjoin(counts, counts.c.compose_id == p.c.compose_id))
+             .order_by(p.c.created_at.desc(), p.c.compose_id.desc()))
     with engine.connect() as conn:
         return [as_dict(r) for r in conn.execute(query)]
+
+
+def compose_facets(engine: Engine) -> dict:
+    """The release keys and statuses the store holds (for filter menus), in one query."""
+    c = schema.composes
+    query = select(c.c.release_key, c.c.status).distinct()
+    with engine.connect() as conn:
+        pairs = conn.execute(query).all()
+    return {"releases": sorted({r for r, _ in pairs}), "statuses": sorted({s for _, s in pairs})}
+
+
+def compose_topdir(engine: Engine, compose_id: str) -> str | None:
+    c = schema.composes
+    with engine.connect() as conn:
+        return conn.execute(select(c.c.topdir).where(c.c.compose_id == compose_id)).scalar()
 
 
 def compose_detail(engine: Engine, compose_id: str) -> dict | None:

@@ -1,0 +1,165 @@
+"""Dashboard benchmark: `rel-eng serve` over a store of C composes with I images each.
+
+Prints, measured in one run on this machine against a real `rel-eng serve` process (uvicorn,
+one worker) from a Python load generator (keep-alive HTTP/1.1 connections, W concurrent
+clients):
+  - p50/p99 latency of the list page (target: p99 < 100 ms), the list API, a compose page and
+    the compose API;
+  - the server's CPU time per request (from /proc; unlike latency, it hardly depends on what
+    else the machine runs);
+  - SQL statements per page with 2 and with I images per compose, side by side (target: equal).
+
+Usage: python3 bench/web.py [--composes 1000] [--images 40] [--requests 400] [--workers 2]
+                            [--url postgresql+psycopg://postgres@127.0.0.1:5432/releng_bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (load-independent, unlike latency)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def load(host: str, port: int, paths: list[str], workers: int) -> list[float]:
+    """Each worker walks its share of `paths` on one keep-alive connection; ms per request."""
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def worker(share: list[str]) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        mine = []
+        for path in share:
+            t0 = time.perf_counter()
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read()
+            mine.append((time.perf_counter() - t0) * 1000)
+            if r.status != 200 or not body:
+                raise SystemExit(f"GET {path}: HTTP {r.status}")
+        conn.close()
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(paths[i::workers],)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times
+
+
+def count_queries(url_for, composes: int, images: int) -> dict[str, int]:
+    from sqlalchemy import event
+    from starlette.testclient import TestClient
+
+    from rel_eng.store.engine import open_engine
+    from rel_eng.web.dashboard.app import create_app
+    from web_fixtures import fill_store
+
+    engine = open_engine(url_for(f"q{images}"))
+    ids = fill_store(engine, composes, images)
+    out = {}
+    with TestClient(create_app(engine)) as c:
+        for name, path in (("list page", "/"), ("compose page", f"/composes/{ids[0]}")):
+            c.get(path)
+            seen = []
+            listener = lambda *a: seen.append(1)  # noqa: E731
+            event.listen(engine, "before_cursor_execute", listener)
+            c.get(path).raise_for_status()
+            event.remove(engine, "before_cursor_execute", listener)
+            out[name] = len(seen)
+    engine.dispose()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--composes", type=int, default=1000)
+    ap.add_argument("--images", type=int, default=40)
+    ap.add_argument("--requests", type=int, default=400, help="requests per endpoint")
+    ap.add_argument("--workers", type=int, default=2, help="concurrent clients")
+    ap.add_argument("--url", help="a PostgreSQL URL of an empty database (default: SQLite)")
+    args = ap.parse_args()
+
+    from rel_eng.store.engine import open_engine
+    from web_fixtures import fill_store
+
+    with tempfile.TemporaryDirectory(prefix="rel-eng-bench-web-") as tmp:
+        out = Path(tmp) / "out"
+        url = args.url or f"sqlite:///{out / 'rel-eng.db'}"
+        t0 = time.perf_counter()
+        engine = open_engine(url)
+        ids = fill_store(engine, args.composes, args.images)
+        engine.dispose()
+        print(f"store: {args.composes} composes x {args.images} images "
+              f"({'PostgreSQL' if args.url else 'SQLite'}), filled in {time.perf_counter() - t0:.1f} s")
+        cfg = Path(tmp) / "config.toml"
+        cfg.write_text(f'[store]\nurl = "{url}"\n')
+        proc = subprocess.Popen([sys.executable, "-m", "rel_eng", "serve", "--bind", "127.0.0.1:0",
+                                 "--config", str(cfg)], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            line = proc.stderr.readline()
+            m = re.search(r"http://(127\.0\.0\.1):(\d+)/", line)
+            if not m:
+                raise SystemExit(f"rel-eng serve did not start: {line.strip()}")
+            host, port = m.group(1), int(m.group(2))
+            rng = random.Random(13)
+            cases = {
+                "list page /": ["/"] * args.requests,
+                "list API /api/composes": ["/api/composes"] * args.requests,
+                "compose page": [f"/composes/{rng.choice(ids)}" for _ in range(args.requests)],
+                "compose API": [f"/api/composes/{rng.choice(ids)}" for _ in range(args.requests)],
+            }
+            load(host, port, ["/"] * 20 + cases["compose page"][:20], 1)  # warm up
+            print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+            print(f"{'endpoint':<26} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'server CPU ms/req':>18}"
+                  f"  (n={args.requests}, {args.workers} clients)")
+            results = {}
+            for name, paths in cases.items():
+                cpu0 = cpu_ms(proc.pid)
+                ms = load(host, port, paths, args.workers)
+                cpu = (cpu_ms(proc.pid) - cpu0) / len(paths)
+                results[name] = ms
+                print(f"{name:<26} {statistics.median(ms):8.1f} {percentile(ms, 99):8.1f} "
+                      f"{statistics.fmean(ms):8.1f} {cpu:18.1f}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            proc.stderr.close()
+        p99 = percentile(results["list page /"], 99)
+        print(f"list page p99 {p99:.1f} ms: {'meets' if p99 < 100 else 'MISSES'} the 100 ms target")
+        small = count_queries(lambda n: f"sqlite:///{Path(tmp) / (n + '.db')}", 20, 2)
+        big = count_queries(lambda n: f"sqlite:///{Path(tmp) / (n + '.db')}", 20, args.images)
+        for page in small:
+            print(f"SQL statements per {page}: {small[page]} with 2 images, {big[page]} with "
+                  f"{args.images} images per compose ({'same' if small[page] == big[page] else 'GROWS'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

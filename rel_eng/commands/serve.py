@@ -1,0 +1,51 @@
+"""`rel-eng serve [--bind 127.0.0.1:8080]`: the read-only dashboard over the compose store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rel_eng.commands import common
+from rel_eng.errors import InputError
+
+
+def register(sub) -> None:
+    from rel_eng.web.dashboard.server import DEFAULT_BIND
+
+    p = sub.add_parser("serve", help="serve a read-only web dashboard of the compose store")
+    common.add_config_options(p)
+    p.add_argument("--bind", default=DEFAULT_BIND, metavar="HOST:PORT",
+                   help=f"address to listen on (default {DEFAULT_BIND}; port 0 picks a free one)")
+    p.add_argument("--output", type=Path, help="output dir holding the default SQLite store "
+                                               "(default [schedule] output: ./out)")
+    p.add_argument("--poll-ms", type=int, default=2000, metavar="MS",
+                   help="how often open pages fetch live status (default 2000 ms)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rel_eng.store.engine import StoreUnavailable, open_engine, redacted
+    from rel_eng.web.dashboard.app import create_app
+    from rel_eng.web.dashboard.server import bind_socket, parse_bind, serve
+
+    config = common.load(args)
+    host, port = parse_bind(args.bind)  # bad input first: nothing opened yet
+    if not 100 <= args.poll_ms <= 600_000:
+        raise InputError(f"--poll-ms must be 100..600000, got {args.poll_ms}")
+    if not config.store.enabled:
+        raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
+    url = config.store.url_for(args.output or Path(config.schedule.output))
+    try:
+        engine = open_engine(url, must_exist=True, readonly=True)
+    except StoreUnavailable as exc:  # at start-up an unreachable store is the user's to fix
+        raise InputError(exc.message, hint=exc.hint) from None
+    try:
+        sock = bind_socket(host, port)
+        shown = sock.getsockname()
+        where = f"[{shown[0]}]:{shown[1]}" if ":" in shown[0] else f"{shown[0]}:{shown[1]}"
+        print(f"rel-eng serve: http://{where}/ (read-only) over {redacted(url)}",
+              file=sys.stderr, flush=True)
+        serve(create_app(engine, config, poll_ms=args.poll_ms), sock, log_level="debug" if args.debug else "warning")
+    finally:
+        engine.dispose()
+    return 0

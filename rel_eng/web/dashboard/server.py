@@ -1,0 +1,62 @@
+"""Starting `rel-eng serve`: the bind address is parsed and bound before uvicorn starts, so a
+bad or taken address is one clear line (exit 2) rather than a server log."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket
+
+from rel_eng.errors import InputError
+
+DEFAULT_BIND = "127.0.0.1:8080"
+log = logging.getLogger(__name__)
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """'HOST:PORT' or '[V6]:PORT' -> (host, port). HOST is an IP address or 'localhost'."""
+    where = f"--bind '{text}'"
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port:
+        raise InputError(f"{where}: expected HOST:PORT, e.g. {DEFAULT_BIND} or [::1]:8080")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise InputError(f"{where}: '{host}' is not an IP address",
+                             hint="use an address of this host, e.g. 127.0.0.1") from None
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InputError(f"{where}: port '{port}' is not a number 0..65535")
+    return host, int(port)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(f"--bind {shown}: the address is already in use",
+                             hint="stop what listens there or pick another port") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise InputError(f"--bind {shown}: this host has no such address") from None
+        if exc.errno == errno.EACCES:
+            raise InputError(f"--bind {shown}: permission denied (ports below 1024 need root)") from None
+        raise InputError(f"--bind {shown}: cannot listen: {exc.strerror}") from None
+    return sock
+
+
+def serve(app, sock: socket.socket, *, log_level: str = "warning") -> None:
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
