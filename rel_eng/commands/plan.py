@@ -23,7 +23,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     config = common.load(args)
-    common.check_builder(config, args.builder)
+    common.check_builder(config, args.builder, args.koji_profile)
     plan = allocate(config, args.output, args.release, args.milestone, common.date_of(args),
                     builder=args.builder)
     describe = getattr(BUILDERS[plan.builder], "planned_calls", None)
