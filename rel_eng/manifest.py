@@ -40,12 +40,18 @@ def step_digest(*parts: Any) -> str:
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)  # a full disk must not also keep a half-written temp file
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # write() errors carry no path: name the file for the user
+        raise
 
 
 class Manifest:

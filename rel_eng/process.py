@@ -74,6 +74,10 @@ def to_raw_tar_xz(raw: Path, dest: Path, member: str, preset: int = 6, epoch: in
                 digest.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(dest)  # write() errors (a full disk) carry no path
+        raise
     finally:
         xz.stdout.close()
         runner.wait(xz)
@@ -102,9 +106,13 @@ def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
         results["raw.tar.xz"] = to_raw_tar_xz(
             raw, out_dir / outputs["raw.tar.xz"].filename, f"{job.nvra}.raw",
             opts.xz_preset, opts.epoch)
+    except BaseException as exc:
+        errors.append(exc)
     finally:
         worker.join()
     if errors:
+        for o in job.outputs:  # no half-written deliverable stays behind
+            _part(out_dir / o.filename).unlink(missing_ok=True)
         raise errors[0]
     return [
         Artifact(job_key=job.key, image_type=job.image_type, arch=job.arch, kind=suffix,

@@ -71,6 +71,17 @@ def build_disk(req: BuildRequest) -> Path:
     out = raw_path(req)
     req.workdir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
+    try:
+        _build_into(req, tmp, size, fs_uuid, label_id, epoch)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed build (disk full, a tool) leaves no partial disk
+        raise
+    os.replace(tmp, out)
+    return out
+
+
+def _build_into(req: BuildRequest, tmp: Path, size: int, fs_uuid: str, label_id: str,
+                epoch: int) -> None:
     with tempfile.TemporaryDirectory(prefix="rel-eng-root-", dir=req.workdir) as rootdir:
         root = Path(rootdir)
         _populate(root, req, epoch)
@@ -88,8 +99,6 @@ def build_disk(req: BuildRequest) -> Path:
             "-d", str(root), str(tmp), f"{part_kib}k",
         ], env=env)
         _pin_inode_times(tmp, root, epoch, env)
-    os.replace(tmp, out)
-    return out
 
 
 def _pin_inode_times(disk: Path, root: Path, epoch: int, env: dict) -> None:
@@ -99,12 +108,12 @@ def _pin_inode_times(disk: Path, root: Path, epoch: int, env: dict) -> None:
     paths = ["/"] + sorted("/" + str(p.relative_to(root)) for p in root.rglob("*"))
     script = "".join(f"sif {p} {field} @{epoch}\n" for p in paths for field in ("ctime", "atime"))
     cmds = disk.with_name(disk.name + ".debugfs")
-    cmds.write_text(script)
     try:
+        cmds.write_text(script)
         runner.run(["debugfs", "-w", "-f", str(cmds), f"{disk}?offset={PART_START_SECTOR * 512}"],
                    env=env)
     finally:
-        cmds.unlink()
+        cmds.unlink(missing_ok=True)
 
 
 def _populate(root: Path, req: BuildRequest, epoch: int) -> None:

@@ -44,6 +44,9 @@ class Compose:
     @classmethod
     def load(cls, topdir: Path, recorder: Recorder | None = None) -> "Compose":
         work = topdir / "work"
+        if not (work / "plan.json").is_file():
+            raise InputError(f"{topdir} is not a compose directory (no work/plan.json)",
+                             hint="name an <output>/<compose id> directory")
         try:
             plan = DropPlan.from_dict(json.loads((work / "plan.json").read_text()))
             config = Config.from_dict(json.loads((work / "config.json").read_text()))
