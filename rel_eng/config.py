@@ -337,7 +337,7 @@ def _check_config(cfg: Config, problems: _Problems) -> None:
         problems.add("signing.passphrase_file", f"{cfg.signing.passphrase_file} is not a file")
     if cfg.signing.gpg_home and not Path(cfg.signing.gpg_home).is_dir():
         problems.add("signing.gpg_home", f"{cfg.signing.gpg_home} is not a directory")
-    for t in cfg.image_types:
+    for t in cfg.image_types if Path(cfg.kickstart_dir).is_dir() else ():
         ks_dir = Path(cfg.kickstart_dir).resolve()
         ks = (ks_dir / t.kickstart).resolve()
         if not ks.is_relative_to(ks_dir):

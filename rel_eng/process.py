@@ -8,6 +8,7 @@ read of the just-written file, while xz is still compressing on the other thread
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rel_eng import runner
+from rel_eng.errors import CommandFailed
 from rel_eng.manifest import Artifact
 from rel_eng.plan import ImageJob
 
@@ -86,6 +88,20 @@ def to_raw_tar_xz(raw: Path, dest: Path, member: str, preset: int = 6, epoch: in
     return Written(dest, size, digest.hexdigest())
 
 
+def _full_disk(out_dir: Path, exc: BaseException) -> OSError | None:
+    """A tool that failed while its output's filesystem is full ran out of space: say so as the
+    OSError it is (path and errno), not as the tool's own message."""
+    if not isinstance(exc, CommandFailed):
+        return None
+    st = os.statvfs(out_dir)
+    if st.f_bavail * st.f_frsize >= FULL_BELOW:
+        return None
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir))
+
+
+FULL_BELOW = 4 << 20  # less than this left counts as full (qemu-img writes in MiB clusters)
+
+
 def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
                   opts: ProcessOptions) -> list[Artifact]:
     """Make every output of `job` from its raw disk, the two conversions side by side."""
@@ -111,8 +127,11 @@ def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
     finally:
         worker.join()
     if errors:
+        full = _full_disk(out_dir, errors[0])
         for o in job.outputs:  # no half-written deliverable stays behind
             _part(out_dir / o.filename).unlink(missing_ok=True)
+        if full is not None:
+            raise full from errors[0]
         raise errors[0]
     return [
         Artifact(job_key=job.key, image_type=job.image_type, arch=job.arch, kind=suffix,

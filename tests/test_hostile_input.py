@@ -56,7 +56,8 @@ FILES = {
     "streams-name.toml": STREAM.format(name="../up", cron="0 6 * * 1"),
     "streams-name-nul.toml": STREAM.format(name="a\\u0000b", cron="0 6 * * 1"),
     "ks/fedora-cloud-base.ks": "%include /etc/shadow\n",
-    "ks/fedora-cloud-base-ec2.ks": "%include ../afile\n",
+    # the shipped EC2 kickstart, which includes the (hostile) base
+    "ks/fedora-cloud-base-ec2.ks": (paths.KICKSTART_DIR / "fedora-cloud-base-ec2.ks").read_text(),
     "compose-damaged/work/plan.json": '{"compose_id": "x", "images": [',
     "compose-damaged/work/config.json": "{}",
     "compose-wrongtype/work/plan.json": "[1, 2, 3]",
