@@ -23,9 +23,8 @@ def problems(config: Config, *, output: Path | None, mirror: Path | None,
     if mirror is not None:
         found += _writable_dir(mirror, mirror_flag)
     if config.signing.enabled:
-        from rel_eng.checksums import signing_problem
-
         from rel_eng import runner
+        from rel_eng.checksums import signing_problem
 
         runner.require("gpg")
         bad = signing_problem(config.signing, config.source)
