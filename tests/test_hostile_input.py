@@ -337,7 +337,7 @@ def _run_case(case, root: Path, homes: dict) -> dict:
     cid, argv, fragment = case
     world = root / cid.replace(":", "_")
     _make_world(world, homes)
-    mounted = _readonly(world / "ro")
+    mounted = any("{W}/ro" in a for a in argv) and _readonly(world / "ro")
     home = root / f"{world.name}-home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REL_ENG_", "AWS_", "GNUPG"))}
