@@ -47,9 +47,11 @@ def atomic_path(path: Path, mode: int = 0o644) -> Iterator[Path]:
             os.close(fd)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # write() errors (a full disk) carry no path: name the file
         raise
 
 

@@ -1,10 +1,16 @@
-"""`rel-eng` entry point. Each subcommand lives in rel_eng/commands/<name>.py with `register()`."""
+"""`rel-eng` entry point. Each subcommand lives in rel_eng/commands/<name>.py with `register()`.
+
+Whatever goes wrong, the user sees one line on stderr and no traceback unless --debug: bad input
+and unreadable or unwritable files exit 2, a bug exits 1 and says to rerun with --debug.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
 
 from rel_eng import redact
@@ -27,8 +33,15 @@ COMMAND_MODULES = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that points at --help (not usage + error)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="rel-eng",
         description="Fedora cloud image drops: plan, compose, publish to EC2, stage for the mirrors, schedule.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -36,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def os_error_line(exc: OSError) -> str:
+    """`PATH: No space left on device (ENOSPC)`: the path and the errno, never a traceback."""
+    name = errno.errorcode.get(exc.errno, "") if exc.errno else ""
+    what = exc.strerror or str(exc)
+    where = ": ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{where + ': ' if where else ''}{what}{f' ({name})' if name else ''}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) has what it wanted; drop the rest quietly.
+        _silence_stdout()
+        return 0
     except ConfigError as exc:
         if args.debug:
             raise
@@ -56,11 +83,31 @@ def main(argv: list[str] | None = None) -> int:
     except RelEngError as exc:
         if args.debug:
             raise
-        print(f"rel-eng: error: {redact.redact(str(exc))}", file=sys.stderr)
+        print(f"rel-eng: error: {redact.redact(' '.join(str(exc).split()))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("rel-eng: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"rel-eng: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, the traceback behind --debug
+        if args.debug:
+            raise
+        text = " ".join(str(exc).split())
+        print(f"rel-eng: error: internal error: {type(exc).__name__}: {text} "
+              "(rerun with --debug for the traceback, and report it)", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

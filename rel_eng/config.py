@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rel_eng import paths
+from rel_eng.naming import path_component_problem
 from rel_eng.errors import ConfigError
 from rel_eng.redact import check_urls
 from rel_eng.distributed.settings import CelerySettings, parse_celery
@@ -138,20 +139,65 @@ class _Problems:
     def add(self, key: str, message: str) -> None:
         self.items.append(f"{self.source}: {key}: {message}")
 
-    def take(self, table: dict, key: str, kind: type | tuple, default: Any, where: str) -> Any:
+    def take(self, table: dict, key: str, kind: type | tuple, default: Any, where: str,
+             item: type | None = None) -> Any:
+        """table[key] if it has the right type (lists: of `item`), else default and a problem."""
         if key not in table:
             return default
         value = table[key]
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if not ok:
             name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            self.add(f"{where}{key}", f"expected {name}, got {type(value).__name__} {value!r}")
+            self.add(f"{where}{key}", f"expected {name}, got {type(value).__name__} {_short(value)}")
+            return default
+        bad = _bad_value(value, item)
+        if bad:
+            self.add(f"{where}{key}", bad)
             return default
         return value
+
+    def table(self, doc: dict, key: str, where: str = "") -> dict:
+        """doc[key] when it is a table (or absent: {}); anything else is a problem."""
+        value = doc.get(key, {})
+        if not isinstance(value, dict):
+            self.add(f"{where}{key}", f"expected a table, got {type(value).__name__} {_short(value)}")
+            return {}
+        return value
+
+    def name(self, key: str, value: str) -> None:
+        """`value` becomes a file or directory name: one rule for all of them."""
+        bad = path_component_problem(value)
+        if bad:
+            self.add(key, f"{bad} (it becomes part of a path)")
 
     def unknown(self, table: dict, allowed: set[str], where: str) -> None:
         for key in sorted(set(table) - allowed):
             self.add(f"{where}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+_INT_MAX = 2**63 - 1  # what SQLite, JSON consumers and C time functions take
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bad_value(value: Any, item: type | None) -> str | None:
+    """Values of the right TOML type that no consumer can take: NUL bytes, 64-bit overflow,
+    list items of the wrong type."""
+    if isinstance(value, str) and "\0" in value:
+        return "contains a NUL character"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT_MAX:
+        return f"{value} is too large (at most {_INT_MAX})"
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            if item is not None and (not isinstance(v, item) or isinstance(v, bool) and item is not bool):
+                return f"item {i}: expected {item.__name__}, got {type(v).__name__} {_short(v)}"
+            bad = _bad_value(v, None)
+            if bad:
+                return f"item {i}: {bad}"
+    return None
 
 
 def _read_toml(path: Path) -> dict:
@@ -160,8 +206,14 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, expected a TOML file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: invalid TOML: not UTF-8 text"]) from None
 
 
 # The tables each backend owns: name -> (frozen type, parser(table, problems, config dir)).
@@ -190,18 +242,18 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
     if path is not None:
         doc = _read_toml(path)
         problems.unknown(doc, {"compose", "signing", "images", *_SECTIONS}, "")
-        compose = doc.get("compose", {})
+        compose = problems.table(doc, "compose")
         problems.unknown(compose, _COMPOSE_KEYS, "compose.")
         for key in sorted(_COMPOSE_KEYS & set(compose)):
             default = getattr(base, key)
             kind = list if isinstance(default, tuple) else type(default)
-            value = problems.take(compose, key, kind, default, "compose.")
+            value = problems.take(compose, key, kind, default, "compose.", item=str)
             values[key] = tuple(value) if isinstance(value, list) else value
         relative = path.parent
         for key in ("kickstart_dir", "tdl_dir", "releases_file"):
             if key in values and not Path(values[key]).is_absolute():
                 values[key] = str((relative / values[key]).resolve())
-        signing = doc.get("signing", {})
+        signing = problems.table(doc, "signing")
         problems.unknown(signing, {"key", "gpg_home", "passphrase_file"}, "signing.")
         values["signing"] = Signing(**{
             k: problems.take(signing, k, str, "", "signing.")
@@ -227,8 +279,14 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
 def _image_types(table: Any, problems: _Problems, base: Config) -> tuple[ImageType, ...]:
     defaults = {t.key: t for t in base.image_types}
     out = []
+    if not isinstance(table, dict):
+        problems.add("images", f"expected [images.<key>] tables, got {type(table).__name__}")
+        return base.image_types
+    if not table:
+        problems.add("images", "defines no image (add an [images.<key>] table or drop [images])")
     for key, sub in table.items():
         where = f"images.{key}."
+        problems.name(f"images.{key}", key)
         if not isinstance(sub, dict):
             problems.add(f"images.{key}", "expected a table")
             continue
@@ -257,17 +315,40 @@ def _check_config(cfg: Config, problems: _Problems) -> None:
         problems.add("compose.xz_preset", f"must be 0..9, got {cfg.xz_preset}")
     if cfg.weekly_retention < 1:
         problems.add("compose.weekly_retention", "must be at least 1")
-    if not cfg.short or "/" in cfg.short:
-        problems.add("compose.short", "must be a non-empty name without '/'")
+    if not cfg.arches:
+        problems.add("compose.arches", f"must name at least one arch ({', '.join(ARCHES)})")
+    for key in ("arches", "optional_arches"):
+        values = getattr(cfg, key)
+        for arch in sorted({a for a in values if values.count(a) > 1}):
+            problems.add(f"compose.{key}", f"'{arch}' is listed twice")
+    problems.name("compose.short", cfg.short)
+    problems.name("compose.variant", cfg.variant)
+    for key in ("kickstart_dir", "tdl_dir"):
+        if not Path(getattr(cfg, key)).is_dir():
+            problems.add(f"compose.{key}", f"{getattr(cfg, key)} is not a directory")
+    names: dict[str, str] = {}
+    for t in cfg.image_types:
+        problems.name(f"images.{t.key}.name", t.name)
+        problems.name(f"images.{t.key}.subvariant", t.subvariant)
+        if t.name in names:
+            problems.add(f"images.{t.key}.name", f"'{t.name}' is also the name of images.{names[t.name]}")
+        names.setdefault(t.name, t.key)
     from rel_eng.builders import BUILDERS  # late: builders import config types
 
     if cfg.builder not in BUILDERS:
         problems.add("compose.builder", f"unknown builder '{cfg.builder}' (known: {', '.join(sorted(BUILDERS))})")
     if cfg.signing.passphrase_file and not Path(cfg.signing.passphrase_file).is_file():
-        problems.add("signing.passphrase_file", "file does not exist")
-    for i, t in enumerate(cfg.image_types):
-        if not (Path(cfg.kickstart_dir) / t.kickstart).is_file():
-            problems.add(f"images.{t.key}.kickstart", f"{Path(cfg.kickstart_dir) / t.kickstart} does not exist")
+        problems.add("signing.passphrase_file", f"{cfg.signing.passphrase_file} is not a file")
+    if cfg.signing.gpg_home and not Path(cfg.signing.gpg_home).is_dir():
+        problems.add("signing.gpg_home", f"{cfg.signing.gpg_home} is not a directory")
+    for t in cfg.image_types if Path(cfg.kickstart_dir).is_dir() else ():
+        ks_dir = Path(cfg.kickstart_dir).resolve()
+        ks = (ks_dir / t.kickstart).resolve()
+        if not ks.is_relative_to(ks_dir):
+            problems.add(f"images.{t.key}.kickstart",
+                         f"'{t.kickstart}' is outside the kickstart dir {ks_dir} (name a file in it)")
+        elif not ks.is_file():
+            problems.add(f"images.{t.key}.kickstart", f"{Path(cfg.kickstart_dir) / t.kickstart} is not a file")
     if len({t.subvariant for t in cfg.image_types}) != len(cfg.image_types):
         problems.add("images", "subvariants must be unique")
     if (cfg.messaging.enabled or cfg.ec2.messaging) and not cfg.store.enabled:
@@ -289,8 +370,11 @@ def _load_releases(path: Path) -> tuple[tuple[Release, ...], list[str]]:
     if not isinstance(table, dict) or not table:
         problems.add("releases", "no [releases.<name>] tables defined")
         return (), problems.items
+    for key in sorted(set(doc) - {"releases"}):
+        problems.add(key, "unknown key (allowed: releases)")
     for key, sub in table.items():
         where = f"releases.{key}."
+        problems.name(f"releases.{key}", key)
         if not isinstance(sub, dict):
             problems.add(f"releases.{key}", "expected a table")
             continue
@@ -298,13 +382,15 @@ def _load_releases(path: Path) -> tuple[tuple[Release, ...], list[str]]:
         version = problems.take(sub, "version", str, "", where)
         fedora = problems.take(sub, "fedora_version", int, 0, where)
         tree = problems.take(sub, "install_tree", str, "", where)
-        repos = problems.take(sub, "repos", list, [], where)
+        repos = problems.take(sub, "repos", list, [], where, item=str)
         target = problems.take(sub, "koji_target", str, "", where)
         stones = problems.take(sub, "milestones", dict, {}, where)
         if not version or "-" in version:
             problems.add(f"{where}version", "is required and must not contain '-'")
-        if fedora < 19:
-            problems.add(f"{where}fedora_version", "is required and must be 19 or later")
+        else:
+            problems.name(f"{where}version", version)
+        if not 19 <= fedora <= 999:
+            problems.add(f"{where}fedora_version", "is required and must be 19..999")
         if not tree.startswith(("http://", "https://")):
             problems.add(f"{where}install_tree", "must be an http(s) URL")
         check_urls(problems, [(f"{where}install_tree", tree),
@@ -321,7 +407,7 @@ def _load_releases(path: Path) -> tuple[tuple[Release, ...], list[str]]:
                     date = dt.date.fromisoformat(date)
                 except ValueError:
                     pass
-            if not isinstance(date, dt.date):
+            if not isinstance(date, dt.date) or isinstance(date, dt.datetime):
                 problems.add(f"{where}milestones.{name}", f"expected a date (YYYY-MM-DD), got {date!r}")
                 continue
             if previous and date <= previous[1]:

@@ -26,25 +26,64 @@ class FlatKickstart:
 
 
 class _TrackingParser(KickstartParser):
-    """Remembers which (possibly %include'd) file was being read when an error was raised."""
+    """Remembers which (possibly %include'd) file was being read when an error was raised, and
+    follows an %include only to a file inside `root` (the kickstart dir): pykickstart would read
+    any path or URL, and quote its lines in a parse error."""
+
+    def __init__(self, handler, root: Path, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.root = root.resolve()
+        self.reading: list[Path] = []
+
+    def _handleInclude(self, f):  # noqa: N802 (pykickstart's name)
+        including = self.reading[-1] if self.reading else self.root
+        target, bad = inside(self.root, including.parent, f)
+        if bad:
+            raise InputError(f"{including}: %include {f}: {bad}",
+                             hint="include only files from the kickstart dir")
+        return super()._handleInclude(str(target))
 
     def readKickstart(self, f, reset=True):  # noqa: N802 (pykickstart's name)
+        self.reading.append(Path(f))
         try:
             return super().readKickstart(f, reset=reset)
         except KickstartError as exc:
             if not hasattr(exc, "ks_file"):
                 exc.ks_file = f
             raise
+        finally:
+            self.reading.pop()
 
 
-def flatten(path: Path, ksversion: str) -> FlatKickstart:
-    """Parse `path` (resolving %include) for `ksversion` (e.g. F19); raise InputError with file and line."""
+def inside(root: Path, base: Path, name: str) -> tuple[Path, str]:
+    """(`name` relative to `base`, resolved; what is wrong with it or ""): it must be a file
+    inside `root`."""
+    if "\0" in name or "://" in name:
+        return Path(), f"outside the kickstart dir {root}"
+    target = (base / name).resolve()
+    if not target.is_relative_to(root.resolve()):
+        return target, f"outside the kickstart dir {root}"
+    if target.is_dir():
+        return target, "is a directory, not a kickstart file"
+    if not target.is_file():
+        return target, "no such file"
+    return target, ""
+
+
+def flatten(path: Path, ksversion: str, root: Path | None = None) -> FlatKickstart:
+    """Parse `path` (resolving %include inside `root`, default its dir) for `ksversion` (e.g.
+    F19); raise InputError with file and line."""
+    root = (root or path.parent).resolve()
+    _, bad = inside(root, Path.cwd(), str(path))
+    if bad:
+        raise InputError(f"{path}: cannot read kickstart: {bad}",
+                         hint="name a file in the kickstart dir")
     try:
         handler = makeVersion(ksversion)
     except KickstartError:
         raise InputError(f"{path}: kickstart version '{ksversion}' is not known to pykickstart",
                          hint="set fedora_version to a released Fedora") from None
-    parser = _TrackingParser(handler, errorsAreFatal=True)
+    parser = _TrackingParser(handler, root, errorsAreFatal=True)
     try:
         # pykickstart resolves %include relative to the including file's directory.
         parser.readKickstart(str(path))

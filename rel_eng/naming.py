@@ -52,3 +52,24 @@ def checksum_file(short: str, version: str, label_: str | None, release: str, ar
         v = version if name == "RC" else f"{version}_{name}"
         return f"{short}-{v}-{rest}-{arch}-CHECKSUM"
     return f"{short}-{version}-{release}-{arch}-CHECKSUM"
+
+
+# One rule for every config value that becomes a file or directory name (image names and keys,
+# release keys and versions, variant, short, stream names, labels): a plain name that cannot
+# climb out of, or hide in, the directory it is joined to.
+PATH_COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+PATH_COMPONENT_MAX = 100
+
+
+def path_component_problem(value: object) -> str | None:
+    """What makes `value` unfit to be one path component, or None when it is fine."""
+    if not isinstance(value, str):
+        return f"expected a string, got {type(value).__name__}"
+    if not value:
+        return "must not be empty"
+    if len(value) > PATH_COMPONENT_MAX:
+        return f"is {len(value)} characters long (at most {PATH_COMPONENT_MAX})"
+    if ".." in value or not PATH_COMPONENT_RE.match(value):
+        return (f"{value!r} may hold only letters, digits, '.', '_', '+' and '-', starting with a "
+                "letter or digit, and no '..'")
+    return None

@@ -10,7 +10,9 @@ data from the page cache; on a mismatch the outputs are removed and nothing is r
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 from rel_eng import runner
 from rel_eng.atomic import atomic_path
 from rel_eng.digest import check_raw
+from rel_eng.errors import CommandFailed
 from rel_eng.manifest import Artifact
 from rel_eng.plan import ImageJob
 
@@ -72,7 +75,9 @@ def to_raw_tar_xz(raw: Path, dest: Path, member: str, preset: int = 6, epoch: in
                     digest.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
-        except BaseException:  # a signal or a full disk: stop both, keep the first error
+        except BaseException as exc:  # a signal or a full disk: stop both, keep the first error
+            if isinstance(exc, OSError) and exc.filename is None:
+                exc.filename = str(dest)  # write() errors (a full disk) carry no path
             for proc in (xz, tar):
                 proc.kill()
             xz.stdout.close()
@@ -83,6 +88,20 @@ def to_raw_tar_xz(raw: Path, dest: Path, member: str, preset: int = 6, epoch: in
         runner.wait(xz)
         runner.wait(tar)
     return Written(dest, size, digest.hexdigest())
+
+
+def _full_disk(out_dir: Path, exc: BaseException) -> OSError | None:
+    """A tool that failed while its output's filesystem is full ran out of space: say so as the
+    OSError it is (path and errno), not as the tool's own message."""
+    if not isinstance(exc, CommandFailed):
+        return None
+    st = os.statvfs(out_dir)
+    if st.f_bavail * st.f_frsize >= FULL_BELOW:
+        return None
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir))
+
+
+FULL_BELOW = 4 << 20  # less than this left counts as full (qemu-img writes in MiB clusters)
 
 
 def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
@@ -115,6 +134,8 @@ def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
         results["raw.tar.xz"] = to_raw_tar_xz(
             raw, out_dir / outputs["raw.tar.xz"].filename, f"{job.nvra}.raw",
             opts.xz_preset, opts.epoch)
+    except BaseException as exc:
+        errors.append(exc)
     finally:
         for w in workers:
             w.join()
@@ -123,6 +144,9 @@ def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
             w.path.unlink(missing_ok=True)
         raise bad_raw[0]
     if errors:
+        full = _full_disk(out_dir, errors[0])
+        if full is not None:
+            raise full from errors[0]
         raise errors[0]
     return [
         Artifact(job_key=job.key, image_type=job.image_type, arch=job.arch, kind=suffix,

@@ -26,7 +26,7 @@ def problems(config: Config) -> tuple[list[str], list[str]]:
         for itype in config.image_types:
             path = Path(config.kickstart_dir) / itype.kickstart
             try:
-                kickstart.flatten(path, release.ksversion)
+                kickstart.flatten(path, release.ksversion, Path(config.kickstart_dir))
                 checked.append(f"kickstart {path} ({release.ksversion})")
             except InputError as exc:
                 found.append(str(exc))

@@ -136,3 +136,47 @@ def test_plan_with_koji_shows_the_hub_calls_for_the_chosen_profile():
     assert [c["method"] for c in calls] == ["buildImageOz", "buildImageOz"]
     assert calls[0]["args"][:2] == ["Fedora-Cloud-Base", "19_Beta"]
     assert calls[0]["opts"]["ksversion"] == "F19" and calls[0]["opts"]["release"] == "1.1"
+
+
+def _into_closed_pipe(*args):
+    """Run with stdout a pipe whose reader has gone (as `| head -1` does after one line)."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "rel_eng", *args], stdout=w,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    return proc
+
+
+def test_output_into_a_closed_pipe_is_no_traceback(tmp_path):
+    for args in (["plan", "--release", "19", "--weekly", "--date", "2013-04-05", "--json"],
+                 ["plan", "--release", "19", "--milestone", "Beta", "--date", "2013-04-05"],
+                 ["schedule", "--output", str(tmp_path), "--at", "2013-04-05T00:00", "--count", "50"],
+                 ["schedule", "--output", str(tmp_path), "--json", "--count", "50"]):
+        proc = _into_closed_pipe(*args)
+        assert proc.stderr == "", (args, proc.stderr)
+        assert proc.returncode == 0, args
+
+
+def test_head_reads_one_line_of_plan_json():
+    plan = subprocess.Popen([sys.executable, "-m", "rel_eng", "plan", "--release", "19", "--weekly",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = subprocess.run(["head", "-1"], stdin=plan.stdout, capture_output=True, timeout=120)
+    plan.stdout.close()
+    assert plan.wait(timeout=120) == 0
+    assert head.stdout == b"{\n" and plan.stderr.read() == b""
+
+
+def test_a_damaged_plan_under_resume_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    # plan.json parses but holds the wrong shape: one line, the traceback only with --debug.
+    work = tmp_path / "c" / "work"
+    work.mkdir(parents=True)
+    (work / "plan.json").write_text('{"compose_id": 5}')
+    (work / "config.json").write_text("{}")
+    proc = rel_eng("compose", "--resume", str(tmp_path / "c"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "damaged" in one_error_line(proc)
+    debug = rel_eng("--debug", "compose", "--resume", str(tmp_path / "c"))
+    assert "Traceback" in debug.stderr

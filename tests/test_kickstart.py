@@ -53,3 +53,62 @@ def test_missing_cloud_essentials_are_listed(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="nope.ks: cannot read kickstart"):
         flatten(tmp_path / "nope.ks", "F19")
+
+
+SECRET = "root:$6$do-not-echo-this-line:19000:0:99999:7:::"
+
+
+@pytest.mark.parametrize("include", [
+    "{outside}",  # absolute path outside the kickstart dir
+    "../outside/secret.ks",  # relative climb
+    "sub/../../outside/secret.ks",
+    "link.ks",  # a symlink inside that points outside
+    "/etc/shadow",
+    "http://127.0.0.1:9/x.ks",  # pykickstart would fetch a URL
+])
+def test_include_outside_the_kickstart_dir_is_refused_without_quoting_it(tmp_path, include):
+    secret = write(tmp_path / "outside" / "secret.ks", f"{SECRET}\n")
+    ks_dir = tmp_path / "ks"
+    (ks_dir / "sub").mkdir(parents=True)
+    (ks_dir / "link.ks").symlink_to(secret)
+    top = write(ks_dir / "top.ks", f"text\n%include {include.format(outside=secret)}\n")
+    with pytest.raises(InputError) as err:
+        flatten(top, "F19", ks_dir)
+    message = str(err.value)
+    assert f"{top}: %include " in message and "outside the kickstart dir" in message
+    assert "do-not-echo" not in message and "root:" not in message
+
+
+def test_include_inside_a_section_is_checked_too(tmp_path):
+    secret = write(tmp_path / "secret.txt", f"{SECRET}\n")
+    ks_dir = tmp_path / "ks"
+    top = write(ks_dir / "top.ks", f"text\n%post\necho hi\n%include {secret}\n%end\n")
+    with pytest.raises(InputError, match="outside the kickstart dir") as err:
+        flatten(top, "F19", ks_dir)
+    assert "do-not-echo" not in str(err.value)
+
+
+def test_kickstart_itself_outside_the_dir_is_refused(tmp_path):
+    secret = write(tmp_path / "secret.ks", f"{SECRET}\n")
+    ks_dir = tmp_path / "ks"
+    ks_dir.mkdir()
+    with pytest.raises(InputError, match="cannot read kickstart: outside the kickstart dir") as err:
+        flatten(ks_dir / ".." / "secret.ks", "F19", ks_dir)
+    assert "do-not-echo" not in str(err.value)
+    write(ks_dir / "d" / "x.ks", "text\n")
+    with pytest.raises(InputError, match="cannot read kickstart: is a directory"):
+        flatten(ks_dir / "d", "F19", ks_dir)  # a directory where a file is expected
+
+
+def test_missing_include_names_it(tmp_path):
+    top = write(tmp_path / "top.ks", "%include nope.ks\n")
+    with pytest.raises(InputError, match="top.ks: %include nope.ks: no such file"):
+        flatten(top, "F19")
+
+
+def test_include_in_a_subdir_of_the_kickstart_dir_works(tmp_path):
+    ks_dir = tmp_path / "ks"
+    base = (paths.KICKSTART_DIR / "fedora-cloud-base.ks").read_text()
+    write(ks_dir / "parts" / "base.ks", base)
+    top = write(ks_dir / "top.ks", "%include parts/base.ks\n")
+    assert "cloud-init" in flatten(top, "F19", ks_dir).text

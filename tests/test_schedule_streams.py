@@ -53,7 +53,8 @@ def expected_problems(streams: Path) -> list[str]:
         f"{streams}: streams[1].name: duplicate stream name 'Rawhide' (also streams[0])",
         f"{streams}: streams[1].cron: invalid cron expression '0 6 * * 8': day of week is 0-6 (0 = Sunday)",
         f"{streams}: streams[2].every: unknown key (allowed: cron, name, release)",
-        f"{streams}: streams[2].name: 'f18 weekly' may hold only letters, digits, '.', '_' and '-'",
+        f"{streams}: streams[2].name: 'f18 weekly' may hold only letters, digits, '.', '_', '+' and '-', "
+        "starting with a letter or digit, and no '..' (it becomes part of a path)",
         f"{streams}: streams[2].release: unknown release '18' (known: 19, rawhide)",
         f"{streams}: streams[2].cron: invalid cron expression '0 6 * *': needs 5 fields "
         "(minute, hour, day of month, month, day of week), got 4",

@@ -103,12 +103,12 @@ def _pin_inode_times(disk: Path, root: Path, epoch: int, env: dict) -> None:
     paths = ["/"] + sorted("/" + str(p.relative_to(root)) for p in root.rglob("*"))
     script = "".join(f"sif {p} {field} @{epoch}\n" for p in paths for field in ("ctime", "atime"))
     cmds = disk.with_name(disk.name + ".debugfs")
-    cmds.write_text(script)
     try:
+        cmds.write_text(script)
         runner.run(["debugfs", "-w", "-f", str(cmds), f"{disk}?offset={PART_START_SECTOR * 512}"],
                    env=env)
     finally:
-        cmds.unlink()
+        cmds.unlink(missing_ok=True)
 
 
 def _populate(root: Path, req: BuildRequest, epoch: int) -> None:

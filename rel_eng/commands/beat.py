@@ -28,6 +28,7 @@ def run(args) -> int:
     from rel_eng.store.engine import open_engine
 
     config = common.load(args)
+    common.check_loglevel(args.loglevel)
     open_engine(beat.store_url(config)).dispose()  # the claims need it: fail now, not at a firing
     s = effective(config.celery)
     check_reachable(s, config.source)

@@ -46,8 +46,19 @@ def date_of(args) -> dt.date:
     return args.date or dt.datetime.now(dt.timezone.utc).date()
 
 
-def check_builder(config: Config, name: str | None) -> None:
+def check_builder(config: Config, name: str | None, koji_profile: str | None = None) -> None:
     from rel_eng.builders import BUILDERS
 
-    if name and name not in BUILDERS:
+    if name is not None and name not in BUILDERS:
         raise InputError(f"unknown builder '{name}'", hint=f"use one of {', '.join(sorted(BUILDERS))}")
+    if koji_profile is not None and (name or config.builder) != "koji":
+        raise InputError(f"--koji-profile applies only to the koji builder, not "
+                         f"'{name or config.builder}'", hint="add --builder koji, or drop --koji-profile")
+
+
+def check_loglevel(level: str) -> None:
+    import logging
+
+    names = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    if not isinstance(logging.getLevelName(level.upper()), int) or level.upper() not in names:
+        raise InputError(f"--loglevel {level!r} is not a log level", hint=f"use one of {', '.join(names)}")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rel_eng import preflight
 from rel_eng.commands import common
 from rel_eng.compose import FINISHED, INCOMPLETE, STARTED, Compose, resume, run_compose
 from rel_eng.compose.allocate import parse_label
-from rel_eng.errors import InputError
+from rel_eng.errors import ConfigError, InputError
 from rel_eng.progress import Progress
 
 
@@ -34,13 +35,20 @@ def run(args) -> int:
     if not args.release or not (args.milestone or args.weekly):
         raise InputError("--release and one of --milestone/--weekly are required",
                          hint="or --resume COMPOSE to continue one")
+    if args.weekly and args.label is not None:
+        raise InputError("--label names a milestone respin; a --weekly drop has none",
+                         hint="drop --label, or use --milestone")
     if args.label is not None:  # refused before anything (a store included) is opened
         parse_label(args.label, args.milestone)
     config = common.load(args)
-    common.check_builder(config, args.builder)
+    common.check_builder(config, args.builder, args.koji_profile)
     from rel_eng.messaging.publisher import check_ready  # late: fedora-messaging when sending
 
     check_ready(config)
+    found = preflight.problems(config, output=args.output, mirror=args.mirror,
+                               builder=args.builder)
+    if found:
+        raise ConfigError(found)
     if args.queue:
         from rel_eng.distributed.canvas import submit_compose
 
@@ -61,6 +69,12 @@ def run(args) -> int:
     return 0
 
 
+# Flags that choose what to compose: a resume already knows (dest names by flag).
+_RESUME_IGNORES = {"release": "release", "milestone": "milestone", "weekly": "weekly",
+                   "label": "label", "date": "date", "builder": "builder",
+                   "koji-profile": "koji_profile"}
+
+
 def _resume(args) -> int:
     from rel_eng import runner
     from rel_eng.compose import required_tools
@@ -68,6 +82,16 @@ def _resume(args) -> int:
 
     if args.queue:
         raise InputError("--resume runs the compose here; it cannot be combined with --queue")
+    for flag, value in _RESUME_IGNORES.items():
+        if getattr(args, value) not in (None, False):
+            raise InputError(f"--resume continues the compose as it was planned; it would ignore "
+                             f"--{flag}", hint=f"drop --{flag}, or start a new compose with it")
+    for flag in ("config", "releases"):
+        if getattr(args, flag) is not None:
+            raise InputError(f"--resume uses the config the compose was created with (its "
+                             f"work/config.json), not --{flag}",
+                             hint=f"drop --{flag}; to change the config, start a new compose "
+                                  "(its respin counts up)")
     given = Path(args.resume)
     topdir = given if (given / "work" / "plan.json").is_file() else args.output / args.resume
     c = Compose.load(topdir)  # its own config, as it was created with
@@ -75,6 +99,10 @@ def _resume(args) -> int:
         print(f"{c.plan.compose_id} {c.status} {topdir} (already ended: nothing to resume)")
         return 0
     runner.require_all(required_tools(c.config, c.plan.builder))
+    found = preflight.problems(c.config, output=None, mirror=args.mirror or topdir.parent / "mirror",
+                               builder=c.plan.builder)
+    if found:
+        raise ConfigError(found)
     c = load_recorded(topdir)
     try:
         c.set_status(STARTED)  # recorded: the history shows when it was resumed

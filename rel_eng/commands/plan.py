@@ -9,6 +9,7 @@ from pathlib import Path
 from rel_eng.builders import BUILDERS
 from rel_eng.commands import common
 from rel_eng.compose import allocate
+from rel_eng.errors import InputError
 
 
 def register(sub) -> None:
@@ -23,7 +24,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     config = common.load(args)
-    common.check_builder(config, args.builder)
+    common.check_builder(config, args.builder, args.koji_profile)
+    if args.output.exists() and not args.output.is_dir():
+        raise InputError(f"--output {args.output}: is a file, not a directory",
+                         hint="name the output dir whose composes decide the respin")
     plan = allocate(config, args.output, args.release, args.milestone, common.date_of(args),
                     builder=args.builder)
     describe = getattr(BUILDERS[plan.builder], "planned_calls", None)

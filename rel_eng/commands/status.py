@@ -27,6 +27,8 @@ def run(args) -> int:
     from rel_eng.store.engine import open_engine, redacted
 
     config = common.load(args)
+    if not 1 <= args.limit <= 10000:
+        raise InputError(f"--limit must be 1..10000, got {args.limit}")
     if not config.store.enabled:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
     url = config.store.url_for(args.output or Path(config.schedule.output))
@@ -38,7 +40,7 @@ def run(args) -> int:
                 raise InputError(f"no compose '{args.compose}' in the store {redacted(url)}",
                                  hint="'rel-eng status' lists the composes it knows")
         else:
-            data = queries.list_composes(engine, max(1, args.limit))
+            data = queries.list_composes(engine, args.limit)
     finally:
         engine.dispose()
     if args.json:

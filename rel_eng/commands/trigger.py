@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rel_eng import preflight
 from rel_eng.commands import common
+from rel_eng.errors import ConfigError
 from rel_eng.config import MILESTONES
 
 
@@ -23,6 +25,12 @@ def run(args) -> int:
     from rel_eng.store.engine import open_engine
 
     config = common.load(args)
+    config.release(args.release)  # an unknown release is refused before the store is opened
+    output = args.output or Path(config.schedule.output)
+    mirror = args.mirror or (Path(config.schedule.mirror) if config.schedule.mirror else None)
+    found = preflight.problems(config, output=output, mirror=mirror)
+    if found:
+        raise ConfigError(found)
     engine = open_engine(store_url(config, args.output))
     try:
         d = dispatcher(config, engine, output=args.output, mirror_root=args.mirror)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 from rel_eng.commands import common
+from rel_eng.errors import InputError
 from rel_eng.distributed.settings import effective
 
 
@@ -31,13 +32,19 @@ def run(args) -> int:
 
     config = common.load(args)
     s = effective(config.celery)
+    if args.queues is not None and not [q for q in args.queues.split(",") if q.strip()]:
+        raise InputError(f"--queues {args.queues!r} names no queue",
+                         hint=f"give comma-separated names from [celery] queues ({', '.join(s.queues)}), "
+                              "or omit --queues to serve them all")
     wanted = args.queues.split(",") if args.queues else list(s.queues)
     queues = routing.check_worker_queues(s, [q.strip() for q in wanted if q.strip()],
                                          config.source)
-    if args.concurrency < 1:
-        from rel_eng.errors import InputError
-
-        raise InputError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if not 1 <= args.concurrency <= 256:
+        raise InputError(f"--concurrency must be 1..256, got {args.concurrency}")
+    common.check_loglevel(args.loglevel)
+    if not args.name.strip() or any(c.isspace() for c in args.name):
+        raise InputError(f"--name {args.name!r} must be a non-empty node name without spaces",
+                         hint="e.g. rel-eng@HOST")
     check_reachable(s, config.source)
     app = make_app(s)
     from rel_eng.schedule import beat

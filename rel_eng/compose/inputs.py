@@ -21,7 +21,7 @@ def prepare_inputs(config: Config, plan: DropPlan) -> dict[str, tuple[str, str]]
     for job in plan.images:
         if job.kickstart not in flat:
             flat[job.kickstart] = kickstart.flatten(Path(config.kickstart_dir) / job.kickstart,
-                                                    job.ksversion).text
+                                                    job.ksversion, Path(config.kickstart_dir)).text
         inputs[job.key] = (flat[job.kickstart], tdl.render(job, template))
     if Path(tdl.SYSTEM_PYTHON).exists():
         bad = tdl.validate_with_oz({k: v[1] for k, v in inputs.items()})

@@ -48,11 +48,19 @@ class Compose:
     @classmethod
     def load(cls, topdir: Path, recorder: Recorder | None = None) -> "Compose":
         work = topdir / "work"
+        if not (work / "plan.json").is_file():
+            raise InputError(f"{topdir} is not a compose directory (no work/plan.json)",
+                             hint="name an <output>/<compose id> directory")
         try:
             plan = DropPlan.from_dict(json.loads((work / "plan.json").read_text()))
             config = Config.from_dict(json.loads((work / "config.json").read_text()))
         except FileNotFoundError:
             raise InputError(f"{topdir} is not a compose directory (no work/plan.json)") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Damaged or hand-edited: say which record, never guess at a partial compose.
+            raise InputError(f"{work}: plan.json or config.json is damaged ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:120]})",
+                             hint="this compose cannot be resumed; start a new one") from None
         return cls(topdir, plan, config, recorder)
 
     @property

@@ -68,7 +68,10 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
         raise
     except BaseException:
         if c.status == STARTED:
-            c.set_status(DOOMED)
+            try:
+                c.set_status(DOOMED)
+            except OSError:
+                pass  # e.g. still no space even for STATUS: the first error is the one to show
         raise
     progress.note(f"compose {c.plan.compose_id}: {status}")
     return c

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 
 from croniter import croniter
-from croniter.croniter import CroniterError
+from croniter.croniter import CroniterBadDateError, CroniterError
 
 FIELDS = ("minute", "hour", "day of month", "month", "day of week")
 _FIELD_RE = re.compile(r"^[0-9*,/-]+$")
@@ -33,10 +33,18 @@ def problem(expr: str) -> str | None:
         return (f"invalid cron expression '{expr}': restrict day of month or day of week, not "
                 "both (cron and Celery beat combine them differently)")
     try:
-        croniter(expr)
+        # Day of month and month repeat every 4 years at most (Feb 29): no firing from a leap
+        # year's first day on means none ever (e.g. Feb 30, Apr 31).
+        croniter(expr, _NEVER_FROM).get_next(dt.datetime)
+    except CroniterBadDateError:
+        return (f"cron expression '{expr}' never fires (no such day in any year): "
+                "fix day of month or month")
     except (CroniterError, ValueError) as exc:
         return f"invalid cron expression '{expr}': {exc}"
     return None
+
+
+_NEVER_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def _utc(t: dt.datetime) -> dt.datetime:

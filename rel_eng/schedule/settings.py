@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from rel_eng import paths
+from rel_eng.naming import path_component_problem
 from rel_eng.schedule import cron
 
 DEFAULT_STREAMS_FILE = paths.PROJECT_ROOT / "schedules" / "streams.toml"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TABLE_KEYS = {"streams_file", "output", "mirror", "catch_up_hours", "tick_s"}
 
 
@@ -89,6 +89,12 @@ def load_streams(sched: ScheduleConfig, release_keys: list[str]) -> tuple[Schedu
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
         return sched, [f"{path}: file not found (set schedule.streams_file in the config)"]
+    except IsADirectoryError:
+        return sched, [f"{path}: is a directory, expected a TOML file (schedule.streams_file)"]
+    except OSError as exc:
+        return sched, [f"{path}: cannot read: {exc.strerror or exc}"]
+    except UnicodeDecodeError:
+        return sched, [f"{path}: invalid TOML: not UTF-8 text"]
     except tomllib.TOMLDecodeError as exc:
         return sched, [f"{path}: invalid TOML: {exc}"]
     for key in sorted(set(doc) - {"milestones", "streams"}):
@@ -128,8 +134,8 @@ def load_streams(sched: ScheduleConfig, release_keys: list[str]) -> tuple[Schedu
                 add(f"{where}.{key}", f"is required and must be a string, got {value!r}")
             fields[key] = value.strip() if isinstance(value, str) else ""
         name, release, expr = fields["name"], fields["release"], fields["cron"]
-        if name and not _NAME_RE.match(name):
-            add(f"{where}.name", f"'{name}' may hold only letters, digits, '.', '_' and '-'")
+        if name and (bad := path_component_problem(name)):
+            add(f"{where}.name", f"{bad} (it becomes part of a path)")
         if name.lower() in seen:
             add(f"{where}.name", f"duplicate stream name '{name}' (also streams[{seen[name.lower()]}])")
         elif name:
