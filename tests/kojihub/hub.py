@@ -127,6 +127,7 @@ class Hub:
         self._ids = itertools.count(FIRST_TASK_ID)
         self._session_ids = itertools.count(100)
         self.submissions: list[dict] = []  # every accepted or refused buildImageOz call
+        self.images_made: dict[str, str] = {}  # image file name -> the format it was made for
         self.watch_rounds = 0
         self._stop = threading.Event()
         self._kojid = threading.Thread(target=self._kojid_loop, name="test-kojid", daemon=True)
@@ -667,6 +668,7 @@ class Hub:
             image = workdir / f"{imgname}.{ext}"
             _link(source, image)
             files += [libvirt.name, image.name]
+            self.images_made[image.name] = fmt  # what a client must fetch, or not have asked for
         ozlog.write_text(f"oz-install for {imgname}: install finished\n")
         result = {"arch": arch, "task_id": task.id, "logs": [ozlog.name], "name": name,
                   "version": version, "release": release, "rpmlist": [], "files": files}
