@@ -32,6 +32,7 @@ from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildReque
 from rel_eng.builders.koji_download import (Retry, UnsafeFileName, check_name, download,
                                             unxz_sparse)
 from rel_eng.builders.koji_opts import planned_calls
+from rel_eng.builders.koji_preflight import preflight
 from rel_eng.builders.koji_session import (NOAUTH, HubError, HubProfile, fault_from_result,
                                            fault_text, login, never_sent, new_session,
                                            read_profile, with_retries)
@@ -53,6 +54,7 @@ class KojiBuilder(Builder):
     tools = ("xz",)
     resumable = True  # wait()/collect() take handles recorded by an earlier process
     planned_calls = staticmethod(planned_calls)  # `rel-eng plan --builder koji`
+    preflight = staticmethod(preflight)  # before the compose dir exists: target, tag, packages
 
     def __init__(self, config, on_submitted: Callable[[BuildHandle], None] | None = None, *,
                  sleep: Callable[[float], None] = time.sleep):

@@ -9,6 +9,7 @@ from pathlib import Path
 from rel_eng import naming
 from rel_eng.config import Config
 from rel_eng.errors import InputError
+from rel_eng.compose.taken import TakenNames, past_taken
 from rel_eng.plan import DropPlan, plan_drop
 
 
@@ -24,8 +25,10 @@ def existing_plans(output: Path) -> list[DropPlan]:
 
 
 def allocate(config: Config, output: Path, release: str, milestone: str | None,
-             date: dt.date, label: str | None = None, builder: str | None = None) -> DropPlan:
-    """Plan the next respin: compose id respin and label minor count up past what `output` holds."""
+             date: dt.date, label: str | None = None, builder: str | None = None,
+             taken: TakenNames | None = None) -> DropPlan:
+    """Plan the next respin: compose id respin and label minor count up past what `output` holds,
+    then past what the compose store and the Koji hub say is taken (`taken`)."""
     first = plan_drop(config, release, milestone=milestone, date=date, builder=builder)
     siblings = [p for p in existing_plans(output) if p.release_key == first.release_key]
     same_day = [p for p in siblings if p.date == first.date and p.compose_type == first.compose_type]
@@ -44,5 +47,7 @@ def allocate(config: Config, output: Path, release: str, milestone: str | None,
             if taken:
                 raise InputError(f"{output} already holds compose {taken[0]} with label {label}",
                                  hint="omit --label to get the next respin")
-    return plan_drop(config, release, milestone=milestone, date=date, respin=respin,
+    plan = plan_drop(config, release, milestone=milestone, date=date, respin=respin,
                      label_minor=minor, builder=builder)
+    return past_taken(config, plan, taken or TakenNames(config, output),
+                      label_fixed=label is not None)

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from rel_eng import runner
+from rel_eng.builders import BUILDERS
 from rel_eng.compose.allocate import allocate
 from rel_eng.compose.build import build
 from rel_eng.compose.create import create
@@ -25,6 +26,9 @@ def run_compose(config: Config, output: Path, release: str, milestone: str | Non
     plan = allocate(config, output, release, milestone, date, label=label, builder=builder)
     runner.require_all(required_tools(config, plan.builder))
     inputs = prepare_inputs(config, plan)  # every input checked before anything is written
+    check = getattr(BUILDERS[plan.builder], "preflight", None)  # e.g. koji: target, tag, pkgs
+    if check:
+        check(plan, config)
     c = create(config, plan, output, inputs, recorder)
     progress.note(f"compose {plan.compose_id} started in {c.topdir}")
     return resume(c, mirror_root or output / "mirror", progress)

@@ -58,6 +58,10 @@ def submit_compose(config: Config, output: Path, release: str, milestone: str | 
     for job in plan.images:
         routing.build_queue(s, plan.builder, job)
     inputs = prepare_inputs(config, plan)  # every input checked before anything is written
+    from rel_eng.builders import BUILDERS
+    check = getattr(BUILDERS[plan.builder], "preflight", None)  # e.g. koji: target, tag, pkgs
+    if check:
+        check(plan, config)
     from rel_eng.store.recorder import recorder_for  # late: SQLAlchemy only when recording
 
     recorder = recorder_for(config, output)
