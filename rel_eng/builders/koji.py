@@ -256,6 +256,9 @@ class KojiBuilder(Builder):
         image = _pick_image(result, listing, job, arch, where)
         size = int(listing[image]["st_size"])
         if handle.data.get("scratch"):
+            # kojihub moves scratch images to scratch/<owner>/task_<id>/ and leaves a symlink in
+            # the task's work dir, which stays until the task is garbage-collected (days, long
+            # after collect runs). The work dir needs no owner name, which the handle lacks.
             base = self.profile.pathinfo().task(child)
         else:
             base = self.profile.pathinfo().imagebuild(
