@@ -35,6 +35,7 @@ def _many_types(config, n):
 def test_one_round_trip_per_poll_round_whatever_the_task_count(koji_hub, tmp_path, image_types):
     koji_hub.hub.task_seconds = 0.4  # a few rounds while the children run
     config = _many_types(koji_config(koji_hub, tmp_path), image_types)
+    koji_hub.hub.tag_packages["f19"] |= {t.name for t in config.image_types}  # koji add-pkg
     _c, requests = compose_requests(config, tmp_path / "out")
     builder = KojiBuilder(config)
     handles = builder.submit(requests)
