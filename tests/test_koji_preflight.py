@@ -218,3 +218,21 @@ def test_preflight_reports_every_problem_at_once(koji_hub, tmp_path):
     assert "koji add-pkg --owner USER f19 Fedora-Cloud-Base-EC2" in exc.value.problems[1]
     assert exc.value.exit_code == 2
     assert json.dumps(exc.value.problems)  # plain strings
+
+
+def test_unreachable_store_is_noted_and_allocation_goes_on(tmp_path, config):
+    import socket
+
+    from rel_eng.compose.taken import TakenNames
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = dataclasses.replace(config, store=dataclasses.replace(
+        config.store, url=f"postgresql+psycopg://rel_eng@127.0.0.1:{port}/rel_eng"))
+    taken = TakenNames(cfg, tmp_path / "out")
+    plan = allocate(cfg, tmp_path / "out", "19", "Alpha", ALPHA, taken=taken)
+    assert plan.label == "Alpha-1.1"
+    assert [n.split(":")[0] for n in taken.notes] == ["compose store not checked"]
+    assert "OperationalError" in taken.notes[0] and "rel_eng@" in taken.notes[0]
+    assert not (tmp_path / "out").exists()
