@@ -111,6 +111,8 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
         data = dict(data)
+        if "qcow2_compress" in data:  # saved by a compose made before qcow2_compression existed
+            data["qcow2_compression"] = "zlib" if data.pop("qcow2_compress") else "none"
         data["signing"] = Signing(**data["signing"])
         for name, (kind, _) in _SECTIONS.items():
             if name in data:

@@ -107,3 +107,13 @@ def test_bad_compression_or_outputs_is_one_line_with_the_key(tmp_path, body, mes
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert err.value.problems == [f"{path}: {message}"]
+
+
+def test_a_config_saved_before_qcow2_compression_still_loads():
+    from rel_eng.config import Config
+
+    data = load_config().to_dict()
+    del data["qcow2_compression"], data["outputs"]
+    old = Config.from_dict({**data, "qcow2_compress": False})
+    assert (old.qcow2_compression, old.outputs) == ("none", ("qcow2", "raw.tar.xz"))
+    assert Config.from_dict({**data, "qcow2_compress": True}).qcow2_compression == "zlib"
