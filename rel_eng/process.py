@@ -157,8 +157,8 @@ def process_image(raw: Path, job: ImageJob, out_dir: Path, topdir: Path,
                for s in order[:-1]]
     for w in workers:
         w.start()
-    try:
-        make(order[-1])
+    try:  # directly: a signal's exception on this thread propagates as it is
+        results[order[-1]] = makers[order[-1]]()
     finally:
         for w in workers:
             w.join()
