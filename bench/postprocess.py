@@ -1,8 +1,10 @@
 """Post-processing benchmark: one image of V GiB virtual size holding D MiB of data.
 
 Prints, measured side by side in one run on this machine:
-  - wall time of rel-eng's post-processing (qcow2 + raw.tar.xz + sha256 of both) against
-    `xz -T0` compressing the same data alone (target <= 1.15x);
+  - wall time of rel-eng's post-processing in its default configuration (compressed qcow2 +
+    raw.tar.xz + sha256 of both) against two floors on the same data:
+      floor 1: `xz -T0` alone (target <= 1.15x),
+      floor 2: `xz -T0` and `qemu-img convert -c` run side by side (target <= 1.05x);
   - the same at a small and a large virtual size (target: within +-10%);
   - peak RSS of the post-processing process tree, and of the Python process alone (target < 200 MiB);
   - the naive sequence (`qemu-img convert`, then `tar -cJf`, then `sha256sum` of each output)
@@ -136,13 +138,18 @@ def main() -> None:
 
         # Interleave the three so machine noise hits them alike; keep each one's best round.
         rounds = []
+        both = (f'xz -T0 -6 -c "{data}" > "{tmp}/data2.xz" & '
+                f'qemu-img convert -c -f raw -O qcow2 -o compat=1.1 "{small}" "{tmp}/floor.qcow2"; '
+                'wait')
         for _ in range(max(1, args.repeat)):
             rounds.append((
                 measure(["sh", "-c", f'xz -T0 -6 -c "{data}" > "{tmp}/data.xz"']),
                 run_pipeline(small, tmp / "o-small"),
                 run_pipeline(large, tmp / "o-large"),
+                measure(["sh", "-c", both]),
             ))
         xz_alone = min(r[0][0] for r in rounds)
+        xz_and_qemu = min(r[3][0] for r in rounds)
         xz_rss = max(r[0][1] for r in rounds)
         ours_small = min(r[1][0] for r in rounds)
         ours_large = min(r[2][0] for r in rounds)
@@ -150,21 +157,25 @@ def main() -> None:
         rss_large = max(r[2][1] for r in rounds)
         py_small = max(r[1][2] for r in rounds)
         py_large = max(r[2][2] for r in rounds)
-        naive_qemu, *_ = measure(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(small), f"{tmp}/n.qcow2"])
+        naive_qemu, *_ = measure(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", str(small), f"{tmp}/n.qcow2"])
         naive_tar, *_ = measure(["tar", "-C", str(tmp), "-cJf", f"{tmp}/n.raw.tar.xz", small.name])
         naive_sum, *_ = measure(["sha256sum", f"{tmp}/n.qcow2", f"{tmp}/n.raw.tar.xz"])
         naive = naive_qemu + naive_tar + naive_sum
 
         mib = 1024
         print(f"data {args.data_mib} MiB (half random, half text); virtual {args.small_gib} and {args.large_gib} GiB")
-        print(f"xz -T0 alone on the data           {xz_alone:8.2f} s   peak RSS {xz_rss / mib:7.1f} MiB")
+        print("rel-eng measured in its default configuration: qcow2 compressed (zlib)")
+        print(f"floor 1: xz -T0 alone on the data  {xz_alone:8.2f} s   peak RSS {xz_rss / mib:7.1f} MiB")
+        print(f"floor 2: xz -T0 + qemu-img convert -c side by side {xz_and_qemu:8.2f} s")
         print(f"rel-eng post-processing, {args.small_gib:>3} GiB    {ours_small:8.2f} s   peak RSS tree {rss_small / mib:7.1f} MiB, python {py_small / mib:6.1f} MiB")
         print(f"rel-eng post-processing, {args.large_gib:>3} GiB    {ours_large:8.2f} s   peak RSS tree {rss_large / mib:7.1f} MiB, python {py_large / mib:6.1f} MiB")
         print(f"naive qemu-img + tar -cJf + sha256sum {naive:8.2f} s   ({naive_qemu:.2f} + {naive_tar:.2f} + {naive_sum:.2f}) at {args.small_gib} GiB")
         print()
         r1 = ours_small / xz_alone
         r2 = ours_large / ours_small
-        print(f"ratio rel-eng / xz alone ({args.small_gib} GiB):        {r1:.3f}   target <= 1.15  {'OK' if r1 <= 1.15 else 'MISSED'}")
+        r3 = ours_small / xz_and_qemu
+        print(f"ratio rel-eng / floor 2 ({args.small_gib} GiB):         {r3:.3f}   target <= 1.05  {'OK' if r3 <= 1.05 else 'MISSED'}")
+        print(f"ratio rel-eng / floor 1 ({args.small_gib} GiB):         {r1:.3f}   target <= 1.15  {'OK' if r1 <= 1.15 else 'MISSED'}")
         print(f"ratio rel-eng {args.large_gib} GiB / {args.small_gib} GiB:              {r2:.3f}   target 0.90..1.10  {'OK' if 0.9 <= r2 <= 1.1 else 'MISSED'}")
         peak = max(rss_small, rss_large) / mib
         print(f"peak RSS, whole tree (xz threads included): {peak:.1f} MiB (xz alone: {xz_rss / mib:.1f} MiB)")

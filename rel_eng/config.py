@@ -79,7 +79,8 @@ class Config:
     optional_arches: tuple[str, ...] = ()
     disk_size_gib: int = 3
     xz_preset: int = 6
-    qcow2_compress: bool = False
+    qcow2_compression: str = "zlib"  # zlib / zstd / none (rel_eng.process.QCOW2_COMPRESSION)
+    outputs: tuple[str, ...] = ("qcow2", "raw.tar.xz")  # deliverables per image (plan.OUTPUT_FORMATS)
     default_user: str = "fedora"
     weekly_retention: int = 4
     kickstart_dir: str = str(paths.KICKSTART_DIR)
@@ -114,6 +115,8 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
         data = dict(data)
+        if "qcow2_compress" in data:  # saved by a compose made before qcow2_compression existed
+            data["qcow2_compression"] = "zlib" if data.pop("qcow2_compress") else "none"
         data["signing"] = Signing(**data["signing"])
         for name, (kind, _) in _SECTIONS.items():
             if name in data:
@@ -124,8 +127,9 @@ class Config:
                        "milestones": tuple(tuple(m) for m in r["milestones"])})
             for r in data["releases"]
         )
-        for key in ("arches", "optional_arches"):
-            data[key] = tuple(data[key])
+        for key in ("arches", "optional_arches", "outputs"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -229,7 +233,7 @@ _SECTIONS = {
 
 _COMPOSE_KEYS = {
     "short", "variant", "builder", "arches", "optional_arches", "disk_size_gib", "xz_preset",
-    "qcow2_compress", "default_user", "weekly_retention", "kickstart_dir", "tdl_dir",
+    "qcow2_compression", "outputs", "default_user", "weekly_retention", "kickstart_dir", "tdl_dir",
     "releases_file",
 }
 
@@ -243,6 +247,10 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
         doc = _read_toml(path)
         problems.unknown(doc, {"compose", "signing", "images", *_SECTIONS}, "")
         compose = problems.table(doc, "compose")
+        if "qcow2_compress" in compose:  # the boolean it replaced: say what to write instead
+            compose = {k: v for k, v in compose.items() if k != "qcow2_compress"}
+            problems.add("compose.qcow2_compress", 'replaced by qcow2_compression = "zlib", '
+                                                   '"zstd" or "none" (the default is "zlib")')
         problems.unknown(compose, _COMPOSE_KEYS, "compose.")
         for key in sorted(_COMPOSE_KEYS & set(compose)):
             default = getattr(base, key)
@@ -313,6 +321,20 @@ def _check_config(cfg: Config, problems: _Problems) -> None:
         problems.add("compose.disk_size_gib", f"must be 1..1024 GiB, got {cfg.disk_size_gib}")
     if not 0 <= cfg.xz_preset <= 9:
         problems.add("compose.xz_preset", f"must be 0..9, got {cfg.xz_preset}")
+    from rel_eng.plan import OUTPUT_FORMATS  # late: plan imports this module
+    from rel_eng.process import QCOW2_COMPRESSION
+
+    if cfg.qcow2_compression not in QCOW2_COMPRESSION:
+        problems.add("compose.qcow2_compression", f"unknown compression "
+                     f"{cfg.qcow2_compression!r} (use {', '.join(QCOW2_COMPRESSION)})")
+    known = [suffix for suffix, _, _ in OUTPUT_FORMATS]
+    for out in cfg.outputs:
+        if out not in known:
+            problems.add("compose.outputs", f"unknown output {out!r} (use {', '.join(known)})")
+    if len(set(cfg.outputs)) != len(cfg.outputs):
+        problems.add("compose.outputs", "lists an output twice")
+    if not cfg.outputs:
+        problems.add("compose.outputs", "must list at least one output, e.g. \"qcow2\"")
     if cfg.weekly_retention < 1:
         problems.add("compose.weekly_retention", "must be at least 1")
     if not cfg.arches:

@@ -27,7 +27,7 @@ class KojiConfig:
     profile: str = "koji"  # section of the koji client config; --koji-profile overrides it
     config_file: str = ""  # extra koji client config, read after the standard files
     target: str = ""  # overrides the release's koji_target
-    formats: tuple[str, ...] = ("qcow2", "raw-xz")
+    formats: tuple[str, ...] = ("raw-xz",)  # what collect() downloads: nothing else is fetched
     ksurl: str = ""  # SCM URL holding the kickstarts; empty = upload the flattened kickstart
     scratch_weeklies: bool = True
     factory_parameter: tuple[tuple[str, str], ...] = ()

@@ -14,11 +14,14 @@ from rel_eng import naming
 from rel_eng.config import MILESTONES, Config
 from rel_eng.errors import InputError
 
-# (suffix, productmd type, productmd format). productmd checks each value on its own; it has
-# no type whose format list holds tar.xz for a disk, so the tarball is raw-xz / tar.xz.
+# (suffix, productmd type, productmd format), the outputs [compose] outputs may name.
+# productmd checks each value on its own (SUPPORTED_IMAGE_TYPES, SUPPORTED_IMAGE_FORMATS); it has
+# no type whose format list holds tar.xz for a disk, so the tarball is raw-xz / tar.xz, and the
+# raw disk compressed alone is raw-xz / raw.xz, as Fedora's later composes list it.
 OUTPUT_FORMATS = (
     ("qcow2", "qcow2", "qcow2"),
     ("raw.tar.xz", "raw-xz", "tar.xz"),
+    ("raw.xz", "raw-xz", "raw.xz"),
 )
 
 
@@ -154,7 +157,7 @@ def plan_drop(
                 relpath=f"{cfg.variant}/{arch}/images",
                 outputs=tuple(
                     Output(f"{nvra}.{suffix}", suffix, ptype, pformat)
-                    for suffix, ptype, pformat in OUTPUT_FORMATS
+                    for suffix, ptype, pformat in OUTPUT_FORMATS if suffix in cfg.outputs
                 ),
             ))
     return DropPlan(

@@ -8,6 +8,13 @@ from rel_eng.manifest import Artifact
 from rel_eng.plan import DropPlan
 
 EC2_PLACEHOLDER = "No AMIs have been published for this drop."
+KINDS = {  # deliverable suffix -> what the README says it is
+    "qcow2": "qcow2 disk image, compressed clusters (OpenStack, Eucalyptus, KVM)",
+    "raw.tar.xz": "raw disk in an xz-compressed tar (sparse member; EC2, dd to a disk)",
+    "raw.xz": "raw disk compressed with xz on its own (xz -dc IMAGE.raw.xz | dd of=DISK)",
+}
+# Only these EC2 instance families run 32-bit (Architecture=i386) AMIs.
+I386_INSTANCE_FAMILIES = ("t1", "m1", "c1", "c3", "t2")
 
 
 def render(plan: DropPlan, arch: str, deliverables: list[Artifact], checksum_name: str,
@@ -24,8 +31,7 @@ def render(plan: DropPlan, arch: str, deliverables: list[Artifact], checksum_nam
     out += ["Files", "-----"]
     for art in sorted((a for a in deliverables if a.arch == arch), key=lambda a: a.path):
         job = jobs[art.job_key]
-        kind = ("qcow2 disk image (OpenStack, Eucalyptus, KVM)" if art.kind == "qcow2"
-                else "raw disk in an xz-compressed tar (sparse member; EC2, dd to a disk)")
+        kind = KINDS.get(art.kind, art.kind)
         out.append(f"  {Path(art.path).name}")
         out.append(f"      {job.description}: {kind}, {art.size} bytes")
     out.append(f"  {checksum_name}")
@@ -60,6 +66,12 @@ def render(plan: DropPlan, arch: str, deliverables: list[Artifact], checksum_nam
     if rows:
         out += ["  Launch one of these AMIs with your key pair:",
                 "    aws ec2 run-instances --image-id AMI-ID --key-name KEY --region REGION", ""]
+        if arch == "i686":
+            families = ", ".join(I386_INSTANCE_FAMILIES)
+            out += ["  These are i386 AMIs: only the 32-bit capable instance families run them",
+                    f"  ({families}; e.g. --instance-type t2.micro or m1.small).", ""]
+        else:
+            out += ["  These are x86_64 AMIs: any current x86_64 instance type runs them.", ""]
         out += rows
     else:
         out += [f"  {EC2_PLACEHOLDER}"]

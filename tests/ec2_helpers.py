@@ -66,7 +66,7 @@ def aws_env(moto_url, monkeypatch, tmp_path):
 
 
 def ec2_config(**overrides) -> Ec2Config:
-    base = Ec2Config(enabled=True, base_region=BASE, regions=REGIONS, i386=True,
+    base = Ec2Config(enabled=True, base_region=BASE, regions=REGIONS,
                      workers=4, poll_interval_s=1, wait_timeout_s=30, max_attempts=5)
     return dataclasses.replace(base, **overrides)
 

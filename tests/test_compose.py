@@ -215,3 +215,46 @@ def test_the_same_job_gives_the_same_bytes(tmp_path, config):
         raws.append(build_disk(compose_mod.build_request(c, "generic-i686")))
         time.sleep(1.1)  # a later wall clock must not show in the image
     assert sparse_equal(*raws)
+
+
+def test_demo_drop_qcow2_files_are_compressed(alpha_drop):
+    c, out = alpha_drop
+    staged = list((out / "mirror" / c.plan.mirror_path).rglob("*.qcow2"))
+    assert len(staged) == 4
+    for q in staged:
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(q)],
+                                         check=True, capture_output=True, text=True).stdout)
+        check = json.loads(subprocess.run(["qemu-img", "check", "--output=json", str(q)],
+                                          check=True, capture_output=True, text=True).stdout)
+        assert info["format-specific"]["data"]["compression-type"] == "zlib"
+        assert check["compressed-clusters"] > 0 and check["check-errors"] == 0
+
+
+def test_optional_raw_xz_output_reaches_images_json_checksums_and_readme(tmp_path, config):
+    import dataclasses
+
+    cfg = dataclasses.replace(config, outputs=("qcow2", "raw.tar.xz", "raw.xz"),
+                              arches=("x86_64",), disk_size_gib=1,
+                              image_types=config.image_types[:1])
+    c = run_compose(cfg, tmp_path, "19", "Alpha", ALPHA_DATE)
+    assert c.status == "FINISHED"
+    nvra = c.plan.images[0].nvra
+    d = c.images_dir("x86_64")
+    raw_xz = d / f"{nvra}.raw.xz"
+    assert raw_xz.is_file()
+    [raw_art] = c.manifest.artifacts(kind="raw-disk")
+    unpacked = tmp_path / "unpacked.raw"
+    with open(unpacked, "wb") as fh:
+        subprocess.run(["xz", "-dc", str(raw_xz)], check=True, stdout=fh)
+    assert sparse_equal(c.topdir / raw_art.path, unpacked)
+    images = Images()
+    images.load(str(c.metadir / "images.json"))
+    found = {(i.type, i.format): i for i in images.images["Cloud"]["x86_64"]}
+    assert set(found) == {("qcow2", "qcow2"), ("raw-xz", "tar.xz"), ("raw-xz", "raw.xz")}
+    assert found[("raw-xz", "raw.xz")].path == f"Cloud/x86_64/images/{nvra}.raw.xz"
+    checksum = (d / c.plan.checksum_name("x86_64")).read_text()
+    assert f"SHA256 ({nvra}.raw.xz) = " in checksum
+    subprocess.run(["sha256sum", "-c", "--strict", c.plan.checksum_name("x86_64")], cwd=d,
+                   check=True, capture_output=True)
+    readme = (d / "README").read_text()
+    assert f"{nvra}.raw.xz" in readme and "compressed with xz on its own" in readme

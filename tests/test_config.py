@@ -68,3 +68,52 @@ kickstart = "a.ks"
     cfg = load_config(path)
     assert cfg.kickstart_dir == str(tmp_path / "ks")
     assert [t.key for t in cfg.image_types] == ["generic"]
+
+
+def test_old_qcow2_compress_key_is_refused_with_the_new_one_named(tmp_path):
+    path = write(tmp_path / "rel-eng.toml", "[compose]\nqcow2_compress = true\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.problems == [
+        f'{path}: compose.qcow2_compress: replaced by qcow2_compression = "zlib", "zstd" or '
+        f'"none" (the default is "zlib")']
+
+
+def test_compression_and_outputs_defaults_and_choices(tmp_path):
+    cfg = load_config()
+    assert cfg.qcow2_compression == "zlib"
+    assert cfg.outputs == ("qcow2", "raw.tar.xz")
+    path = write(tmp_path / "ok.toml", '[compose]\nqcow2_compression = "zstd"\n'
+                                       'outputs = ["qcow2", "raw.tar.xz", "raw.xz"]\n')
+    cfg = load_config(path)
+    assert (cfg.qcow2_compression, cfg.outputs) == ("zstd", ("qcow2", "raw.tar.xz", "raw.xz"))
+    from rel_eng.config import Config
+
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("body, message", [
+    ('qcow2_compression = "lz4"', "compose.qcow2_compression: unknown compression 'lz4' "
+                                  "(use zlib, zstd, none)"),
+    ('qcow2_compression = true', "compose.qcow2_compression: expected str, got bool True"),
+    ('outputs = ["qcow2", "vmdk"]', "compose.outputs: unknown output 'vmdk' "
+                                    "(use qcow2, raw.tar.xz, raw.xz)"),
+    ('outputs = ["qcow2", "qcow2"]', "compose.outputs: lists an output twice"),
+    ('outputs = []', 'compose.outputs: must list at least one output, e.g. "qcow2"'),
+    ('outputs = "raw.xz"', "compose.outputs: expected list, got str 'raw.xz'"),
+])
+def test_bad_compression_or_outputs_is_one_line_with_the_key(tmp_path, body, message):
+    path = write(tmp_path / "bad.toml", f"[compose]\n{body}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.problems == [f"{path}: {message}"]
+
+
+def test_a_config_saved_before_qcow2_compression_still_loads():
+    from rel_eng.config import Config
+
+    data = load_config().to_dict()
+    del data["qcow2_compression"], data["outputs"]
+    old = Config.from_dict({**data, "qcow2_compress": False})
+    assert (old.qcow2_compression, old.outputs) == ("none", ("qcow2", "raw.tar.xz"))
+    assert Config.from_dict({**data, "qcow2_compress": True}).qcow2_compression == "zlib"

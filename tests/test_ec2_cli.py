@@ -30,7 +30,6 @@ def test_publish_and_prune_never_reveal_the_secret_key(aws_env, tmp_path):
 enabled = true
 base_region = "{BASE}"
 regions = {json.dumps(list(REGIONS))}
-i386 = true
 workers = 4
 poll_interval_s = 1
 wait_timeout_s = 60

@@ -29,11 +29,19 @@ def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env
         recorder.close()
     amis = json.loads((c.metadir / "ec2.json").read_text())
     nvra = "Fedora-Cloud-Base-EC2-19_Alpha-1.1.x86_64"
-    assert set(amis["images"][nvra]["regions"]) == {BASE, REGIONS[0]}
+    # The default publishes both EC2 images, i686 as an i386 AMI, in every configured region.
+    assert amis["skipped"] == {}
+    assert {n: set(i["regions"]) for n, i in amis["images"].items()} == {
+        f"Fedora-Cloud-Base-EC2-19_Alpha-1.1.{arch}": {BASE, REGIONS[0]}
+        for arch in ("i686", "x86_64")}
     staged = tmp_path / "mirror" / "alt" / "stage" / "19_Alpha-1.1"
     readme = (staged / "Cloud" / "x86_64" / "images" / "README").read_text()
     assert amis["images"][nvra]["regions"][BASE] in readme
     assert "No AMIs have been published" not in readme
+    readme32 = (staged / "Cloud" / "i686" / "images" / "README").read_text()
+    i686 = "Fedora-Cloud-Base-EC2-19_Alpha-1.1.i686"
+    assert amis["images"][i686]["regions"][REGIONS[0]] in readme32
+    assert "i386 AMIs" in readme32 and "t1, m1, c1, c3, t2" in readme32
     assert json.loads((staged / "metadata" / "ec2.json").read_text()) == amis
 
     conf = tmp_path / "rel-eng.toml"
@@ -60,3 +68,4 @@ def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env
         (n, region, ami) for n, info in later["images"].items()
         for region, ami in info["regions"].items()}
     assert {a["region"] for a in stored if a["nvra"] == nvra} == {BASE, *REGIONS}
+    assert {a["nvra"] for a in stored} == {nvra, i686}

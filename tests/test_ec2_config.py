@@ -26,7 +26,7 @@ def test_ec2_table_parsed_into_frozen_config(tmp_path):
 enabled = true
 base_region = "us-east-1"
 regions = ["us-west-2", "eu-west-1", "us-east-1"]
-i386 = true
+i386 = false
 volume_size_gib = 5
 upload_mode = "s3-import"
 s3_bucket = "fedora-cloud-import"
@@ -34,7 +34,7 @@ imds_support = ""
 workers = 32
 """)
     cfg = load_config(path).ec2
-    assert cfg.enabled and cfg.i386
+    assert cfg.enabled and not cfg.i386
     assert cfg.regions == ("us-west-2", "eu-west-1", "us-east-1")
     assert cfg.all_regions == ("us-east-1", "us-west-2", "eu-west-1")
     assert (cfg.volume_size_gib, cfg.upload_mode, cfg.s3_bucket, cfg.workers) == (5, "s3-import", "fedora-cloud-import", 32)
@@ -47,6 +47,7 @@ workers = 32
 def test_defaults_leave_ec2_off():
     cfg = load_config()
     assert cfg.ec2 == Ec2Config() and not cfg.ec2.enabled
+    assert cfg.ec2.i386  # once enabled, both arches get AMIs unless i386 = false
     assert enabled_publishers(cfg) == []
 
 

@@ -40,6 +40,19 @@ def test_koji_compose_makes_the_same_drop_as_the_synthetic_builder(koji_hub, tmp
     builds = c.manifest.builds()
     assert {b["builder"] for b in builds.values()} == {"koji"}
     assert {b["external_id"] for b in builds.values()} == {str(s["task_id"]) for s in subs}
+    # Koji is asked only for what is used: every image kojid made was downloaded.
+    assert [s["opts"]["format"] for s in subs] == [["raw-xz"], ["raw-xz"]]
+    assert len(koji_hub.hub.images_made) == 4  # 2 image types x 2 arches, raw.xz each
+    assert koji_hub.formats_not_downloaded() == {}
+
+
+def test_a_format_asked_for_and_not_used_is_seen_by_the_hub(koji_hub, tmp_path):
+    config = koji_config(koji_hub, tmp_path, formats=("qcow2", "raw-xz"))
+    c = run_compose(config, tmp_path / "out", "19", "Alpha", ALPHA, builder="koji")
+    assert c.status == "FINISHED"
+    unused = koji_hub.formats_not_downloaded()
+    assert sorted(unused.values()) == ["qcow2"] * 4
+    assert all(name.endswith(".qcow2") for name in unused)
 
 
 def test_optional_arch_failure_ends_finished_incomplete(koji_hub, tmp_path):

@@ -39,14 +39,14 @@ def test_milestone_calls_are_exactly_what_koji_cli_would_send(cfg):
          "args": ["Fedora-Cloud-Base", "19_Alpha", ["i386", "x86_64"], "f19-candidate", F19_TREE],
          "opts": {"ksversion": "F19", "kickstart": "work/cli-image/<unique>/fedora-cloud-base.ks",
                   "repo": [F19_REPO], "release": "1.1", "distro": "Fedora-19",
-                  "format": ["qcow2", "raw-xz"], "disk_size": 3}},
+                  "format": ["raw-xz"], "disk_size": 3}},
         {"method": "buildImageOz",
          "args": ["Fedora-Cloud-Base-EC2", "19_Alpha", ["i386", "x86_64"], "f19-candidate",
                   F19_TREE],
          "opts": {"ksversion": "F19",
                   "kickstart": "work/cli-image/<unique>/fedora-cloud-base-ec2.ks",
                   "repo": [F19_REPO], "release": "1.1", "distro": "Fedora-19",
-                  "format": ["qcow2", "raw-xz"], "disk_size": 3}},
+                  "format": ["raw-xz"], "disk_size": 3}},
     ]
     for call in calls:
         assert set(call["opts"]) <= KOJI_CLI_OPTS

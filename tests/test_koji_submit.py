@@ -94,12 +94,18 @@ def test_fault_on_submission_keeps_what_was_submitted(koji_hub, tmp_path):
 def test_unknown_profile_is_an_input_error(koji_hub, tmp_path):
     import dataclasses
 
-    config = koji_config(koji_hub, tmp_path)
-    config = dataclasses.replace(config, koji=dataclasses.replace(config.koji, profile="nope"))
-    _c, requests = compose_requests(config, tmp_path / "out")
+    good = koji_config(koji_hub, tmp_path)
+    config = dataclasses.replace(good, koji=dataclasses.replace(good.koji, profile="nope"))
+    # Allocation reads the profile to ask the hub which NVRs exist: refused before any write.
+    with pytest.raises(InputError, match="koji profile 'nope'"):
+        compose_requests(config, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    assert koji_hub.round_trips == 0
+    _c, requests = compose_requests(good, tmp_path / "out")
+    rounds = koji_hub.round_trips
     with pytest.raises(InputError, match="koji profile 'nope'"):
         KojiBuilder(config).submit(requests)
-    assert koji_hub.round_trips == 0
+    assert koji_hub.round_trips == rounds
 
 
 def test_noauth_profile_can_watch_but_not_submit(koji_hub, tmp_path):
@@ -119,6 +125,7 @@ def test_noauth_profile_can_watch_but_not_submit(koji_hub, tmp_path):
 def test_kerberos_profile_tries_gssapi_and_fails_clearly(koji_hub, tmp_path):
     config = koji_config(koji_hub, tmp_path, authtype="kerberos")
     _c, requests = compose_requests(config, tmp_path / "out")
+    del koji_hub.rpc_log[:]  # allocation's anonymous getBuild lookups
     with pytest.raises(HubError) as err:
         KojiBuilder(config).submit(requests)
     assert "cannot log in to koji hub" in str(err.value) and "gssapi auth" in str(err.value)

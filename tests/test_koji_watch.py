@@ -59,6 +59,7 @@ def _many_types(config, n):
 def test_one_round_trip_per_poll_round_whatever_the_task_count(koji_hub, tmp_path, image_types):
     koji_hub.hub.task_seconds = HELD  # the children run until the third sleep
     config = _many_types(koji_config(koji_hub, tmp_path), image_types)
+    koji_hub.hub.tag_packages["f19"] |= {t.name for t in config.image_types}  # koji add-pkg
     _c, requests = compose_requests(config, tmp_path / "out")
     sleep, sleeps = _releasing_sleep(koji_hub, lambda n: n == 3)
     builder = KojiBuilder(config, sleep=sleep)

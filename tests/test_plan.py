@@ -62,3 +62,16 @@ def test_optional_arch_is_marked(config):
 def test_milestone_for_release_without_schedule_is_refused(config):
     with pytest.raises(InputError, match="no milestones"):
         plan_drop(config, "rawhide", milestone="Alpha", date=DATE)
+
+
+def test_outputs_follow_the_config_and_carry_productmd_values(config):
+    from productmd.images import SUPPORTED_IMAGE_FORMATS, SUPPORTED_IMAGE_TYPES
+
+    cfg = dataclasses.replace(config, outputs=("raw.xz", "qcow2"))
+    plan = plan_drop(cfg, "19", milestone="Alpha", date=DATE)
+    for job in plan.images:
+        assert [o.suffix for o in job.outputs] == ["qcow2", "raw.xz"]
+        assert [(o.type, o.format) for o in job.outputs] == [("qcow2", "qcow2"), ("raw-xz", "raw.xz")]
+        for o in job.outputs:
+            assert o.type in SUPPORTED_IMAGE_TYPES and o.format in SUPPORTED_IMAGE_FORMATS
+            assert o.filename == f"{job.nvra}.{o.suffix}"

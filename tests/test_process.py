@@ -113,3 +113,63 @@ def test_post_processing_refuses_a_raw_disk_without_a_recorded_digest(tmp_path, 
     c.manifest.add_artifacts([dataclasses.replace(raw, sha256="")])
     with pytest.raises(RelEngError, match="no digest recorded for this raw disk"):
         steps.process(c, "generic-x86_64")
+
+
+def _qcow2_facts(path):
+    """(compression type in the header, compressed clusters) as qemu-img reports them."""
+    import json
+
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(path)],
+                                     check=True, capture_output=True, text=True).stdout)
+    check = json.loads(subprocess.run(["qemu-img", "check", "--output=json", str(path)],
+                                      check=True, capture_output=True, text=True).stdout)
+    data = info["format-specific"]["data"]
+    return data["compat"], data.get("compression-type"), check.get("compressed-clusters", 0)
+
+
+def test_qcow2_is_compressed_by_default_and_still_checks_clean(tmp_path):
+    raw = _sparse_raw(tmp_path / "disk.raw")
+    plain = to_qcow2(raw, tmp_path / "plain.qcow2", "none")
+    packed = to_qcow2(raw, tmp_path / "img.qcow2")  # the default: zlib
+    compat, ctype, clusters = _qcow2_facts(packed.path)
+    assert (compat, ctype) == ("1.1", "zlib") and clusters > 0
+    assert _qcow2_facts(plain.path)[2] == 0
+    assert packed.size < plain.size  # the text half compresses
+    assert (packed.size, packed.sha256) == (packed.path.stat().st_size, _sha(packed.path))
+    subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(raw), str(packed.path)],
+                   check=True, capture_output=True)
+
+
+def test_zstd_qcow2_says_so_in_its_header(tmp_path):
+    raw = _sparse_raw(tmp_path / "disk.raw")
+    w = to_qcow2(raw, tmp_path / "img.qcow2", "zstd")
+    compat, ctype, clusters = _qcow2_facts(w.path)
+    assert (compat, ctype) == ("1.1", "zstd") and clusters > 0
+    subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(raw), str(w.path)],
+                   check=True, capture_output=True)
+
+
+def test_qcow2_argv_per_compression(tmp_path):
+    from rel_eng.process import qcow2_argv
+
+    a, b = tmp_path / "a.raw", tmp_path / "b.qcow2"
+    tail = [str(a), str(b)]
+    base = ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", "-o"]
+    assert qcow2_argv(a, b) == base + ["compat=1.1", "-c"] + tail
+    assert qcow2_argv(a, b, "zstd") == base + ["compat=1.1,compression_type=zstd", "-c"] + tail
+    assert qcow2_argv(a, b, "none") == base + ["compat=1.1"] + tail
+    import pytest
+
+    with pytest.raises(ValueError):
+        qcow2_argv(a, b, "lz4; rm -rf /")
+
+
+def test_raw_xz_is_the_raw_disk_compressed_alone(tmp_path):
+    from rel_eng.process import to_raw_xz
+
+    raw = _sparse_raw(tmp_path / "disk.raw", size=64 << 20)
+    w = to_raw_xz(raw, tmp_path / "img.raw.xz", preset=1)
+    assert (w.size, w.sha256) == (w.path.stat().st_size, _sha(w.path))
+    out = subprocess.run(["xz", "-dc", str(w.path)], check=True, capture_output=True).stdout
+    assert out == raw.read_bytes()
+    assert not list(tmp_path.glob(".*.part"))

@@ -33,6 +33,7 @@ from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildReque
 from rel_eng.builders.koji_download import (DownloadFailed, Retry, UnsafeFileName, check_archive,
                                             check_name, download, unxz_sparse)
 from rel_eng.builders.koji_opts import planned_calls
+from rel_eng.builders.koji_preflight import preflight
 from rel_eng.builders.koji_session import (NOAUTH, HubError, HubProfile, fault_from_result,
                                            fault_text, login, never_sent, new_session,
                                            read_profile, with_retries)
@@ -55,6 +56,7 @@ class KojiBuilder(Builder):
     tools = ("xz",)
     resumable = True  # wait()/collect() take handles recorded by an earlier process
     planned_calls = staticmethod(planned_calls)  # `rel-eng plan --builder koji`
+    preflight = staticmethod(preflight)  # before the compose dir exists: target, tag, packages
 
     def __init__(self, config, on_submitted: Callable[[BuildHandle], None] | None = None, *,
                  sleep: Callable[[float], None] = time.sleep,
@@ -260,6 +262,9 @@ class KojiBuilder(Builder):
         nvr = {"name": result["name"], "version": result["version"], "release": result["release"]}
         archive = None
         if handle.data.get("scratch"):
+            # kojihub moves scratch images to scratch/<owner>/task_<id>/ and leaves a symlink in
+            # the task's work dir, which stays until the task is garbage-collected (days, long
+            # after collect runs). The work dir needs no owner name, which the handle lacks.
             base = self.profile.pathinfo().task(child)  # koji records no checksum for these
         else:
             base = self.profile.pathinfo().imagebuild(nvr)

@@ -10,6 +10,7 @@ from rel_eng.builders import BUILDERS
 from rel_eng.commands import common
 from rel_eng.compose import allocate
 from rel_eng.errors import InputError
+from rel_eng.compose.taken import TakenNames
 
 
 def register(sub) -> None:
@@ -28,12 +29,18 @@ def run(args) -> int:
     if args.output.exists() and not args.output.is_dir():
         raise InputError(f"--output {args.output}: is a file, not a directory",
                          hint="name the output dir whose composes decide the respin")
+    taken = TakenNames(config, args.output, strict=False)  # reads only; unreachable = noted
     plan = allocate(config, args.output, args.release, args.milestone, common.date_of(args),
-                    builder=args.builder)
+                    builder=args.builder, taken_names=taken)
+    release = plan.images[0].release if plan.images else ""
+    sources = f"{args.output}" + (", the compose store" if config.store.enabled else "")
+    sources += ", the koji hub" if plan.builder == "koji" else ""
+    why = "; ".join(taken.notes) or f"the first respin none of {sources} holds"
     describe = getattr(BUILDERS[plan.builder], "planned_calls", None)
     calls = describe(plan, config) if describe else []
     if args.json:
         data = plan.to_dict()
+        data["release_why"] = why
         if calls:
             data["builder_calls"] = calls
             data["koji_profile"] = config.koji.profile
@@ -42,6 +49,7 @@ def run(args) -> int:
         return 0
     out = [f"compose id:  {plan.compose_id}",
            f"label:       {plan.label or '(none: weekly)'}",
+           f"release:     {release} ({why})",
            f"type:        {plan.compose_type}",
            f"builder:     {plan.builder}",
            f"mirror path: {plan.mirror_path}", "images:"]

@@ -20,6 +20,7 @@ from typing import Callable, Mapping
 from rel_eng import naming
 from rel_eng.config import Config
 from rel_eng.errors import InputError
+from rel_eng.compose.taken import TakenNames, past_taken
 from rel_eng.plan import DropPlan, plan_drop
 
 # Fully anchored and ASCII only: no trailing newline, no other digits, no leading zeros.
@@ -122,10 +123,13 @@ def _label_numbers(labels: Mapping[str, str], name: str) -> list[tuple[int, int]
 def allocate(config: Config, output: Path, release: str, milestone: str | None,
              date: dt.date, label: str | None = None, builder: str | None = None,
              mirror_root: Path | None = None,
-             sources: list[TakenSource] | None = None) -> DropPlan:
+             sources: list[TakenSource] | None = None,
+             taken_names: TakenNames | None = None) -> DropPlan:
     """Plan the next respin: compose id respin and label count up past everything taken.
 
-    `sources` defaults to the output dir and the mirror (`mirror_root`, default output/mirror).
+    `sources` defaults to the output dir and the mirror (`mirror_root`, default output/mirror);
+    then the plan counts on past what the compose store and the Koji hub say is taken
+    (`taken_names`, see rel_eng.compose.taken).
     """
     wanted = parse_label(label, milestone) if label is not None else None
     first = plan_drop(config, release, milestone=milestone, date=date, builder=builder)
@@ -149,8 +153,10 @@ def allocate(config: Config, output: Path, release: str, milestone: str | None,
         elif numbers:
             major = max(numbers)[0]
             minor = max(n for j, n in numbers if j == major) + 1
-    return plan_drop(config, release, milestone=milestone, date=date, respin=respin,
+    plan = plan_drop(config, release, milestone=milestone, date=date, respin=respin,
                      label_minor=minor, label_major=major, builder=builder)
+    return past_taken(config, plan, taken_names or TakenNames(config, output),
+                      label_fixed=wanted is not None)
 
 
 def allocate_and_create(config: Config, output: Path, release: str, milestone: str | None,

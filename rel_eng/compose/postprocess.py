@@ -1,4 +1,4 @@
-"""The process step: one raw disk into its deliverables (qcow2, raw.tar.xz)."""
+"""The process step: one raw disk into its deliverables ([compose] outputs)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rel_eng.progress import Progress
 
 
 def process(c: Compose, job_key: str, progress: Progress | None = None) -> list[Artifact]:
-    """raw disk -> qcow2 + raw.tar.xz for one image; skipped when already done for this raw."""
+    """raw disk -> the job's outputs for one image; skipped when already done for this raw."""
     with step_lock(c.topdir, f"process:{job_key}"):  # the Celery task's lock too
         return _process(c, job_key, progress or Progress(False))
 
@@ -25,14 +25,14 @@ def _process(c: Compose, job_key: str, progress: Progress) -> list[Artifact]:
     if not raws:
         raise RelEngError(f"{job_key}: no raw disk in the manifest; build it first")
     raw = raws[0]
-    opts = ProcessOptions(xz_preset=c.config.xz_preset, qcow2_compress=c.config.qcow2_compress,
-                          epoch=epoch_of(c.plan))
-    digest = step_digest("process", raw, opts)
+    job = c.job(job_key)
+    opts = ProcessOptions(xz_preset=c.config.xz_preset,
+                          qcow2_compression=c.config.qcow2_compression, epoch=epoch_of(c.plan))
+    digest = step_digest("process", raw, opts, [o.suffix for o in job.outputs])
     done = [a for a in manifest.artifacts(job_key=job_key, intent="deliverable")
             if (c.topdir / a.path).is_file()]
     if manifest.step_done(f"process:{job_key}", digest) and len(done) == len(c.job(job_key).outputs):
         return done
-    job = c.job(job_key)
     with progress.step(f"post-processing {job.nvra}"):
         arts = process_image(c.topdir / raw.path, job, c.images_dir(job.arch), c.topdir, opts,
                              raw_sha256=raw.sha256)

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from rel_eng import atomic, runner
+from rel_eng.builders import BUILDERS
 from rel_eng.compose.allocate import allocate_and_create
 from rel_eng.compose.build import build
 from rel_eng.compose.finalize import finalize
@@ -29,9 +30,18 @@ def run_compose(config: Config, output: Path, release: str, milestone: str | Non
         c = allocate_and_create(
             config, output, release, milestone, date, label=label, builder=builder,
             mirror_root=mirror_root, recorder=recorder,
-            check=lambda plan: runner.require_all(required_tools(config, plan.builder)))
+            check=lambda plan: _check_plan(config, plan))
         progress.note(f"compose {c.plan.compose_id} started in {c.topdir}")
         return resume(c, mirror_root, progress)
+
+
+def _check_plan(config: Config, plan) -> None:
+    """What must hold before anything is written: the tools, and the builder's own preflight
+    (koji: the target, the tag's arches, the package list)."""
+    runner.require_all(required_tools(config, plan.builder))
+    check = getattr(BUILDERS[plan.builder], "preflight", None)
+    if check:
+        check(plan, config)
 
 
 def resume(c: Compose, mirror_root: Path, progress: Progress | None = None) -> Compose:

@@ -60,6 +60,11 @@ def submit_compose(config: Config, output: Path, release: str, milestone: str | 
     def routable(plan):
         for job in plan.images:
             routing.build_queue(s, plan.builder, job)
+        from rel_eng.builders import BUILDERS
+
+        check = getattr(BUILDERS[plan.builder], "preflight", None)  # e.g. koji: target, tag, pkgs
+        if check:
+            check(plan, config)
 
     recorder = recorder_for(config, output)
     try:

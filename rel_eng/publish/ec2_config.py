@@ -28,7 +28,7 @@ class Ec2Config:
     public_milestones: bool = True  # Alpha/Beta/Final AMIs shared with group "all"
     weekly_public: bool = False
     deprecate_days: int = 28  # weeklies get DeprecateAt = publish time + N days; 0 = never
-    i386: bool = False  # i686 images are skipped unless on (only t1/m1/c1/c3/t2 run i386)
+    i386: bool = True  # i686 images get i386 AMIs (only t1/m1/c1/c3/t2 run them); off: skipped
     volume_size_gib: int = 0  # 0 = the image's size rounded up to GiB
     volume_type: str = "gp3"
     ena_support: bool = True

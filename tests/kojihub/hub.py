@@ -43,6 +43,13 @@ TARGETS = {  # target -> (build tag, dest tag)
     "rawhide": ("f20-build", "f20"),
 }
 TAG_ARCHES = "i686 x86_64"
+TAGS = {  # name -> (id, arches); build tags 10/20 and destination tags 11/21, as getBuildTarget says
+    "f19-build": (10, TAG_ARCHES), "f19": (11, None),
+    "f20-build": (20, TAG_ARCHES), "f20": (21, None),
+}
+# The package list of each destination tag: kojid refuses a non-scratch image not listed there.
+TAG_PACKAGES = {"f19": {"Fedora-Cloud-Base", "Fedora-Cloud-Base-EC2"},
+                "f20": {"Fedora-Cloud-Base", "Fedora-Cloud-Base-EC2"}}
 CHANNELS = {"default": 1, "image": 2}
 OZ_ARCHES = ("i386", "x86_64", "ppc64", "ppc64le", "aarch64", "armv7l", "s390x")
 FIRST_TASK_ID = 9998  # ids cross 10000, so tasks/<id % 10000>/<id> is exercised
@@ -111,7 +118,7 @@ class Hub:
     exposed = ("hello", "getKojiVersion", "getAPIVersion", "getLoggedInUser", "sslLogin",
                "logout", "getBuildTarget", "buildImageOz", "getTaskInfo", "getTaskChildren",
                "getTaskResult", "listTaskOutput", "cancelTask", "uploadFile", "checkUpload",
-               "getBuild", "listArchives")
+               "getBuild", "listArchives", "getTag", "listPackages", "checkTagPackage")
 
     def __init__(self, topdir: Path, images: Images, *, task_seconds: float = 0.1,
                  tick: float = 0.02, scm_root: Path | None = None):
@@ -130,6 +137,9 @@ class Hub:
         self._ids = itertools.count(FIRST_TASK_ID)
         self._session_ids = itertools.count(100)
         self.submissions: list[dict] = []  # every accepted or refused buildImageOz call
+        self.images_made: dict[str, str] = {}  # image file name -> the format it was made for
+        self.tag_packages = {tag: set(pkgs) for tag, pkgs in TAG_PACKAGES.items()}
+        self.tag_arches = {name: arches for name, (_id, arches) in TAGS.items()}
         self.watch_rounds = 0
         self._stop = threading.Event()
         self._kojid = threading.Thread(target=self._kojid_loop, name="test-kojid", daemon=True)
@@ -248,6 +258,65 @@ class Hub:
         tid = sorted(TARGETS).index(info) + 1
         return {"id": tid, "name": info, "build_tag": tid * 10, "build_tag_name": build_tag,
                 "dest_tag": tid * 10 + 1, "dest_tag_name": dest_tag}
+
+    # --- builds, tags and package lists (what koji's CLI reads before it submits) -------------
+
+    def add_build(self, name: str, version: str, release: str, state: str = "COMPLETE") -> dict:
+        """A build that exists on the hub already (made by someone else, on another host)."""
+        build = {"id": len(self.builds) + 1, "name": name, "version": version,
+                 "release": release, "state": koji.BUILD_STATES[state], "task_id": None}
+        self.builds[(name, version, release)] = build
+        return build
+
+    def getBuild(self, buildInfo, strict=False):
+        if isinstance(buildInfo, str):
+            parts = koji.parse_NVR(buildInfo)
+            key = (parts["name"], parts["version"], parts["release"])
+            found = self.builds.get(key)
+        elif isinstance(buildInfo, int):
+            found = next((b for b in self.builds.values() if b["id"] == buildInfo), None)
+        else:
+            found = self.builds.get((buildInfo.get("name"), buildInfo.get("version"),
+                                     buildInfo.get("release")))
+        if found is None:
+            if strict:
+                raise koji.GenericError(f"No such build: {buildInfo}")
+            return None
+        return {**found, "nvr": f"{found['name']}-{found['version']}-{found['release']}",
+                "package_name": found["name"], "epoch": None}
+
+    def _tag_name(self, info) -> str | None:
+        if isinstance(info, int):
+            return next((n for n, (i, _a) in TAGS.items() if i == info), None)
+        return info if info in TAGS else None
+
+    def getTag(self, tagInfo, strict=False, event=None, blocked=False):
+        name = self._tag_name(tagInfo)
+        if name is None:
+            if strict:
+                raise koji.GenericError(f"No such tagInfo: {tagInfo!r}")
+            return None
+        return {"id": TAGS[name][0], "name": name, "arches": self.tag_arches[name],
+                "locked": False, "perm": None, "perm_id": None, "maven_support": False,
+                "maven_include_all": False, "extra": {}}
+
+    def listPackages(self, tagID=None, userID=None, pkgID=None, prefix=None, inherited=False,
+                     with_dups=False, event=None, queryOpts=None, with_owners=True,
+                     with_blocked=True):
+        name = self._tag_name(tagID) if tagID is not None else None
+        if tagID is not None and name is None:
+            raise koji.GenericError(f"No such tagInfo: {tagID!r}")
+        pkgs = sorted(self.tag_packages.get(name, set())) if name else sorted(
+            {p for ps in self.tag_packages.values() for p in ps})
+        if pkgID is not None:
+            pkgs = [p for p in pkgs if p == pkgID]
+        return [{"package_id": i + 1, "package_name": p, "tag_id": TAGS[name][0] if name else None,
+                 "tag_name": name, "owner_name": "kojiadmin", "blocked": False,
+                 "extra_arches": ""} for i, p in enumerate(pkgs)]
+
+    def checkTagPackage(self, tag, pkg):
+        name = self._tag_name(tag)
+        return bool(name) and pkg in self.tag_packages.get(name, set())
 
     def buildImageOz(self, name, version, arches, target, inst_tree, opts=None, priority=None):
         record = {"name": name, "version": version, "arches": arches, "target": target,
@@ -524,7 +593,8 @@ class Hub:
         """BuildBaseImageTask.handler up to spawning the createImage children."""
         name, version, arches, target, inst_tree, opts = task.request
         target_info = self.getBuildTarget(target, strict=True)
-        tag_arches = [koji.canonArch(a) for a in TAG_ARCHES.split()]
+        arches_text = self.tag_arches.get(target_info["build_tag_name"]) or ""
+        tag_arches = [koji.canonArch(a) for a in arches_text.split()]
         for arch in arches:
             if koji.canonArch(arch) not in tag_arches:
                 raise koji.BuildError(f"Invalid arch for build tag: {arch}")
@@ -535,9 +605,16 @@ class Hub:
         if release and "-" in release:
             raise koji.ApplianceError("The Release may not have a hyphen")
         if not opts.get("scratch"):
+            dest = target_info["dest_tag_name"]
+            if name not in self.tag_packages.get(dest, set()):
+                raise koji.BuildError(f"package (image) {name} not in list for tag {dest}")
             nvr = (name, version, release)
-            if nvr in self.builds:
-                raise koji.GenericError(f"Build already exists (id={self.builds[nvr]['id']}): "
+            old = self.builds.get(nvr)
+            # kojihub recycles a FAILED or CANCELED build's NVR; any other state is taken.
+            if old and old["state"] not in (koji.BUILD_STATES["FAILED"],
+                                            koji.BUILD_STATES["CANCELED"]):
+                state = koji.BUILD_STATES[old["state"]]
+                raise koji.GenericError(f"Build already exists (id={old['id']}, state={state}): "
                                         f"{name}-{version}-{release}")
             build = {"id": len(self.builds) + 1, "name": name, "version": version,
                      "release": release, "state": koji.BUILD_STATES["BUILDING"],
@@ -714,6 +791,7 @@ class Hub:
             image = workdir / f"{imgname}.{ext}"
             _link(source, image)
             files += [libvirt.name, image.name]
+            self.images_made[image.name] = fmt  # what a client must fetch, or not have asked for
         ozlog.write_text(f"oz-install for {imgname}: install finished\n")
         result = {"arch": arch, "task_id": task.id, "logs": [ozlog.name], "name": name,
                   "version": version, "release": release, "rpmlist": [], "files": files}

@@ -233,6 +233,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     chunk[flip - at] ^= 0xFF
                     chunk = bytes(chunk)
                 self.wfile.write(chunk)
+                app.record_sent(rel, len(chunk))
                 left -= len(chunk)
         if cut is not None:
             # Promised the whole range, sent part of it: drop the connection like a dead proxy.
@@ -258,6 +259,7 @@ class KojiTestHub:
         self.restarts = 0
         self.rpc_log: list[tuple[str, list[str]]] = []
         self.get_log: list[tuple[str, str | None]] = []
+        self.bytes_sent: dict[str, int] = {}  # file (relative to topdir) -> body bytes written
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -347,6 +349,20 @@ class KojiTestHub:
     def record_get(self, rel: str, range_header: str | None) -> None:
         with self._log_lock:
             self.get_log.append((rel, range_header))
+
+    def record_sent(self, rel: str, n: int) -> None:
+        with self._log_lock:
+            self.bytes_sent[rel] = self.bytes_sent.get(rel, 0) + n
+
+    def formats_not_downloaded(self) -> dict[str, str]:
+        """Image files the hub made that no GET ever fetched: file name -> format.
+
+        Each one is a format a client asked kojid to convert and upload, and then never used.
+        """
+        with self._log_lock:
+            fetched = {rel.rsplit("/", 1)[-1] for rel, _ in self.get_log}
+        return {name: fmt for name, fmt in sorted(self.hub.images_made.items())
+                if name not in fetched}
 
     @property
     def round_trips(self) -> int:

@@ -1,0 +1,127 @@
+"""What a production Koji hub is asked before a compose writes or submits anything.
+
+taken_builds  which planned non-scratch NVRs exist on the hub already (getBuild). NVRs are unique
+              per hub: allocation counts the label or respin up past them, so a milestone
+              composed from a fresh output dir, or on another host, does not reuse `1.1`.
+preflight     the checks koji's own CLI makes before it uploads: the target exists
+              (getBuildTarget), its build tag's arches cover the planned arches (getTag), and,
+              for non-scratch builds, each image name is in the destination tag's package list
+              (checkTagPackage). The hub queues buildImageOz without any of these checks; kojid
+              fails the task later, after the compose has started.
+
+Reads only, with no login, one multicall round trip per question asked of every image.
+"""
+
+from __future__ import annotations
+
+import koji
+
+from rel_eng.builders import koji_opts
+from rel_eng.builders.koji_session import (HubError, HubProfile, fault_text, new_session,
+                                           read_profile, with_retries)
+from rel_eng.errors import ConfigError
+from rel_eng.plan import DropPlan
+
+# kojihub recycles the NVR of a FAILED or CANCELED build; in any other state it is taken.
+REUSABLE = (koji.BUILD_STATES["FAILED"], koji.BUILD_STATES["CANCELED"])
+
+
+class Hub:
+    """A read-only session on the configured profile, made on first use."""
+
+    def __init__(self, config, session: koji.ClientSession | None = None):
+        self.config = config
+        self._session = session
+        self._profile: HubProfile | None = None
+
+    @property
+    def profile(self) -> HubProfile:
+        if self._profile is None:
+            self._profile = read_profile(self.config.koji)
+        return self._profile
+
+    def multicall(self, what: str, ask):
+        """{key: result} of `ask(m)` -> {key: call}, in one round trip, retried when unsent."""
+        if self._session is None:
+            self._session = new_session(self.profile)
+        session = self._session
+
+        def once():
+            with session.multicall() as m:
+                calls = ask(m)
+            out = {}
+            for key, call in calls.items():
+                try:
+                    out[key] = call.result
+                except koji.GenericError as exc:
+                    raise HubError(f"koji hub {self.profile.server}: {what}: "
+                                   f"{fault_text(exc)}") from None
+            return out
+
+        return with_retries(once, what, self.profile, self.config.koji)
+
+
+def scratch(plan: DropPlan, config) -> bool:
+    return plan.weekly and config.koji.scratch_weeklies
+
+
+def planned_nvrs(plan: DropPlan, config) -> list[str]:
+    """The builds a compose of `plan` makes on the hub; scratch builds make none."""
+    if scratch(plan, config):
+        return []
+    return sorted({f"{j.name}-{j.version}-{j.release}" for j in plan.images})
+
+
+def taken_builds(hub: Hub, nvrs: list[str]) -> dict[str, str]:
+    """nvr -> why it is taken, for each of `nvrs` that exists on the hub and is not reusable."""
+    if not nvrs:
+        return {}
+    found = hub.multicall("looking up builds", lambda m: {n: m.getBuild(n) for n in nvrs})
+    return {nvr: f"koji build {b['id']} ({koji.BUILD_STATES[b['state']]}) on {hub.profile.server}"
+            for nvr, b in sorted(found.items()) if b and b["state"] not in REUSABLE}
+
+
+def preflight(plan: DropPlan, config, hub: Hub | None = None) -> None:
+    """Every check koji's CLI makes before submitting; all failures at once, one line each."""
+    hub = hub or Hub(config)
+    calls = koji_opts.image_calls(list(plan.images), config, weekly=plan.weekly,
+                                  kickstarts=koji_opts.planned_kickstarts(plan.images, config),
+                                  release=config.release(plan.release_key))
+    server = hub.profile.server
+    names = sorted({c.target for c in calls})
+    targets = hub.multicall("checking build targets",
+                            lambda m: {t: m.getBuildTarget(t) for t in names})
+    problems = [f"koji target '{t}' does not exist on {server}: ask the Koji admins for it "
+                f"(koji add-target {t} BUILD_TAG DEST_TAG), or set koji_target in "
+                f"{config.releases_file} / [koji] target" for t in names if not targets[t]]
+    known = [c for c in calls if targets[c.target]]
+    build_tags = sorted({targets[c.target]["build_tag_name"] for c in known})
+    need_pkgs = sorted({(targets[c.target]["dest_tag_name"], c.name) for c in known
+                        if not c.opts.get("scratch")})
+
+    def ask(m):
+        out = {("tag", t): m.getTag(t) for t in build_tags}
+        out.update({("pkg", tag, name): m.checkTagPackage(tag, name) for tag, name in need_pkgs})
+        return out
+
+    answers = hub.multicall("checking build tags and package lists", ask) if known else {}
+    for tag in build_tags:
+        info = answers[("tag", tag)]
+        have = {koji.canonArch(a) for a in ((info or {}).get("arches") or "").split()}
+        want = sorted({a for c in known if targets[c.target]["build_tag_name"] == tag
+                       for a in c.arches})
+        missing = [a for a in want if a not in have]
+        if missing:
+            listed = " ".join(sorted(have)) or "none"
+            problems.append(
+                f"koji build tag '{tag}' on {server} has arches {listed}, not "
+                f"{', '.join(missing)}: ask the Koji admins to add them "
+                f"(koji edit-tag {tag} --arches \"{' '.join(sorted(have | set(missing)))}\"), "
+                "or leave them out of [compose] arches")
+    for tag, name in need_pkgs:
+        if not answers[("pkg", tag, name)]:
+            problems.append(
+                f"image {name} is not in the package list of koji tag '{tag}' on {server}: "
+                f"ask the Koji admins to add it (koji add-pkg --owner USER {tag} {name})")
+    if problems:
+        raise ConfigError(problems)  # exit 2, one line each; nothing was uploaded or submitted
