@@ -707,20 +707,6 @@ class Hub:
 
     # --- builds and archives (kojihub's getBuild and listArchives, the fields we serve) -----
 
-    def getBuild(self, buildInfo, strict=False):
-        found = None
-        for build in self.builds.values():
-            nvr = f"{build['name']}-{build['version']}-{build['release']}"
-            if buildInfo in (build["id"], nvr) or (isinstance(buildInfo, dict) and all(
-                    buildInfo.get(k) == build[k] for k in ("name", "version", "release"))):
-                found = build
-        if found is None:
-            if strict:
-                raise koji.GenericError(f"No such build: {buildInfo!r}")
-            return None
-        return {**found, "nvr": f"{found['name']}-{found['version']}-{found['release']}",
-                "package_name": found["name"]}
-
     def listArchives(self, buildID=None, buildrootID=None, componentBuildrootID=None,
                      hostID=None, type=None, filename=None, size=None, checksum=None,
                      checksum_type=None, typeInfo=None, queryOpts=None, imageID=None,
