@@ -142,10 +142,12 @@ def test_cli_refuses_a_password_in_config_with_one_line_and_writes_nothing(tmp_p
         [line] = proc.stderr.splitlines()
         assert line.startswith(f"rel-eng: error: {cfg}: celery.broker_url: "
                                "'redis://:***@127.0.0.1:1/0' holds a password"), argv
-        debug = _rel_eng("--debug", *argv, "--config", str(cfg))  # the traceback too
-        shown = debug.stdout + debug.stderr
-        assert "Traceback" in shown and "'redis://:***@127.0.0.1:1/0' holds a password" in shown
-        assert not any(f in shown + line for f in forms(password)), (argv, shown)
+        assert not any(f in line for f in forms(password)), (argv, line)
+        if argv[0] in ("validate", "worker"):  # the traceback too (one startup is ~1 s)
+            debug = _rel_eng("--debug", *argv, "--config", str(cfg))
+            shown = debug.stdout + debug.stderr
+            assert "Traceback" in shown and "'redis://:***@127.0.0.1:1/0' holds a password" in shown
+            assert not any(f in shown for f in forms(password)), (argv, shown)
     assert not out.exists()
 
 
