@@ -28,7 +28,8 @@ def weekly(tmp_path, mirror, cid: str, keep: int = 2):
 
 def listing(mirror) -> tuple[list[str], str]:
     parent = mirror / PARENT
-    names = sorted(p.name for p in parent.iterdir() if p.name != "latest")
+    # the drops alone: not `latest`, nor the stream's index.html, drops.atom, releases.json
+    names = sorted(p.name for p in parent.iterdir() if p.name != "latest" and p.is_dir())
     return names, os.readlink(parent / "latest")
 
 

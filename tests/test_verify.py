@@ -41,7 +41,8 @@ def test_clean_drop_and_compose_dir_pass(alpha_drop, drop, capsys):
     for path in (drop, c.topdir):
         rc, out, err = _verify(capsys, path)
         assert (rc, err) == (0, [])
-        assert out == [f"verified: {path if path == drop else c.topdir / 'compose'}: 8 file(s) "
+        # 4 images, 2 CHECKSUM files, 2 READMEs and the download page (against web.json)
+        assert out == [f"verified: {path if path == drop else c.topdir / 'compose'}: 9 file(s) "
                        "by size and sha256, 0 signature(s), no stray file"]
 
 
