@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "rel_eng.commands.schedule",
     "rel_eng.commands.trigger",
     "rel_eng.commands.beat",
+    "rel_eng.commands.boot_test",
 ]
 
 

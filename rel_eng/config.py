@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rel_eng import paths
+from rel_eng.boottest.settings import BootTestConfig, parse_boot_test
 from rel_eng.errors import ConfigError
 from rel_eng.distributed.settings import CelerySettings, parse_celery
 from rel_eng.koji_config import KojiConfig, parse_koji
@@ -89,6 +90,7 @@ class Config:
     oz: OzConfig = field(default_factory=OzConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    boot_test: BootTestConfig = field(default_factory=BootTestConfig)
     image_types: tuple[ImageType, ...] = (
         ImageType("generic", "Fedora-Cloud-Base", "Cloud_Base", "fedora-cloud-base.ks",
                   "Generic cloud image for OpenStack, Eucalyptus and other clouds"),
@@ -169,6 +171,7 @@ _SECTIONS = {
     "oz": (OzConfig, lambda t, p, d: parse_oz(t, p)),
     "store": (StoreConfig, parse_store),
     "schedule": (ScheduleConfig, parse_schedule),
+    "boot_test": (BootTestConfig, lambda t, p, d: parse_boot_test(t, p)),
 }
 
 _COMPOSE_KEYS = {
