@@ -279,3 +279,59 @@ def _make_disk(root: Path, raw: Path, root_uuid: str) -> None:
         fh.write(boot_img[:440])  # keep the partition table and signature sfdisk wrote
         fh.seek(512)
         fh.write(core_bytes)
+
+
+# Negative fixtures: the good disk with one thing changed, each meant to fail exactly one check.
+MAC_RULE = ('SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="52:54:00:de:ad:01", '
+            'NAME="eth0"\n')
+VARIANTS = {
+    "no-sshd": "sshd removed (/usr/sbin/sshd deleted)",
+    "mac-binding": "a persistent-net udev rule binding eth0 to 52:54:00:de:ad:01",
+    "no-growpart": "growpart removed (/usr/bin/growpart deleted)",
+    "no-boot": "MBR boot code zeroed: the BIOS finds nothing to boot",
+}
+
+
+def derive(good: Fixture, variant: str) -> Fixture:
+    """The good fixture with one change, made on a raw copy with debugfs -w (no mount)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown fixture variant {variant!r} (known: {', '.join(VARIANTS)})")
+    out = good.path.with_name(good.path.name.replace("-good.qcow2", f"-{variant}.raw"))
+    if out.exists():
+        return Fixture(out, good.arch, "raw", good.digest, variant)
+    with _lock(out):
+        if not out.exists():
+            tmp = out.with_name(out.name + ".part")
+            runner.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", good.path, tmp])
+            try:
+                _mutate(tmp, variant)
+                os.replace(tmp, out)
+            finally:
+                tmp.unlink(missing_ok=True)
+    return Fixture(out, good.arch, "raw", good.digest, variant)
+
+
+def _debugfs_w(raw: Path, *requests: str) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".debugfs") as cmds:
+        cmds.write("\n".join(requests) + "\n")
+        cmds.flush()
+        proc = runner.run(["debugfs", "-w", "-f", cmds.name, f"{raw}?offset={PART_OFFSET}"])
+    err = proc.stderr.decode(errors="replace")
+    if "not found" in err or "Could not" in err:
+        raise RuntimeError(f"debugfs on {raw}: {err.strip().splitlines()[-1]}")
+
+
+def _mutate(raw: Path, variant: str) -> None:
+    if variant == "no-sshd":
+        _debugfs_w(raw, "rm /usr/sbin/sshd")
+    elif variant == "no-growpart":
+        _debugfs_w(raw, "rm /usr/bin/growpart")
+    elif variant == "mac-binding":
+        with tempfile.NamedTemporaryFile("w", suffix=".rules") as rule:
+            rule.write(MAC_RULE)
+            rule.flush()
+            os.chmod(rule.name, 0o644)
+            _debugfs_w(raw, "cd /etc/udev/rules.d", f"write {rule.name} 70-persistent-net.rules")
+    elif variant == "no-boot":
+        with open(raw, "r+b") as fh:
+            fh.write(b"\0" * 440)
