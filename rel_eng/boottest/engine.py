@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -141,13 +142,13 @@ def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
     v = Verdict(str(img.path), img.arch, opts.accel.name, opts.accel.reason, "fail",
                 memory_mib=opts.memory_mib)
     work = Path(tempfile.mkdtemp(prefix="rel-eng-boot-"))
-    vm = None
+    vm = reader = None
     t0 = opts.clock()
     try:
         vm = _start(img, opts, work, v)
         v.seconds["qemu_started"] = round(opts.clock() - t0, 2)
-        facts = _OfflineRead(img, work)
-        results = _observe(img, opts, work, vm, facts, v, t0)
+        reader = _OfflineRead(img, work)
+        results = _observe(img, opts, work, vm, reader, v, t0)
         v.checks = [r for r in results if r.name in opts.checks]
     except _Stopped:
         v.reason = "stopped: rel-eng was interrupted"
@@ -158,6 +159,8 @@ def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
             vm.sample_rss()
             vm.kill()
             v.peak_rss_mib = round(vm.peak_rss_kib / 1024, 1)
+        if reader is not None:
+            reader.stop()
         _keep_console(img, opts, work, v)
         shutil.rmtree(work, ignore_errors=True)
     v.seconds["verdict"] = round(opts.clock() - t0, 2)
@@ -191,25 +194,42 @@ def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict) -> Vm:
 
 
 class _OfflineRead(threading.Thread):
-    """Reads the image offline while the guest boots (qcow2 is expanded to a sparse raw first)."""
+    """Reads the image offline while the guest boots (qcow2 is expanded to a sparse raw first).
+
+    `stop()` kills the expansion and waits, so the work directory is never written after removal.
+    """
 
     def __init__(self, img: DiskImage, work: Path):
         super().__init__(daemon=True)
         self.img, self.work = img, work
         self.facts = offline.OfflineFacts(note="offline read did not finish")
+        self._proc = None
+        self._stopped = threading.Event()
         self.start()
 
     def run(self):
+        raw = self.work / "offline.raw"
         try:
-            raw = self.img.path
+            src = self.img.path
             if self.img.fmt != "raw":
-                raw = self.work / "offline.raw"
-                runner.run(["qemu-img", "convert", "-f", self.img.fmt, "-O", "raw", self.img.path, raw])
-            self.facts = offline.read(raw)
+                self._proc = subprocess.Popen(
+                    [runner.require("qemu-img"), "convert", "-f", self.img.fmt, "-O", "raw",
+                     str(self.img.path), str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                _, err = self._proc.communicate()
+                if self._proc.returncode != 0 or self._stopped.is_set():
+                    raise RuntimeError(err.decode(errors="replace").strip()[-200:] or "stopped")
+                src = raw
+            self.facts = offline.read(src)
         except Exception as exc:
             self.facts = offline.OfflineFacts(note=f"offline read failed: {exc}")
         finally:
-            (self.work / "offline.raw").unlink(missing_ok=True)
+            raw.unlink(missing_ok=True)
+
+    def stop(self):
+        self._stopped.set()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        self.join(timeout=120)
 
 
 def _console(work: Path) -> console.ConsoleFacts:
@@ -327,7 +347,6 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
 
 def runner_run_quiet(argv, timeout, stdin: str | None = None):
     """(rc, stderr, stdout) of a command that may fail; a timeout is rc -1, never an exception."""
-    import subprocess
     try:
         proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
                               errors="replace", stdin=None if stdin is not None else subprocess.DEVNULL)
