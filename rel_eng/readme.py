@@ -25,6 +25,8 @@ def render(plan: DropPlan, arch: str, deliverables: list[Artifact], checksum_nam
     for art in sorted((a for a in deliverables if a.arch == arch), key=lambda a: a.path):
         job = jobs[art.job_key]
         kind = ("qcow2 disk image (OpenStack, Eucalyptus, KVM)" if art.kind == "qcow2"
+                else "the packages installed in the image, read during its boot test"
+                if art.kind == "packages-list"
                 else "raw disk in an xz-compressed tar (sparse member; EC2, dd to a disk)")
         out.append(f"  {Path(art.path).name}")
         out.append(f"      {job.description}: {kind}, {art.size} bytes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rel_eng import checksums, metadata, readme, stage
+from rel_eng.compose import boot_gate
 from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
 from rel_eng.manifest import atomic_write
 from rel_eng.progress import Progress
@@ -59,6 +60,7 @@ def write_readmes(c: Compose, status: str) -> None:
         text = readme.render(c.plan, arch, deliverables, c.plan.checksum_name(arch),
                              c.config.signing.enabled, c.config.default_user, bootable,
                              failed, amis)
+        text += boot_gate.readme_section(c, arch)
         atomic_write(c.images_dir(arch) / "README", text)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rel_eng import runner
 from rel_eng.compose.allocate import allocate
+from rel_eng.compose.boot_gate import run_gate
 from rel_eng.compose.build import build
 from rel_eng.compose.create import create
 from rel_eng.compose.finalize import finalize
@@ -41,6 +42,8 @@ def resume(c: Compose, mirror_root: Path, progress: Progress | None = None) -> C
             else:
                 progress.note(f"build failed: {key}: {outcome.reason}"
                               + (" (optional arch, compose goes on)" if c.job(key).optional else ""))
+        # The boot gate: after post-processing, before anything is published or staged.
+        run_gate(c, [k for k, o in sorted(outcomes.items()) if o.ok], progress)
         status = finalize(c, mirror_root, progress)
     except (Terminated, KeyboardInterrupt):
         c.set_status(TERMINATED)
