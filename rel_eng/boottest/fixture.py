@@ -288,15 +288,20 @@ VARIANTS = {
     "no-sshd": "sshd removed (/usr/sbin/sshd deleted)",
     "mac-binding": "a persistent-net udev rule binding eth0 to 52:54:00:de:ad:01",
     "no-growpart": "growpart removed (/usr/bin/growpart deleted)",
-    "no-boot": "MBR boot code zeroed: the BIOS finds nothing to boot",
+    "no-boot": "the kernel replaced by junk: GRUB cannot load it and stops at its prompt",
 }
+
+
+def variant_name(good: Fixture, variant: str) -> Path:
+    tag = hashlib.sha256(f"{variant}:{VARIANTS[variant]}:{MAC_RULE}".encode()).hexdigest()[:8]
+    return good.path.with_name(good.path.name.replace("-good.qcow2", f"-{variant}-{tag}.raw"))
 
 
 def derive(good: Fixture, variant: str) -> Fixture:
     """The good fixture with one change, made on a raw copy with debugfs -w (no mount)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown fixture variant {variant!r} (known: {', '.join(VARIANTS)})")
-    out = good.path.with_name(good.path.name.replace("-good.qcow2", f"-{variant}.raw"))
+    out = variant_name(good, variant)
     if out.exists():
         return Fixture(out, good.arch, "raw", good.digest, variant)
     with _lock(out):
@@ -309,6 +314,11 @@ def derive(good: Fixture, variant: str) -> Fixture:
             finally:
                 tmp.unlink(missing_ok=True)
     return Fixture(out, good.arch, "raw", good.digest, variant)
+
+
+def _debugfs_r(raw: Path, request: str) -> tuple[str, str]:
+    proc = runner.run(["debugfs", "-R", request, f"{raw}?offset={PART_OFFSET}"])
+    return proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
 
 
 def _debugfs_w(raw: Path, *requests: str) -> None:
@@ -333,5 +343,12 @@ def _mutate(raw: Path, variant: str) -> None:
             os.chmod(rule.name, 0o644)
             _debugfs_w(raw, "cd /etc/udev/rules.d", f"write {rule.name} 70-persistent-net.rules")
     elif variant == "no-boot":
-        with open(raw, "r+b") as fh:
-            fh.write(b"\0" * 440)
+        out, _ = _debugfs_r(raw, "ls -p /boot")
+        kernels = [f.split("/")[5] for f in out.splitlines()
+                   if len(f.split("/")) > 6 and f.split("/")[5].startswith("vmlinuz-")]
+        with tempfile.NamedTemporaryFile("wb", suffix=".junk") as junk:
+            junk.write(b"this is not a kernel\n" * 4096)
+            junk.flush()
+            os.chmod(junk.name, 0o644)
+            for k in kernels:
+                _debugfs_w(raw, f"rm /boot/{k}", "cd /boot", f"write {junk.name} {k}")

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from rel_eng.boottest.checks import CHECKS
+
 GATES = ("milestones", "all", "none")
 ACCELS = ("auto", "kvm", "tcg")
 _RANGES = {
@@ -29,10 +31,11 @@ class BootTestConfig:
     accel: str = "auto"        # auto | kvm | tcg (REL_ENG_ACCEL overrides)
     memory_mib: int = 1024
     # TCG-sized bounds; a guest that is ready sooner gets its verdict sooner (see README).
-    console_timeout_s: int = 120
-    boot_timeout_s: int = 420
+    console_timeout_s: int = 300
+    boot_timeout_s: int = 900
     ssh_timeout_s: int = 120
     guest_script_timeout_s: int = 300
+    checks: tuple[str, ...] = CHECKS  # the checks a compose runs (all by default)
 
     def gated(self, milestone: str | None) -> bool:
         return self.gate == "all" or (self.gate == "milestones" and bool(milestone))
@@ -42,7 +45,7 @@ class BootTestConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BootTestConfig":
-        return cls(**data)
+        return cls(**{**data, "checks": tuple(data.get("checks", CHECKS))})
 
 
 def parse_boot_test(table: Any, problems, where: str = "boot_test.") -> BootTestConfig:
@@ -52,8 +55,19 @@ def parse_boot_test(table: Any, problems, where: str = "boot_test.") -> BootTest
         return base
     fields = {f.name for f in dataclasses.fields(BootTestConfig)}
     problems.unknown(table, fields, where)
-    values = {}
-    for name in sorted(fields & set(table)):
+    values: dict[str, Any] = {}
+    if "checks" in table:
+        value = table["checks"]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            problems.add(f"{where}checks", f"expected a non-empty list of check names, got {value!r}")
+        else:
+            unknown = [v for v in value if v not in CHECKS]
+            if unknown:
+                problems.add(f"{where}checks", f"unknown check {', '.join(unknown)} "
+                                               f"(known: {', '.join(CHECKS)})")
+            else:
+                values["checks"] = tuple(n for n in CHECKS if n in value)
+    for name in sorted((fields - {"checks"}) & set(table)):
         default = getattr(base, name)
         values[name] = problems.take(table, name, type(default), default, where)
     cfg = dataclasses.replace(base, **values)

@@ -15,7 +15,7 @@ FINISHED_INCOMPLETE when it is optional. A synthetic image is recorded "skipped:
 
 from __future__ import annotations
 
-import dataclasses
+import fcntl
 import hashlib
 import json
 from pathlib import Path
@@ -42,7 +42,7 @@ def _disk(c: Compose, key: str) -> Artifact | None:
 def _digest(c: Compose, disk: Artifact, wanted, excluded) -> str:
     bt = c.config.boot_test
     return step_digest("boottest", disk.sha256 or disk.path, disk.size, c.config.default_user,
-                       bt.memory_mib, list(wanted), list(excluded))
+                       bt.memory_mib, list(bt.checks), list(wanted), list(excluded))
 
 
 def _verdict_path(c: Compose, key: str) -> Path:
@@ -108,7 +108,7 @@ def _boot(c, todo, chosen, boot):
     out: dict[int, engine.Verdict] = {}
     for (wanted, excluded), idx in groups.items():
         opts = engine.BootOptions(
-            accel=chosen, user=c.config.default_user, memory_mib=bt.memory_mib,
+            accel=chosen, checks=bt.checks, user=c.config.default_user, memory_mib=bt.memory_mib,
             timeouts=engine.Timeouts(bt.console_timeout_s, bt.boot_timeout_s, bt.ssh_timeout_s,
                                      bt.guest_script_timeout_s),
             wanted_packages=wanted, excluded_packages=excluded,
@@ -151,18 +151,34 @@ def _reject(c: Compose, key: str, verdict: dict) -> None:
     c.manifest.set_step(f"build:{key}", rec.get("digest", ""), "failed", reason)
 
 
-def _write_metadata(c: Compose, verdicts: dict[str, dict]) -> None:
-    """The verdicts under "boot_test" in compose/metadata/rel-eng.json (finalize keeps the key)."""
-    path = c.metadir / SUMMARY
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        data = {"compose_id": c.plan.compose_id}
-    data["boot_test"] = {
-        "gate": c.config.boot_test.gate, "gated": c.config.boot_test.gated(c.plan.milestone),
-        "images": {k: _summary(v) for k, v in sorted(verdicts.items())}}
-    c.metadir.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def _write_metadata(c: Compose, fresh: dict[str, dict]) -> None:
+    """Every image's verdict under "boot_test" in compose/metadata/rel-eng.json (finalize keeps
+    the key). Rebuilt from all recorded verdicts under a lock: workers test images one by one."""
+    lock = c.topdir / "work" / "boottest" / ".metadata.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        steps = c.manifest.read()["steps"]
+        verdicts = {}
+        for job in c.plan.images:
+            rec = steps.get(f"boottest:{job.key}")
+            if job.key in fresh:
+                verdicts[job.key] = fresh[job.key]
+            elif rec and rec.get("state") == SKIPPED:
+                verdicts[job.key] = {"nvra": job.nvra, "status": SKIPPED, "reason": NOT_BOOTABLE,
+                                     "checks": []}
+            elif rec and _verdict_path(c, job.key).is_file():
+                verdicts[job.key] = json.loads(_verdict_path(c, job.key).read_text())
+        path = c.metadir / SUMMARY
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            data = {"compose_id": c.plan.compose_id}
+        data["boot_test"] = {
+            "gate": c.config.boot_test.gate, "gated": c.config.boot_test.gated(c.plan.milestone),
+            "images": {k: _summary(v) for k, v in sorted(verdicts.items())}}
+        c.metadir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _summary(v: dict) -> dict:
