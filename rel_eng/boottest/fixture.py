@@ -352,3 +352,18 @@ def _mutate(raw: Path, variant: str) -> None:
             os.chmod(junk.name, 0o644)
             for k in kernels:
                 _debugfs_w(raw, f"rm /boot/{k}", "cd /boot", f"write {junk.name} {k}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rel_eng.boottest.fixture [amd64|i386]`: print the disk and kickstart paths."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    fx = ensure(args[0] if args else "amd64", log=lambda m: print(m, file=sys.stderr))
+    print(fx.path)
+    print(kickstart_path(fx))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
