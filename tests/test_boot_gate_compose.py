@@ -20,12 +20,10 @@ from rel_eng.boottest import fixture
 from rel_eng.builders import BUILDERS
 from rel_eng.compose import run_compose
 from rel_eng.compose.model import DOOMED, INCOMPLETE, ComposeDoomed
-from rel_eng.compose.run import resume
 from rel_eng.config import load_config
 from rel_eng.manifest import Manifest
 from rel_eng.store.recorder import recorder_for
 
-from tests import appliance_builder
 from tests.appliance_builder import APPLIANCES, ApplianceBuilder
 
 DATE = dt.date(2013, 4, 5)
@@ -49,7 +47,7 @@ def _config(tmp_path, arches, optional, extra=""):
         f"optional_arches = {json.dumps(optional)}\nxz_preset = 0\n"
         "[images.generic]\nname = \"Fedora-Cloud-Base\"\nsubvariant = \"Cloud_Base\"\n"
         "kickstart = \"fedora-cloud-base.ks\"\n"
-        f"[boot_test]\nparallel = 2\nconsole_timeout_s = 90\nchecks = {json.dumps(CHECKS)}\n{extra}")
+        f"[boot_test]\nparallel = 2\nchecks = {json.dumps(CHECKS)}\n{extra}")
     return load_config(cfg)
 
 
@@ -110,7 +108,7 @@ def test_gated_compose_optional_failure_is_incomplete_and_kept_out(
 
 def test_gated_required_failure_dooms_the_compose(appliance_builder_registered, tmp_path):
     APPLIANCES["generic-x86_64"] = fixture.derive(fixture.ensure("amd64"), "no-boot").path
-    config = _config(tmp_path, ["x86_64"], [])
+    config = _config(tmp_path, ["x86_64"], [], "console_timeout_s = 30\n")
     out = tmp_path / "out"
     with pytest.raises(ComposeDoomed, match="boot test failed: timeout"):
         run_compose(config, out, "19", "Alpha", DATE)

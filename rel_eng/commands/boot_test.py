@@ -5,9 +5,7 @@ Exit 0 when every image passes, 1 when a check fails, 2 for bad input (nothing b
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 from pathlib import Path
 
 from rel_eng import runner

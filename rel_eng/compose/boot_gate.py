@@ -18,11 +18,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import signal
+import threading
 from pathlib import Path
 
 from rel_eng.boottest import accel as accel_mod
 from rel_eng.boottest import engine, image, kspackages
-from rel_eng.compose.model import Compose
+from rel_eng.compose.model import Compose, Terminated
 from rel_eng.manifest import Artifact, atomic_write, step_digest
 from rel_eng.metadata import SUMMARY
 from rel_eng.progress import Progress
@@ -98,7 +100,32 @@ def run_gate(c: Compose, keys: list[str], progress: Progress | None = None, *,
     return verdicts
 
 
+class _terminate_on_signal:
+    """SIGTERM/SIGINT while VMs run: raise Terminated, so every VM is killed and its files go."""
+
+    def __enter__(self):
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Terminated(f"compose interrupted by signal {signal.Signals(signum).name} during boot tests")
+
+    def __exit__(self, *exc):
+        for sig, old in self.previous.items():
+            signal.signal(sig, old)
+        return False
+
+
 def _boot(c, todo, chosen, boot):
+    with _terminate_on_signal():
+        return _boot_groups(c, todo, chosen, boot)
+
+
+def _boot_groups(c, todo, chosen, boot):
     bt = c.config.boot_test
     results = []
     # One engine run per package set (images of one kickstart share it).
