@@ -27,6 +27,8 @@ from rel_eng.store.recorder import recorder_for
 from tests.appliance_builder import APPLIANCES, ApplianceBuilder
 
 DATE = dt.date(2013, 4, 5)
+# Bounds for a shared CI host (see tests/test_boot_test_vm.py); they only cap a hang.
+GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 600\nguest_script_timeout_s = 1200\n"
 CHECKS = ["console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
           "firewall-off", "root-locked", "sudo-nopasswd"]
 
@@ -47,7 +49,7 @@ def _config(tmp_path, arches, optional, extra=""):
         f"optional_arches = {json.dumps(optional)}\nxz_preset = 0\n"
         "[images.generic]\nname = \"Fedora-Cloud-Base\"\nsubvariant = \"Cloud_Base\"\n"
         "kickstart = \"fedora-cloud-base.ks\"\n"
-        f"[boot_test]\nparallel = 2\nchecks = {json.dumps(CHECKS)}\n{extra}")
+        f"[boot_test]\nparallel = 2\nchecks = {json.dumps(CHECKS)}\n{extra or GENEROUS}")
     return load_config(cfg)
 
 
