@@ -275,8 +275,16 @@ def test_boot_test_settings(tmp_path):
     assert BootTestConfig(gate="all").gated(None) and not BootTestConfig(gate="none").gated("Beta")
     cfg = tmp_path / "c.toml"
     cfg.write_text('[boot_test]\ngate = "all"\nparallel = 3\naccel = "tcg"\n')
-    bt = load_config(cfg).boot_test
+    loaded = load_config(cfg)
+    bt = loaded.boot_test
     assert (bt.gate, bt.parallel, bt.accel) == ("all", 3, "tcg")
+    from rel_eng.config import Config
+    assert Config.from_dict(json.loads(json.dumps(loaded.to_dict()))).boot_test == bt
+    cfg.write_text('[boot_test]\nchecks = ["ssh", "console"]\n')
+    assert load_config(cfg).boot_test.checks == ("console", "ssh")
+    cfg.write_text('[boot_test]\nchecks = ["ssh", "telnet"]\n')
+    with pytest.raises(ConfigError, match="boot_test.checks: unknown check telnet"):
+        load_config(cfg)
     cfg.write_text('[boot_test]\ngate = "sometimes"\nparallel = 0\naccel = "hvf"\nbogus = 1\n')
     with pytest.raises(ConfigError) as err:
         load_config(cfg)
