@@ -363,3 +363,16 @@ def test_bad_input_qemu_not_installed_names_the_package(tmp_path):
     env = {"PATH": str(bindir), "HOME": str(tmp_path)}
     line = _one_error_line(_cli(disk, env=env))
     assert "qemu-system-x86_64" in line and "apt-get install qemu-system-x86" in line
+
+
+def test_kickstart_packages_named_and_excluded(tmp_path):
+    from rel_eng.boottest import kspackages
+    ks = tmp_path / "a.ks"
+    ks.write_text("%packages\n@core\ncloud-init\nsudo\nkernel-*\n-firewalld\n-*firmware\n%end\n")
+    assert kspackages.packages(ks) == (["cloud-init", "sudo"], ["firewalld"])
+    ks.write_text("%packages\ncloud-init\n")  # no %end
+    from rel_eng.errors import InputError
+    with pytest.raises(InputError, match="invalid kickstart"):
+        kspackages.packages(ks)
+    with pytest.raises(InputError, match="not found"):
+        kspackages.packages(tmp_path / "none.ks")

@@ -284,7 +284,7 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
         cons = ck.failed("console", f"last console line: {c.last_line}",
                          f"no cloud-init line on the console within {opts.timeouts.boot:.0f} s")
     if not keys:
-        reader.join(timeout=120)
+        reader.join(timeout=opts.timeouts.ssh)
         why = (f"cloud-init printed no ssh host keys on the console within {opts.timeouts.boot:.0f} s"
                if vm.running() else "qemu exited before cloud-init printed the host keys")
         v.reason = f"{why}; last console line: {c.last_line}"
@@ -292,7 +292,7 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
             [ck.not_run(n, "no host key to check ssh against") for n in rest if n != "ssh"]
     v.seconds["host_keys"] = round(opts.clock() - t0, 2)
     known, pinned = sshclient.pinned_known_hosts(work, v._port, c.host_keys, c.fingerprints)
-    reader.join(timeout=180)
+    reader.join(timeout=opts.timeouts.boot)  # bounded by its own tools; rarely still running
     facts = reader.facts
     if not pinned:
         v.reason = "no host key on the console matches the fingerprints printed with it"
