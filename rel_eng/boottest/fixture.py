@@ -55,6 +55,8 @@ CLOUD_CFG = f"""\
 # {APPLIANCE_NAME}
 datasource_list: [ NoCloud, None ]
 manage_etc_hosts: true
+# No locales package in the appliance: cloud-init's locale module would fail (update-locale).
+locale: false
 ssh_pwauth: false
 disable_root: true
 system_info:
