@@ -376,3 +376,9 @@ def test_kickstart_packages_named_and_excluded(tmp_path):
         kspackages.packages(ks)
     with pytest.raises(InputError, match="not found"):
         kspackages.packages(tmp_path / "none.ks")
+
+
+def test_sections_keep_the_last_one():
+    out = "noise\n@@nonce\nabc\n@@packages\na 1 amd64\nb 2 all\n@@end\n"
+    assert ck.sections(out) == {"nonce": "abc", "packages": "a 1 amd64\nb 2 all", "end": ""}
+    assert "end" not in ck.sections("@@nonce\nabc\n@@packages\ncut short")

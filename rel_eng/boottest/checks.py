@@ -105,6 +105,8 @@ def sections(output: str) -> dict[str, str]:
             name, buf = line[2:].strip(), []
         elif name:
             buf.append(line)
+    if name:  # the last section ends with the output
+        found[name] = "\n".join(buf).strip()
     return found
 
 
