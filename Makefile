@@ -5,9 +5,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev openssl redis-server postgresql rabbitmq-server chromium chromium-driver
+SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev openssl redis-server postgresql rabbitmq-server chromium chromium-driver qemu-system-x86 debootstrap genisoimage grub-pc-bin openssh-client
 
-.PHONY: demo test deps system-deps services clean
+.PHONY: demo demo-boot test deps system-deps services clean
 
 system-deps:
 	@bash .ci/system-deps.sh $(SYSTEM_PACKAGES)
@@ -31,6 +31,15 @@ demo: deps
 	$(VENV)/bin/rel-eng compose --release 19 --milestone Alpha --output out
 	$(VENV)/bin/rel-eng compose --release rawhide --weekly --output out
 	@find out/mirror -maxdepth 6 | sort
+	@echo "next: 'make demo-boot' boots a real (Debian-based) test appliance through rel-eng boot-test"
+
+# Builds the Debian-based test appliance once (a few minutes; cached in ~/.cache/rel-eng/fixtures)
+# and boots it through the gate: one line per check and a verdict.
+demo-boot: deps
+	$(PY) -m rel_eng.boottest.fixture amd64 > out-fixture.path
+	$(VENV)/bin/rel-eng boot-test --kickstart "$$(sed -n 2p out-fixture.path)" \
+		--logs out/boot-test --packages-dir out/boot-test "$$(sed -n 1p out-fixture.path)"
+	@rm -f out-fixture.path
 
 # pytest exits 5 when it collects nothing: a suite that finds no test is broken, say so.
 test: deps services

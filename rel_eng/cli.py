@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "rel_eng.commands.messages",
     "rel_eng.commands.consume",
     "rel_eng.commands.serve",
+    "rel_eng.commands.boot_test",
 ]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from rel_eng import paths
 from rel_eng.naming import path_component_problem
+from rel_eng.boottest.settings import BootTestConfig, parse_boot_test
 from rel_eng.errors import ConfigError
 from rel_eng.redact import check_urls
 from rel_eng.distributed.settings import CelerySettings, parse_celery
@@ -94,6 +95,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     messaging: MessagingConfig = field(default_factory=MessagingConfig)
+    boot_test: BootTestConfig = field(default_factory=BootTestConfig)
     image_types: tuple[ImageType, ...] = (
         ImageType("generic", "Fedora-Cloud-Base", "Cloud_Base", "fedora-cloud-base.ks",
                   "Generic cloud image for OpenStack, Eucalyptus and other clouds"),
@@ -229,6 +231,7 @@ _SECTIONS = {
     "store": (StoreConfig, parse_store),
     "schedule": (ScheduleConfig, parse_schedule),
     "messaging": (MessagingConfig, parse_messaging),
+    "boot_test": (BootTestConfig, lambda t, p, d: parse_boot_test(t, p)),
 }
 
 _COMPOSE_KEYS = {

@@ -57,7 +57,9 @@ def write_images(metadir: Path, plan: DropPlan, deliverables: list[Artifact], to
     _fill_compose(images.compose, plan)
     for art in sorted(deliverables, key=lambda a: a.path):
         job = jobs[art.job_key]
-        output = next(o for o in job.outputs if o.suffix == art.kind)
+        output = next((o for o in job.outputs if o.suffix == art.kind), None)
+        if output is None:  # not an image (e.g. the boot test's package list)
+            continue
         img = Image(images)
         img.path = str(Path(art.path).relative_to("compose"))
         img.mtime = int((topdir / art.path).stat().st_mtime)
@@ -90,6 +92,9 @@ def write_summary(metadir: Path, plan: DropPlan, status: str, failed: dict[str, 
         "mirror_path": plan.mirror_path,
     }
     path = metadir / SUMMARY
+    previous = read_json(path) if path.is_file() else None
+    if previous and "boot_test" in previous:  # written by the boot gate step, kept
+        data["boot_test"] = previous["boot_test"]
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 

@@ -12,6 +12,7 @@ KINDS = {  # deliverable suffix -> what the README says it is
     "qcow2": "qcow2 disk image, compressed clusters (OpenStack, Eucalyptus, KVM)",
     "raw.tar.xz": "raw disk in an xz-compressed tar (sparse member; EC2, dd to a disk)",
     "raw.xz": "raw disk compressed with xz on its own (xz -dc IMAGE.raw.xz | dd of=DISK)",
+    "packages-list": "the packages installed in the image, read during its boot test",
 }
 # Only these EC2 instance families run 32-bit (Architecture=i386) AMIs.
 I386_INSTANCE_FAMILIES = ("t1", "m1", "c1", "c3", "t2")

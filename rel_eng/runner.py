@@ -30,6 +30,13 @@ TOOL_PACKAGES = {
     "sha256sum": "coreutils",
     "oz-install": "oz",
     "virsh": "libvirt-clients",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-system-i386": "qemu-system-x86",
+    "genisoimage": "genisoimage",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "debootstrap": "debootstrap",
+    "grub-mkimage": "grub-common",
 }
 
 STDERR_TAIL_LINES = 20

@@ -19,7 +19,7 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 WORKER_SCRIPT = HERE / "distributed_worker.py"
-ALL_QUEUES = "oz.x86_64,oz.i686,koji,process,publish"
+ALL_QUEUES = "oz.x86_64,oz.i686,koji,process,boottest,publish"
 URL_ENV = ("REL_ENG_BROKER_URL", "REL_ENG_RESULT_BACKEND")
 
 

@@ -170,11 +170,13 @@ def test_canvas_is_a_chord_of_build_process_chains_then_finalize(new_compose, tm
     chains = canvas.tasks
     assert len(chains) == len(c.plan.images)
     for job, ch in zip(c.plan.images, chains):
-        build, process = ch.tasks
+        build, process, boottest = ch.tasks
         assert (build.task, build.args, build.options["queue"]) == \
             (tasks.BUILD, (str(c.topdir), job.key), f"oz.{job.arch}")
         assert (process.task, process.options["queue"]) == (tasks.PROCESS, "process")
-        assert build.immutable and process.immutable
+        assert (boottest.task, boottest.args, boottest.options["queue"]) == \
+            (tasks.BOOTTEST, (str(c.topdir), job.key), "boottest")
+        assert build.immutable and process.immutable and boottest.immutable
     body = canvas.body
     assert (body.task, body.args) == (tasks.FINALIZE, (str(c.topdir), str(tmp_path / "mirror")))
     assert body.options["queue"] == "publish"
@@ -199,12 +201,18 @@ def test_task_wrappers_are_idempotent_per_compose_image_and_step(new_compose, tm
     mtimes = {f: (c.topdir / f).stat().st_mtime_ns for f in files["files"]}
     assert tasks.process_image(str(c.topdir), key, lock_timeout=5) == files
     assert {f: (c.topdir / f).stat().st_mtime_ns for f in files["files"]} == mtimes
+    with pytest.raises(tasks.NotSettled):  # not boot-tested yet
+        tasks.finalize_compose(str(c.topdir), str(tmp_path / "mirror"), lock_timeout=5)
+    # synthetic images are not bootable: recorded as skipped, the same on every delivery
+    assert tasks.boot_test_image(str(c.topdir), key, lock_timeout=5) == \
+        tasks.boot_test_image(str(c.topdir), key, lock_timeout=5) == {"job": key, "boot_test": "skipped"}
 
     with pytest.raises(tasks.NotSettled):  # other images are not processed yet
         tasks.finalize_compose(str(c.topdir), str(tmp_path / "mirror"), lock_timeout=5)
     for job in c.plan.images[1:]:
         tasks.build_image(str(c.topdir), job.key, lock_timeout=5)
         tasks.process_image(str(c.topdir), job.key, lock_timeout=5)
+        tasks.boot_test_image(str(c.topdir), job.key, lock_timeout=5)
     mirror = tmp_path / "mirror"
     assert tasks.finalize_compose(str(c.topdir), str(mirror), lock_timeout=5) == FINISHED
     drop = mirror / c.plan.mirror_path

@@ -135,7 +135,7 @@ def test_bare_metal_unit_runs_the_oz_queues_with_the_host_config():
     assert args.command == "worker" and args.concurrency == 1
     settings = effective(load_config(WORKERS / "host.toml").celery, env)
     assert set(routing.check_worker_queues(settings, args.queues.split(","), "host.toml")) \
-        == OZ_QUEUES
+        == OZ_QUEUES | {"boottest"}
     assert settings.broker_url == env["REL_ENG_BROKER_URL"]
     assert unit["Service"]["KillSignal"] == "SIGTERM"  # Celery's warm shutdown
 

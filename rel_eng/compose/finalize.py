@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from rel_eng import checksums, metadata, readme, stage, verify
+from rel_eng.compose import boot_gate
 from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
 from rel_eng.compose.locks import step_lock
 from rel_eng.manifest import atomic_write, step_digest
@@ -87,6 +88,7 @@ def write_readmes(c: Compose, status: str) -> None:
         text = readme.render(c.plan, arch, deliverables, c.plan.checksum_name(arch),
                              c.config.signing.enabled, c.config.default_user, bootable,
                              failed, amis)
+        text += boot_gate.readme_section(c, arch)
         atomic_write(c.images_dir(arch) / "README", text)
     drop_page.write_drop_pages(c, status)
 
@@ -198,8 +200,9 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
         ran["publish"] = _keyed(c, "publish", keys["publish"], [c.metadir / "ec2.json"],
                                 lambda: publish(c, progress, share=False))
     failed = failures(c)
+    boot = (metadata.read_json(c.metadir / metadata.SUMMARY) or {}).get("boot_test")
     keys["readme"] = step_digest("readme", c.plan, deliverables, status, failed, _ec2_regions(c),
-                                 c.config.signing.enabled, c.config.default_user)
+                                 c.config.signing.enabled, c.config.default_user, boot)
     readmes = [c.images_dir(a) / "README" for a in c.plan.arches() if c.images_dir(a).is_dir()]
     ran["readme"] = _keyed(c, "readme", keys["readme"], [*readmes, c.metadir / metadata.SUMMARY],
                            lambda: write_readmes(c, status))

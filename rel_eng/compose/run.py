@@ -8,6 +8,7 @@ from pathlib import Path
 from rel_eng import atomic, runner
 from rel_eng.builders import BUILDERS
 from rel_eng.compose.allocate import allocate_and_create
+from rel_eng.compose.boot_gate import run_gate
 from rel_eng.compose.build import build
 from rel_eng.compose.finalize import finalize
 from rel_eng.compose.inputs import required_tools
@@ -70,6 +71,8 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
             else:
                 progress.note(f"build failed: {key}: {outcome.reason}"
                               + (" (optional arch, compose goes on)" if c.job(key).optional else ""))
+        # The boot gate: after post-processing, before anything is published or staged.
+        run_gate(c, [k for k, o in sorted(outcomes.items()) if o.ok], progress)
         status = finalize(c, mirror_root, progress)
     except (Terminated, KeyboardInterrupt):
         c.set_status(TERMINATED)

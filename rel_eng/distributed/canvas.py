@@ -39,7 +39,8 @@ def compose_canvas(app: Celery, c: Compose, mirror_root: Path, s: CelerySettings
 
     header = [chain(sig(tasks.BUILD, (topdir, job.key),
                         routing.build_queue(s, c.plan.builder, job)),
-                    sig(tasks.PROCESS, (topdir, job.key), routing.step_queue(s, "process")))
+                    sig(tasks.PROCESS, (topdir, job.key), routing.step_queue(s, "process")),
+                    sig(tasks.BOOTTEST, (topdir, job.key), routing.step_queue(s, "boottest")))
               for job in c.plan.images]
     body = sig(tasks.FINALIZE, (topdir, str(mirror_root.resolve())),
                routing.step_queue(s, "finalize"))

@@ -22,7 +22,7 @@ def build_queue(settings: CelerySettings, builder: str, job: ImageJob) -> str:
 
 
 def step_queue(settings: CelerySettings, step: str) -> str:
-    """Queue of `process` or `finalize`."""
+    """Queue of `process`, `boottest` or `finalize`."""
     return settings.route_map()[step]
 
 

@@ -21,17 +21,18 @@ ENV_BROKER = "REL_ENG_BROKER_URL"
 ENV_BACKEND = "REL_ENG_RESULT_BACKEND"
 
 ROUTE_ARCHES = ("i686", "x86_64")  # rel_eng.config.ARCHES; repeated to avoid a circular import
-DEFAULT_QUEUES = ("oz.x86_64", "oz.i686", "koji", "process", "publish")
+DEFAULT_QUEUES = ("oz.x86_64", "oz.i686", "koji", "process", "boottest", "publish")
 # Route key -> queue; "$arch" is the image's arch. A build looks up build.<builder>.<arch>,
 # then build.<builder>, then build. Builds on a local VM need the bare-metal host of their
 # arch; Koji builds only poll a hub, so they share one light queue.
 DEFAULT_ROUTES = (  # sorted by key, as parse and from_dict keep them
     ("build", "oz.$arch"),
+    ("boottest", "boottest"),  # boot tests want hosts with a hardware KVM
     ("build.koji", "koji"),
     ("finalize", "publish"),
     ("process", "process"),
 )
-STEPS = ("process", "finalize")
+STEPS = ("process", "boottest", "finalize")
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -161,7 +162,7 @@ def route_problems(s: CelerySettings) -> list[tuple[str, str]]:
                 continue
         else:
             out.append((f"celery.routes.{key}", "unknown route (use build, build.<builder>, "
-                        "build.<builder>.<arch>, process or finalize)"))
+                        "build.<builder>.<arch>, process, boottest or finalize)"))
             continue
         for arch in arches:
             name = queue.replace("$arch", arch)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BUILD = "rel_eng.build_image"
 PROCESS = "rel_eng.process_image"
 FINALIZE = "rel_eng.finalize_compose"
+BOOTTEST = "rel_eng.boot_test_image"
 DOOM = "rel_eng.doom_compose"
 ENDED = (FINISHED, INCOMPLETE, DOOMED, TERMINATED)
 
@@ -91,12 +92,27 @@ def process_image(topdir: str, job_key: str, lock_timeout: float) -> dict:
     return {"job": job_key, "files": sorted(a.path for a in arts)}
 
 
+def boot_test_image(topdir: str, job_key: str, lock_timeout: float) -> dict:
+    """The boot gate for one processed image (on the `boottest` queue, hosts with KVM)."""
+    from rel_eng.compose.boot_gate import run_gate
+
+    c = load(topdir)
+    if c.status in ENDED:
+        return {"job": job_key, "skipped": c.status}
+    if job_key in compose.failures(c):
+        return {"job": job_key, "skipped": "build failed"}
+    with step_lock(c, f"boottest:{job_key}", lock_timeout):
+        verdict = run_gate(c, [job_key])[job_key]
+    return {"job": job_key, "boot_test": verdict["status"]}
+
+
 def unsettled(c: Compose) -> list[str]:
-    """Images neither processed nor failed yet."""
+    """Images neither processed and boot-tested nor failed yet."""
     steps = c.manifest.read()["steps"]
     failed = compose.failures(c)
     return [j.key for j in c.plan.images
-            if j.key not in failed and steps.get(f"process:{j.key}", {}).get("state") != "done"]
+            if j.key not in failed and (steps.get(f"process:{j.key}", {}).get("state") != "done"
+                                        or f"boottest:{j.key}" not in steps)]
 
 
 def finalize_compose(topdir: str, mirror_root: str, lock_timeout: float) -> str:
@@ -114,8 +130,9 @@ def finalize_compose(topdir: str, mirror_root: str, lock_timeout: float) -> str:
 
 
 def step_of(task_name: str, args: tuple) -> str:
-    if task_name in (BUILD, PROCESS):
-        return f"{'build' if task_name == BUILD else 'process'}:{args[1]}"
+    if task_name in (BUILD, PROCESS, BOOTTEST):
+        name = {BUILD: "build", PROCESS: "process", BOOTTEST: "boottest"}[task_name]
+        return f"{name}:{args[1]}"
     return "finalize"
 
 
@@ -174,6 +191,10 @@ def register(app, s: CelerySettings) -> None:
     @app.task(name=PROCESS, **opts)
     def process_task(topdir: str, job_key: str) -> dict:
         return process_image(topdir, job_key, lock_timeout)
+
+    @app.task(name=BOOTTEST, **opts)
+    def boot_test_task(topdir: str, job_key: str) -> dict:
+        return boot_test_image(topdir, job_key, lock_timeout)
 
     @app.task(name=FINALIZE, **opts)
     def finalize_task(topdir: str, mirror_root: str) -> str:

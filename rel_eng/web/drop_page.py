@@ -123,7 +123,7 @@ def write_drop_pages(c, status: str) -> list[Path]:
         default_user=c.config.default_user,
         bootable=bool(summary.get("bootable", all(a.bootable for a in deliverables) and deliverables)),
         failed=summary.get("failed_images") or {}, amis=read_json(c.metadir / "ec2.json"),
-        boot_tests=summary.get("boot_tests"), metadata_files=tuple(names + [LISTING]),
+        boot_tests=(summary.get("boot_test") or {}).get("images"), metadata_files=tuple(names + [LISTING]),
         exists=lambda rel: rel in staged)
     out = c.topdir / "work" / "web"
     page = out / PAGE

@@ -1,0 +1,237 @@
+"""The named checks: each turns what was observed into a result, evidence and a failure message.
+
+Everything here is pure. The guest is asked once, by GUEST_SCRIPT over ssh, and its answer is
+split into sections (`@@name` lines) that the evaluators read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+CHECKS = ("console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
+          "firewall-off", "root-locked", "sudo-nopasswd", "anaconda-install")
+# The root must end within this much of the end of the (larger) disk, and the filesystem fill
+# at least this share of its partition (ext4/xfs/btrfs metadata takes a few percent).
+ROOT_END_TOLERANCE_BYTES = 16 * 1024**2
+ROOT_FILL_MIN = 0.90
+FIREWALL_SERVICES = ("firewalld", "nftables", "ufw", "iptables", "netfilter-persistent")
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str  # pass | fail | not-run
+    evidence: str
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def passed(name, evidence):
+    return CheckResult(name, "pass", evidence)
+
+
+def failed(name, evidence, message):
+    return CheckResult(name, "fail", evidence, message)
+
+
+def not_run(name, why):
+    return CheckResult(name, "not-run", "", why)
+
+
+def parse_checks(text: str | None) -> tuple[str, ...]:
+    """`--checks a,b`: known names only (ValueError names the unknown one)."""
+    if not text:
+        return CHECKS
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown or not names:
+        raise ValueError(f"unknown check {', '.join(unknown) or '(none given)'}; "
+                         f"known checks: {', '.join(CHECKS)}")
+    return tuple(n for n in CHECKS if n in names)
+
+
+GUEST_SCRIPT = r"""
+set +e
+echo @@ci-status; cloud-init status --wait --long 2>&1; echo "rc=$?"
+echo @@ci-result; cat /run/cloud-init/result.json 2>/dev/null
+echo @@nonce; cat {nonce_path} 2>/dev/null
+echo @@root
+src=$(findmnt -n -o SOURCE / | sed 's/\[.*//'); dev=$(basename "$(readlink -f "$src")")
+echo "source=$src"; echo "fstype=$(findmnt -n -o FSTYPE /)"
+echo "fs_bytes=$(df -B1 --output=size / | tail -1 | tr -d ' ')"
+if [ -e /sys/class/block/$dev/partition ]; then
+  disk=$(basename "$(readlink -f /sys/class/block/$dev/..)")
+  echo "part_start=$(cat /sys/class/block/$dev/start)"
+  echo "part_sectors=$(cat /sys/class/block/$dev/size)"
+  echo "disk_sectors=$(cat /sys/class/block/$disk/size)"
+fi
+echo @@links; ip -o link 2>/dev/null
+echo @@addrs; ip -o -4 addr 2>/dev/null
+echo @@firewall
+for s in {firewall_services}; do echo "service $s $(systemctl is-active $s 2>/dev/null)"; done
+sudo -n nft list ruleset 2>/dev/null | grep -E '\b(drop|reject)\b' | sed 's/^/nft /'
+sudo -n iptables -S 2>/dev/null | grep -E 'DROP|REJECT' | sed 's/^/iptables /'
+echo @@root-shadow; sudo -n getent shadow root | cut -d: -f2 | sed 's/^\(...\).*/\1/' ; echo "rc=$?"
+echo @@sudo; sudo -n true 2>&1 && echo sudo-ok
+echo @@pkgq
+for p in {packages}; do
+  if command -v rpm >/dev/null; then rpm -q --whatprovides "$p" >/dev/null 2>&1 && echo "$p installed" || echo "$p missing"
+  else s=$(dpkg-query -W -f='${{Status}}' "$p" 2>/dev/null); case "$s" in *" installed") echo "$p installed";; *) echo "$p missing";; esac
+  fi
+done
+echo @@packages
+if command -v rpm >/dev/null; then rpm -qa --qf '%{{NAME}}-%{{VERSION}}-%{{RELEASE}}.%{{ARCH}}\n' | sort
+else dpkg-query -W -f='${{binary:Package}} ${{Version}} ${{Architecture}}\n' | sort; fi
+echo @@end
+"""
+
+
+def guest_script(nonce_path: str, packages: list[str]) -> str:
+    safe = [p for p in packages if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._:-]*", p)]
+    return GUEST_SCRIPT.format(nonce_path=nonce_path, packages=" ".join(safe) or "''",
+                               firewall_services=" ".join(FIREWALL_SERVICES))
+
+
+def sections(output: str) -> dict[str, str]:
+    found, name, buf = {}, None, []
+    for line in output.splitlines():
+        if line.startswith("@@"):
+            if name:
+                found[name] = "\n".join(buf).strip()
+            name, buf = line[2:].strip(), []
+        elif name:
+            buf.append(line)
+    if name:  # the last section ends with the output
+        found[name] = "\n".join(buf).strip()
+    return found
+
+
+def _kv(text: str) -> dict[str, str]:
+    return dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln)
+
+
+def cloud_init(s: dict) -> CheckResult:
+    status = s.get("ci-status", "")
+    m = re.search(r"^status:\s*(\S+)", status, re.M)
+    state = m.group(1) if m else "unknown"
+    errors = []
+    try:
+        errors = json.loads(s.get("ci-result", "") or "{}").get("v1", {}).get("errors", [])
+    except ValueError:
+        errors = ["/run/cloud-init/result.json is not JSON"]
+    evidence = f"cloud-init status: {state}; result.json errors: {len(errors)}"
+    if state == "done" and not errors:
+        return passed("cloud-init", evidence)
+    detail = "; ".join(str(e) for e in errors[:3]) or status.splitlines()[-1:] or ["no status"]
+    return failed("cloud-init", evidence, f"cloud-init did not finish cleanly: {detail}")
+
+
+def user_data(s: dict, nonce: str) -> CheckResult:
+    got = s.get("nonce", "").strip()
+    if got == nonce:
+        return passed("user-data", f"runcmd left the nonce {nonce} behind")
+    return failed("user-data", f"nonce file holds {got[:40]!r}",
+                  "user data was not processed: the runcmd nonce is missing")
+
+
+def root_grown(s: dict) -> CheckResult:
+    kv = _kv(s.get("root", ""))
+    try:
+        fs = int(kv["fs_bytes"])
+    except (KeyError, ValueError):
+        return failed("root-grown", s.get("root", "")[:200], "could not read the root filesystem size")
+    if "disk_sectors" not in kv:
+        return failed("root-grown", f"root {kv.get('source')} is not on a partition",
+                      "cannot tell whether the root filesystem fills the disk")
+    start, part, disk = (int(kv[k]) * 512 for k in ("part_start", "part_sectors", "disk_sectors"))
+    gap = disk - (start + part)
+    evidence = (f"disk {disk / 2**30:.2f} GiB, root partition {kv.get('source')} ends "
+                f"{gap / 2**20:.1f} MiB before its end, {kv.get('fstype')} holds {fs / 2**30:.2f} GiB "
+                f"of its {part / 2**30:.2f} GiB")
+    if gap > ROOT_END_TOLERANCE_BYTES:
+        return failed("root-grown", evidence, f"the root partition was not grown to fill the disk "
+                      f"({gap / 2**20:.0f} MiB left over; tolerance {ROOT_END_TOLERANCE_BYTES // 2**20} MiB)")
+    if fs < ROOT_FILL_MIN * part:
+        return failed("root-grown", evidence, f"the root filesystem was not resized to its partition "
+                      f"(fills {fs / part:.0%}, at least {ROOT_FILL_MIN:.0%} expected)")
+    return passed("root-grown", evidence)
+
+
+def macs_up(links: str) -> dict[str, str]:
+    """{mac: interface} for interfaces that are UP."""
+    up = {}
+    for line in links.splitlines():
+        m = re.match(r"\d+:\s*([^:@]+)[^<]*<([^>]*)>.*link/ether ([0-9a-f:]{17})", line)
+        if m and "UP" in m.group(2).split(","):
+            up[m.group(3)] = m.group(1)
+    return up
+
+
+def no_hardcoded_mac(s: dict | None, mac: str, offline) -> CheckResult:
+    parts = []
+    if offline.read:
+        parts.append(f"offline read ({offline.note}): "
+                     + (f"{len(offline.bindings)} MAC binding(s)" if offline.bindings else "no MAC binding"))
+    else:
+        parts.append(f"offline read: {offline.note}")
+    if offline.bindings:
+        return failed("no-hardcoded-mac", "; ".join(parts),
+                      "the image as built binds a MAC address: " + "; ".join(offline.bindings[:3]))
+    if s is None:
+        return not_run("no-hardcoded-mac", "the guest never answered on ssh")
+    up = macs_up(s.get("links", ""))
+    if mac not in up:
+        return failed("no-hardcoded-mac", "; ".join(parts) + f"; NICs up: {sorted(up) or 'none'}",
+                      f"the NIC did not come up with the MAC the test chose ({mac})")
+    parts.append(f"{up[mac]} came up with the chosen MAC {mac}")
+    return passed("no-hardcoded-mac", "; ".join(parts))
+
+
+def firewall_off(s: dict) -> CheckResult:
+    text = s.get("firewall", "")
+    active = [ln.split()[1] for ln in text.splitlines()
+              if ln.startswith("service ") and ln.split()[-1] == "active"]
+    rules = [ln for ln in text.splitlines() if ln.startswith(("nft ", "iptables "))]
+    evidence = f"active firewall services: {active or 'none'}; blocking rules: {len(rules)}"
+    if active or rules:
+        return failed("firewall-off", evidence, "a firewall is on in the guest: "
+                      + ", ".join(active + rules[:2]))
+    return passed("firewall-off", evidence)
+
+
+def root_locked(s: dict) -> CheckResult:
+    lines = s.get("root-shadow", "").splitlines()
+    field = lines[0] if lines and not lines[0].startswith("rc=") else None
+    if field is None:
+        return failed("root-locked", "could not read root's shadow entry", "cannot tell whether root is locked")
+    if field.startswith(("!", "*")):
+        return passed("root-locked", f"root's password field starts with {field[:1]!r} (locked)")
+    if field == "":
+        return failed("root-locked", "root's password field is empty", "root can log in without a password")
+    return failed("root-locked", "root has a password hash", "root has a usable password")
+
+
+def sudo_nopasswd(s: dict, user: str) -> CheckResult:
+    if "sudo-ok" in s.get("sudo", ""):
+        return passed("sudo-nopasswd", f"`sudo -n true` succeeded as {user}")
+    return failed("sudo-nopasswd", s.get("sudo", "")[:200], f"{user} cannot sudo without a password")
+
+
+def anaconda_install(s: dict, wanted: list[str], excluded: list[str], source: str) -> CheckResult:
+    state = dict(ln.rsplit(" ", 1) for ln in s.get("pkgq", "").splitlines() if " " in ln)
+    missing = [p for p in wanted if state.get(p) != "installed"]
+    present = [p for p in excluded if state.get(p) == "installed"]
+    evidence = (f"{len(wanted) - len(missing)}/{len(wanted)} packages named in {source} installed, "
+                f"{len(present)}/{len(excluded)} excluded ones present")
+    if missing or present:
+        msg = []
+        if missing:
+            msg.append("not installed: " + ", ".join(missing[:8]))
+        if present:
+            msg.append("excluded but installed: " + ", ".join(present[:8]))
+        return failed("anaconda-install", evidence, "; ".join(msg))
+    return passed("anaconda-install", evidence)

@@ -1,0 +1,383 @@
+"""Boot one image (or several side by side) and turn what happens into a verdict.
+
+Order of a boot: a throw-away overlay larger than the image, a NoCloud seed with a key made for
+this run, qemu with a random MAC and ssh forwarded from 127.0.0.1 only; while the guest boots,
+the image is read offline for MAC bindings. Then the console milestones, the host keys cloud-init
+printed, ssh, one script in the guest, and the checks. The VM is killed and the work directory
+(key, seed, overlay) removed in a `finally`, so nothing of the test outlives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rel_eng import runner
+from rel_eng.boottest import checks as ck
+from rel_eng.boottest import console, offline, qemu, seed, sshclient
+from rel_eng.boottest.accel import Accel
+from rel_eng.boottest.image import DiskImage
+from rel_eng.boottest.vm import Vm, kill_all
+
+GROW_BYTES = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    # Under TCG a Debian cloud root answers ssh 31-35 s after qemu starts, cloud-init is done by
+    # 36-42 s; these bounds leave room for several guests sharing two cores.
+    console: float = 300.0   # first kernel line
+    boot: float = 900.0      # host keys on the console (cloud-init's final stage)
+    ssh: float = 120.0       # sshd answering once the keys are printed
+    guest_script: float = 300.0
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    accel: Accel
+    checks: tuple[str, ...] = ck.CHECKS
+    user: str = "fedora"
+    memory_mib: int = 1024
+    timeouts: Timeouts = Timeouts()
+    wanted_packages: tuple[str, ...] = ()
+    excluded_packages: tuple[str, ...] = ()
+    packages_source: str = ""
+    logs_dir: Path | None = None       # console logs are copied here as <stem>.console.log
+    packages_dir: Path | None = None   # <stem>-packages.txt goes here
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class Verdict:
+    image: str
+    arch: str
+    accel: str
+    accel_reason: str
+    status: str  # pass | fail
+    checks: list[ck.CheckResult] = field(default_factory=list)
+    reason: str = ""
+    console_log: str | None = None
+    packages_file: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    guest_uptime: float | None = None
+    peak_rss_mib: float | None = None
+    memory_mib: int = 0
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}  # no key, no nonce
+        d["checks"] = [c.as_dict() for c in self.checks]
+        return d
+
+
+STOP = threading.Event()
+_PORTS_LOCK = threading.Lock()
+_PORTS_GIVEN: set[int] = set()
+
+
+def free_port() -> int:
+    with _PORTS_LOCK:
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _PORTS_GIVEN:
+                _PORTS_GIVEN.add(port)
+                return port
+
+
+def stem(image: Path) -> str:
+    name = image.name
+    for ext in (".qcow2", ".raw", ".img"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def run_many(images: list[DiskImage], opts: BootOptions, parallel: int) -> list[Verdict]:
+    """Side by side, at most `parallel` at once and as many as the host's memory allows."""
+    bound = max(1, min(parallel, memory_bound(opts.memory_mib), len(images)))
+    STOP.clear()
+    pool = ThreadPoolExecutor(max_workers=bound, thread_name_prefix="boot-test")
+    try:
+        futures = [pool.submit(boot_one, img, opts) for img in images]
+        return [f.result() for f in futures]
+    except BaseException:
+        STOP.set()
+        kill_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def memory_bound(memory_mib: int) -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) // 1024
+                return max(1, int(avail * 0.8) // (memory_mib + 100))
+    except OSError:
+        pass
+    return 1
+
+
+class _Stopped(Exception):
+    pass
+
+
+def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
+    v = Verdict(str(img.path), img.arch, opts.accel.name, opts.accel.reason, "fail",
+                memory_mib=opts.memory_mib)
+    work = Path(tempfile.mkdtemp(prefix="rel-eng-boot-"))
+    vm = reader = None
+    t0 = opts.clock()
+    try:
+        vm = _start(img, opts, work, v)
+        v.seconds["qemu_started"] = round(opts.clock() - t0, 2)
+        reader = _OfflineRead(img, work)
+        results = _observe(img, opts, work, vm, reader, v, t0)
+        v.checks = [r for r in results if r.name in opts.checks]
+    except _Stopped:
+        v.reason = "stopped: rel-eng was interrupted"
+    except Exception as exc:  # a crash of the check code is a failed verdict, never a traceback
+        v.reason = f"boot test error: {type(exc).__name__}: {exc}"
+    finally:
+        if vm is not None:
+            vm.sample_rss()
+            vm.kill()
+            v.peak_rss_mib = round(vm.peak_rss_kib / 1024, 1)
+        if reader is not None:
+            reader.stop()
+        _keep_console(img, opts, work, v)
+        shutil.rmtree(work, ignore_errors=True)
+    v.seconds["verdict"] = round(opts.clock() - t0, 2)
+    failing = [c for c in v.checks if c.status != "pass"]
+    v.status = "pass" if v.checks and not failing and not v.reason else "fail"
+    if not v.reason and failing:
+        v.reason = "; ".join(f"{c.name}: {c.message}" for c in failing[:3])
+    return v
+
+
+def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict) -> Vm:
+    key, pub = sshclient.make_key(work)
+    v._key = key  # type: ignore[attr-defined]
+    v._nonce = secrets.token_hex(16)  # type: ignore[attr-defined]
+    seed.make_iso(work / "seed.iso", pubkey=pub, nonce=v._nonce,
+                  instance_id=f"rel-eng-{uuid.uuid4().hex[:12]}", hostname="rel-eng-boot-test")
+    overlay = work / "overlay.qcow2"
+    runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", img.path, "-F", img.fmt,
+                overlay, str(img.virtual_size + GROW_BYTES)])
+    v._mac = qemu.random_mac()  # type: ignore[attr-defined]
+    for _attempt in range(3):
+        v._port = free_port()  # type: ignore[attr-defined]
+        spec = qemu.VmSpec(img.arch, opts.accel.name, overlay, work / "seed.iso",
+                           work / "console.log", v._mac, v._port, opts.memory_mib)
+        vm = Vm(qemu.argv(spec), work / "qemu.log")
+        opts.sleep(0.5)
+        if vm.running() or "hostfwd" not in vm.stderr_text():
+            return vm
+        vm.kill()  # the port was taken between choosing and binding: choose another
+    return vm
+
+
+class _OfflineRead(threading.Thread):
+    """Reads the image offline while the guest boots (qcow2 is expanded to a sparse raw first).
+
+    `stop()` kills the expansion and waits, so the work directory is never written after removal.
+    """
+
+    def __init__(self, img: DiskImage, work: Path):
+        super().__init__(daemon=True)
+        self.img, self.work = img, work
+        self.facts = offline.OfflineFacts(note="offline read did not finish")
+        self._proc = None
+        self._stopped = threading.Event()
+        self.start()
+
+    def run(self):
+        raw = self.work / "offline.raw"
+        try:
+            src = self.img.path
+            if self.img.fmt != "raw":
+                self._proc = subprocess.Popen(
+                    [runner.require("qemu-img"), "convert", "-f", self.img.fmt, "-O", "raw",
+                     str(self.img.path), str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                _, err = self._proc.communicate()
+                if self._proc.returncode != 0 or self._stopped.is_set():
+                    raise RuntimeError(err.decode(errors="replace").strip()[-200:] or "stopped")
+                src = raw
+            self.facts = offline.read(src)
+        except Exception as exc:
+            self.facts = offline.OfflineFacts(note=f"offline read failed: {exc}")
+        finally:
+            raw.unlink(missing_ok=True)
+
+    def stop(self):
+        self._stopped.set()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        self.join(timeout=120)
+
+
+def _console(work: Path) -> console.ConsoleFacts:
+    try:
+        return console.parse((work / "console.log").read_text(errors="replace"))
+    except OSError:
+        return console.ConsoleFacts()
+
+
+def _wait(opts, vm, t0, bound, done) -> bool:
+    while True:
+        if STOP.is_set():
+            raise _Stopped()
+        if done():
+            return True
+        if not vm.running() or opts.clock() - t0 > bound:
+            return False
+        vm.sample_rss()
+        opts.sleep(1.0)
+
+
+def _likely_cause(facts: offline.OfflineFacts) -> str:
+    if facts.bindings:
+        return "likely cause: a MAC binding in the image (" + "; ".join(facts.bindings[:2]) + ")"
+    if facts.present.get("sshd") is False:
+        return "likely cause: the image has no sshd (/usr/sbin/sshd is missing)"
+    return "no MAC binding or missing sshd found offline" if facts.read else facts.note
+
+
+def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
+    c = console.ConsoleFacts()
+
+    def seen(pred):
+        nonlocal c
+        c = _console(work)
+        return pred(c)
+
+    booted = _wait(opts, vm, t0, opts.timeouts.console, lambda: seen(lambda f: f.kernel))
+    rest = [n for n in ck.CHECKS if n != "console"]
+    if not booted:
+        why = ("qemu exited: " + vm.stderr_text()[-200:]) if not vm.running() else \
+            f"timeout: no kernel line on the serial console within {opts.timeouts.console:.0f} s"
+        v.reason = f"{why}; last console line: {c.last_line or '(console empty)'}"
+        return [ck.failed("console", f"last console line: {c.last_line or '(empty)'}", why)] + \
+            [ck.not_run(n, "the guest did not boot") for n in rest]
+    v.seconds["kernel"] = round(opts.clock() - t0, 2)
+    keys = _wait(opts, vm, t0, opts.timeouts.boot,
+                 lambda: seen(lambda f: f.cloud_init and f.keys_complete))
+    if c.cloud_init:
+        cons = ck.passed("console", "kernel and cloud-init lines on the serial console")
+    else:
+        cons = ck.failed("console", f"last console line: {c.last_line}",
+                         f"no cloud-init line on the console within {opts.timeouts.boot:.0f} s")
+    if not keys:
+        reader.join(timeout=opts.timeouts.ssh)
+        why = (f"cloud-init printed no ssh host keys on the console within {opts.timeouts.boot:.0f} s"
+               if vm.running() else "qemu exited before cloud-init printed the host keys")
+        v.reason = f"{why}; last console line: {c.last_line}"
+        return [cons, ck.failed("ssh", f"last console line: {c.last_line}", why)] + \
+            [ck.not_run(n, "no host key to check ssh against") for n in rest if n != "ssh"]
+    v.seconds["host_keys"] = round(opts.clock() - t0, 2)
+    known, pinned = sshclient.pinned_known_hosts(work, v._port, c.host_keys, c.fingerprints)
+    reader.join(timeout=opts.timeouts.boot)  # bounded by its own tools; rarely still running
+    facts = reader.facts
+    if not pinned:
+        v.reason = "no host key on the console matches the fingerprints printed with it"
+        return [cons, ck.failed("ssh", f"{len(c.host_keys)} keys, {len(c.fingerprints)} fingerprints",
+                                v.reason)] + [ck.not_run(n, "no verified host key") for n in rest if n != "ssh"]
+    ssh_t0 = opts.clock()
+    answered, last_err = False, ""
+    while opts.clock() - ssh_t0 < opts.timeouts.ssh and vm.running():
+        if STOP.is_set():
+            raise _Stopped()
+        proc = runner_run_quiet(sshclient.argv(v._key, known, v._port, opts.user, "true"), 40)
+        if proc[0] == 0:
+            answered = True
+            break
+        last_err = proc[1].strip().splitlines()[-1:] or [""]
+        last_err = last_err[0]
+        opts.sleep(2.0)
+    if not answered:
+        c = _console(work)
+        cause = _likely_cause(facts)
+        v.reason = (f"ssh never answered on 127.0.0.1:{v._port} within {opts.timeouts.ssh:.0f} s "
+                    f"({last_err or 'no answer'}); {cause}; last console line: {c.last_line}")
+        return [cons, ck.failed("ssh", f"host keys pinned from the console: {', '.join(pinned)}",
+                                v.reason), ck.no_hardcoded_mac(None, v._mac, facts)] + \
+            [ck.not_run(n, "ssh never answered") for n in rest if n not in ("ssh", "no-hardcoded-mac")]
+    v.seconds["ssh"] = round(opts.clock() - t0, 2)
+    methods = sshclient.auth_methods(known, v._port, opts.user) or []
+    pw = [m for m in methods if m in ("password", "keyboard-interactive")]
+    evidence = f"{opts.user} logged in with the run's key; host key pinned: {', '.join(pinned)}; " \
+               f"server offers: {','.join(methods) or 'unknown'}"
+    ssh_res = ck.failed("ssh", evidence, "password authentication is offered: " + ",".join(pw)) if pw \
+        else ck.passed("ssh", evidence) if methods else \
+        ck.failed("ssh", evidence, "could not learn which authentication methods sshd offers")
+    script = ck.guest_script(seed.NONCE_PATH, [*opts.wanted_packages, *opts.excluded_packages])
+    rc, err, out = runner_run_quiet(sshclient.argv(v._key, known, v._port, opts.user, "bash -s"),
+                                    opts.timeouts.guest_script, stdin=script)
+    s = ck.sections(out)
+    v.guest_uptime = _console(work).finished_uptime
+    if "end" not in s:
+        v.reason = f"the guest script did not finish (exit {rc}): {err.strip()[-200:]}"
+    _keep_packages(img, opts, s, v)
+    results = [cons, ssh_res, ck.cloud_init(s), ck.user_data(s, v._nonce), ck.root_grown(s),
+               ck.no_hardcoded_mac(s, v._mac, facts), ck.firewall_off(s), ck.root_locked(s),
+               ck.sudo_nopasswd(s, opts.user)]
+    if opts.wanted_packages or opts.excluded_packages:
+        results.append(ck.anaconda_install(s, list(opts.wanted_packages),
+                                           list(opts.excluded_packages), opts.packages_source))
+    elif "anaconda-install" in opts.checks:
+        results.append(ck.not_run("anaconda-install", "no kickstart given (--kickstart)"))
+    return results
+
+
+def runner_run_quiet(argv, timeout, stdin: str | None = None):
+    """(rc, stderr, stdout) of a command that may fail; a timeout is rc -1, never an exception."""
+    try:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
+                              errors="replace", stdin=None if stdin is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return -1, f"timed out after {timeout:.0f} s", ""
+    return proc.returncode, proc.stderr, proc.stdout
+
+
+def _keep_console(img, opts, work, v):
+    src = work / "console.log"
+    if opts.logs_dir is None or not src.exists():
+        return
+    opts.logs_dir.mkdir(parents=True, exist_ok=True)
+    dest = opts.logs_dir / f"{stem(img.path)}.console.log"
+    tmp = dest.with_name(dest.name + ".part")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    v.console_log = str(dest)
+
+
+def _keep_packages(img, opts, s, v):
+    text = s.get("packages", "")
+    if opts.packages_dir is None or not text:
+        return
+    opts.packages_dir.mkdir(parents=True, exist_ok=True)
+    dest = opts.packages_dir / f"{stem(img.path)}-packages.txt"
+    tmp = dest.with_name(dest.name + ".part")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, dest)
+    v.packages_file = str(dest)
+
+
+def to_json(verdicts: list[Verdict]) -> str:
+    return json.dumps([v.as_dict() for v in verdicts], indent=2, sort_keys=True)

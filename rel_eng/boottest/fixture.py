@@ -1,0 +1,371 @@
+"""A bootable Debian-based cloud test appliance, built without loop devices and cached by recipe.
+
+No Fedora media can be fetched here, so the boot gate's own tests (and `make demo-boot`) boot a
+Debian bookworm root made with debootstrap: a kernel, real cloud-init, openssh-server, growpart
+and sudo, the serial console on ttyS0, and cloud-init's default user named `fedora` so the checks
+apply unchanged. It is labelled for what it is (a Debian test appliance), never as Fedora.
+
+The disk is put together by offset: a DOS partition table (sfdisk on a plain file), the root
+filesystem written into partition 1 by `mkfs.ext4 -d -E offset=`, GRUB's boot.img in MBR bytes
+0..439 and core.img from sector 1. Nothing is mounted except /proc and /dev for the chroot.
+
+The result lives in ~/.cache/rel-eng/fixtures/, named by the digest of its recipe, so a machine
+builds each recipe once. Negative fixtures are derived from the good one by changing one thing,
+with `debugfs -w` at the partition offset (still no mount).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from rel_eng import runner
+
+# Bump when the build procedure changes in a way the recipe below does not show.
+RECIPE_VERSION = 1
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+DISK_BYTES = 2 * 1024**3
+PART_START_SECTOR = 2048
+PART_OFFSET = PART_START_SECTOR * 512
+GRUB_DIR = Path("/usr/lib/grub/i386-pc")
+GRUB_MODULES = ["biosdisk", "part_msdos", "ext2", "search_fs_uuid", "normal", "linux",
+                "serial", "terminal", "echo"]
+# GRUB 2.06 cannot read these newer ext4 features; switch them off where mke2fs knows them.
+EXT4_FEATURES_OFF = ["^orphan_file", "^metadata_csum_seed"]
+APPLIANCE_NAME = "Debian bookworm cloud test appliance (rel-eng boot gate fixture, not Fedora)"
+DEFAULT_USER = "fedora"
+
+KERNELS = {"amd64": "linux-image-amd64", "i386": "linux-image-686"}
+PACKAGES = ["systemd-sysv", "udev", "dbus", "cloud-init", "openssh-server", "cloud-guest-utils",
+            "fdisk", "e2fsprogs", "sudo", "ifupdown", "isc-dhcp-client", "iproute2", "netbase",
+            "procps", "initramfs-tools"]
+# Debian names of what the fixture's test kickstart asks for, and what it must leave out.
+EXCLUDED_PACKAGES = ["firewalld", "ufw", "network-manager"]
+
+CLOUD_CFG = f"""\
+# {APPLIANCE_NAME}
+datasource_list: [ NoCloud, None ]
+manage_etc_hosts: true
+# No locales package in the appliance: cloud-init's locale module would fail (update-locale).
+locale: false
+ssh_pwauth: false
+disable_root: true
+system_info:
+  default_user:
+    name: {DEFAULT_USER}
+    lock_passwd: true
+    gecos: Test appliance default user
+    groups: [adm, sudo]
+    sudo: ["ALL=(ALL) NOPASSWD:ALL"]
+    shell: /bin/bash
+"""
+
+INTERFACES = """\
+# The NIC stanza is written by cloud-init on first boot for the MAC it finds.
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+"""
+
+
+@dataclass(frozen=True)
+class Fixture:
+    path: Path
+    arch: str
+    fmt: str
+    digest: str
+    variant: str = "good"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("REL_ENG_FIXTURE_CACHE")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rel-eng" / "fixtures"
+
+
+def recipe(arch: str) -> dict:
+    if arch not in KERNELS:
+        raise ValueError(f"no fixture recipe for arch {arch!r} (known: {', '.join(KERNELS)})")
+    return {
+        "version": RECIPE_VERSION, "suite": SUITE, "mirror": MIRROR, "arch": arch,
+        "packages": [KERNELS[arch], *PACKAGES], "cloud_cfg": CLOUD_CFG, "interfaces": INTERFACES,
+        "disk_bytes": DISK_BYTES, "part_start": PART_START_SECTOR, "grub_modules": GRUB_MODULES,
+        "ext4_off": EXT4_FEATURES_OFF, "grub_cfg": _grub_cfg("ROOTUUID", "KERNEL", "INITRD"),
+    }
+
+
+def recipe_digest(arch: str) -> str:
+    blob = json.dumps(recipe(arch), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def fixture_name(arch: str, variant: str = "good", ext: str = "qcow2") -> str:
+    return f"debian-{SUITE}-test-appliance-{arch}-{recipe_digest(arch)}-{variant}.{ext}"
+
+
+def kickstart_text(arch: str) -> str:
+    """What the appliance's %packages would say (Debian names), for the anaconda-install check."""
+    lines = [f"# {APPLIANCE_NAME}: package names are Debian's", "%packages",
+             KERNELS[arch], *PACKAGES, *(f"-{p}" for p in EXCLUDED_PACKAGES), "%end"]
+    return "\n".join(lines) + "\n"
+
+
+def kickstart_path(fx: "Fixture") -> Path:
+    path = fx.path.with_suffix(".ks")
+    if not path.exists():
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_text(kickstart_text(fx.arch))
+        os.replace(tmp, path)
+    return path
+
+
+def ensure(arch: str = "amd64", *, log=print) -> Fixture:
+    """The cached good fixture for arch, building it (once per recipe, under a lock) if missing."""
+    out = cache_dir() / fixture_name(arch)
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with _lock(out):
+            if not out.exists():
+                _build(arch, out, log)
+    fx = Fixture(out, arch, "qcow2", recipe_digest(arch))
+    kickstart_path(fx)
+    return fx
+
+
+def _lock(out: Path):
+    class _L:
+        def __enter__(self):
+            self.fd = os.open(str(out) + ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+        def __exit__(self, *exc):
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+    return _L()
+
+
+def _grub_cfg(root_uuid: str, kernel: str, initrd: str) -> str:
+    return f"""\
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=0
+echo 'GRUB: {APPLIANCE_NAME}'
+search --no-floppy --fs-uuid --set=root {root_uuid}
+linux /boot/{kernel} root=UUID={root_uuid} ro console=tty0 console=ttyS0,115200 net.ifnames=0
+initrd /boot/{initrd}
+boot
+"""
+
+
+def _build(arch: str, out: Path, log) -> None:
+    for tool in ("debootstrap", "chroot", "mkfs.ext4", "sfdisk", "grub-mkimage", "qemu-img"):
+        runner.require(tool)
+    if not (GRUB_DIR / "boot.img").exists():
+        raise runner.ToolMissing("grub i386-pc images", "grub-pc-bin")
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
+    root = work / "root"
+    try:
+        log(f"fixture: debootstrap {SUITE} {arch} into {root}")
+        runner.run(["debootstrap", "--variant=minbase", f"--arch={arch}", SUITE, root, MIRROR])
+        _install_packages(root, [KERNELS[arch], *PACKAGES], log)
+        root_uuid = str(uuid.uuid4())
+        _configure(root, root_uuid)
+        raw = work / "disk.raw"
+        _make_disk(root, raw, root_uuid)
+        log("fixture: converting to qcow2")
+        tmp = work / "disk.qcow2"
+        runner.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, tmp])
+        os.replace(tmp, out)
+        log(f"fixture: {out}")
+    finally:
+        _umount_all(root)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _install_packages(root: Path, packages: list[str], log) -> None:
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\n# no daemons start inside the build chroot\nexit 101\n")
+    policy.chmod(0o755)
+    runner.run(["mount", "-t", "proc", "proc", root / "proc"])
+    runner.run(["mount", "--bind", "/dev", root / "dev"])
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+           "LC_ALL": "C"}
+    try:
+        log(f"fixture: apt-get install {' '.join(packages)}")
+        runner.run(["chroot", root, "apt-get", "update", "-qq"], env=env)
+        runner.run(["chroot", root, "apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                    *packages], env=env)
+        runner.run(["chroot", root, "apt-get", "clean"], env=env)
+    finally:
+        _umount_all(root)
+        policy.unlink(missing_ok=True)
+
+
+def _umount_all(root: Path) -> None:
+    for sub in ("dev", "proc"):
+        target = root / sub
+        if os.path.ismount(target):
+            runner.run(["umount", "-l", target])
+
+
+def _configure(root: Path, root_uuid: str) -> None:
+    (root / "etc/cloud/cloud.cfg.d/90-rel-eng-test-appliance.cfg").write_text(CLOUD_CFG)
+    (root / "etc/network/interfaces").write_text(INTERFACES)
+    (root / "etc/network/interfaces.d").mkdir(exist_ok=True)
+    (root / "etc/fstab").write_text(f"UUID={root_uuid} / ext4 errors=remount-ro 0 1\n")
+    (root / "etc/hostname").write_text("rel-eng-test-appliance\n")
+    (root / "etc/rel-eng-test-appliance").write_text(APPLIANCE_NAME + "\n")
+    # Each boot must make its own identity: machine-id and ssh host keys come from first boot.
+    (root / "etc/machine-id").write_text("")
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    boot = root / "boot"
+    kernel = sorted(p.name for p in boot.glob("vmlinuz-*"))[-1]
+    initrd = sorted(p.name for p in boot.glob("initrd.img-*"))[-1]
+    grub = boot / "grub"
+    (grub / "i386-pc").mkdir(parents=True, exist_ok=True)
+    for mod in GRUB_DIR.glob("*.mod"):
+        shutil.copy2(mod, grub / "i386-pc" / mod.name)
+    for lst in GRUB_DIR.glob("*.lst"):
+        shutil.copy2(lst, grub / "i386-pc" / lst.name)
+    (grub / "grub.cfg").write_text(_grub_cfg(root_uuid, kernel, initrd))
+
+
+def _ext4_feature_flags() -> list[str]:
+    """Only the switches this mke2fs knows (orphan_file arrived in 1.47, the seed in 1.43)."""
+    out = runner.run(["mke2fs", "-V"]).stderr.decode()
+    m = re.search(r"mke2fs (\d+)\.(\d+)", out)
+    version = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    flags = []
+    if version >= (1, 43):
+        flags.append("^metadata_csum_seed")
+    if version >= (1, 47):
+        flags.append("^orphan_file")
+    return flags
+
+
+def _make_disk(root: Path, raw: Path, root_uuid: str) -> None:
+    with open(raw, "wb") as fh:
+        fh.truncate(DISK_BYTES)
+    runner.run(["sfdisk", "--quiet", raw],
+               input=f"label: dos\nstart={PART_START_SECTOR}, type=83, bootable\n".encode())
+    part_bytes = DISK_BYTES - PART_OFFSET
+    argv = ["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-U", root_uuid, "-d", root,
+            "-E", f"offset={PART_OFFSET}"]
+    flags = _ext4_feature_flags()
+    if flags:
+        argv += ["-O", ",".join(flags)]
+    runner.run([*argv, raw, f"{part_bytes // 1024}k"])
+    core = raw.with_suffix(".core.img")
+    runner.run(["grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos1)/boot/grub",
+                *GRUB_MODULES])
+    core_bytes = core.read_bytes()
+    if len(core_bytes) > (PART_START_SECTOR - 1) * 512:
+        raise RuntimeError(f"GRUB core.img ({len(core_bytes)} bytes) does not fit before sector "
+                           f"{PART_START_SECTOR}")
+    boot_img = (GRUB_DIR / "boot.img").read_bytes()
+    with open(raw, "r+b") as fh:
+        fh.seek(0)
+        fh.write(boot_img[:440])  # keep the partition table and signature sfdisk wrote
+        fh.seek(512)
+        fh.write(core_bytes)
+
+
+# Negative fixtures: the good disk with one thing changed, each meant to fail exactly one check.
+MAC_RULE = ('SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="52:54:00:de:ad:01", '
+            'NAME="eth0"\n')
+VARIANTS = {
+    "no-sshd": "sshd removed (/usr/sbin/sshd deleted)",
+    "mac-binding": "a persistent-net udev rule binding eth0 to 52:54:00:de:ad:01",
+    "no-growpart": "growpart removed (/usr/bin/growpart deleted)",
+    "no-boot": "the kernel replaced by junk: GRUB cannot load it and stops at its prompt",
+}
+
+
+def variant_name(good: Fixture, variant: str) -> Path:
+    tag = hashlib.sha256(f"{variant}:{VARIANTS[variant]}:{MAC_RULE}".encode()).hexdigest()[:8]
+    return good.path.with_name(good.path.name.replace("-good.qcow2", f"-{variant}-{tag}.raw"))
+
+
+def derive(good: Fixture, variant: str) -> Fixture:
+    """The good fixture with one change, made on a raw copy with debugfs -w (no mount)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown fixture variant {variant!r} (known: {', '.join(VARIANTS)})")
+    out = variant_name(good, variant)
+    if out.exists():
+        return Fixture(out, good.arch, "raw", good.digest, variant)
+    with _lock(out):
+        if not out.exists():
+            tmp = out.with_name(out.name + ".part")
+            runner.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", good.path, tmp])
+            try:
+                _mutate(tmp, variant)
+                os.replace(tmp, out)
+            finally:
+                tmp.unlink(missing_ok=True)
+    return Fixture(out, good.arch, "raw", good.digest, variant)
+
+
+def _debugfs_r(raw: Path, request: str) -> tuple[str, str]:
+    proc = runner.run(["debugfs", "-R", request, f"{raw}?offset={PART_OFFSET}"])
+    return proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+
+
+def _debugfs_w(raw: Path, *requests: str) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".debugfs") as cmds:
+        cmds.write("\n".join(requests) + "\n")
+        cmds.flush()
+        proc = runner.run(["debugfs", "-w", "-f", cmds.name, f"{raw}?offset={PART_OFFSET}"])
+    err = proc.stderr.decode(errors="replace")
+    if "not found" in err or "Could not" in err:
+        raise RuntimeError(f"debugfs on {raw}: {err.strip().splitlines()[-1]}")
+
+
+def _mutate(raw: Path, variant: str) -> None:
+    if variant == "no-sshd":
+        _debugfs_w(raw, "rm /usr/sbin/sshd")
+    elif variant == "no-growpart":
+        _debugfs_w(raw, "rm /usr/bin/growpart")
+    elif variant == "mac-binding":
+        with tempfile.NamedTemporaryFile("w", suffix=".rules") as rule:
+            rule.write(MAC_RULE)
+            rule.flush()
+            os.chmod(rule.name, 0o644)
+            _debugfs_w(raw, "cd /etc/udev/rules.d", f"write {rule.name} 70-persistent-net.rules")
+    elif variant == "no-boot":
+        out, _ = _debugfs_r(raw, "ls -p /boot")
+        kernels = [f.split("/")[5] for f in out.splitlines()
+                   if len(f.split("/")) > 6 and f.split("/")[5].startswith("vmlinuz-")]
+        with tempfile.NamedTemporaryFile("wb", suffix=".junk") as junk:
+            junk.write(b"this is not a kernel\n" * 4096)
+            junk.flush()
+            os.chmod(junk.name, 0o644)
+            for k in kernels:
+                _debugfs_w(raw, f"rm /boot/{k}", "cd /boot", f"write {junk.name} {k}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rel_eng.boottest.fixture [amd64|i386]`: print the disk and kickstart paths."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    fx = ensure(args[0] if args else "amd64", log=lambda m: print(m, file=sys.stderr))
+    print(fx.path)
+    print(kickstart_path(fx))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""ssh into the guest with this run's key, the host key pinned from the console (never TOFU)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from rel_eng import runner
+
+COMMON = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
+          "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=10", "-o", "IdentitiesOnly=yes",
+          "-F", "/dev/null"]
+
+
+def make_key(work: Path) -> tuple[Path, str]:
+    key = work / "id_ed25519"
+    runner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rel-eng-boot-test", "-f", key])
+    return key, (work / "id_ed25519.pub").read_text().strip()
+
+
+def fingerprint(keytype: str, blob: str) -> str | None:
+    proc = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
+                          input=f"{keytype} {blob}\n", capture_output=True, text=True)
+    m = re.search(r"SHA256:[A-Za-z0-9+/]{43}", proc.stdout)
+    return m.group(0) if m else None
+
+
+def pinned_known_hosts(work: Path, port: int, host_keys, fingerprints) -> tuple[Path, list[str]]:
+    """known_hosts holding only the console's keys whose fingerprint the console also printed."""
+    lines, pinned = [], []
+    for keytype, blob in host_keys:
+        fp = fingerprint(keytype, blob)
+        if fp and fp in fingerprints:
+            lines.append(f"[127.0.0.1]:{port} {keytype} {blob}")
+            pinned.append(f"{keytype} {fp}")
+    path = work / "known_hosts"
+    path.write_text("\n".join(lines) + "\n")
+    return path, pinned
+
+
+def argv(key: Path, known_hosts: Path, port: int, user: str, *extra: str) -> list[str]:
+    return ["ssh", *COMMON, "-o", f"UserKnownHostsFile={known_hosts}", "-i", str(key),
+            "-p", str(port), f"{user}@127.0.0.1", *extra]
+
+
+def auth_methods(known_hosts: Path, port: int, user: str, timeout: float = 30) -> list[str] | None:
+    """The methods the server offers before any credential is given (None: no answer)."""
+    cmd = ["ssh", "-v", *COMMON, "-o", f"UserKnownHostsFile={known_hosts}",
+           "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
+           "-p", str(port), f"{user}@127.0.0.1", "true"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return None
+    m = re.search(r"Authentications that can continue: (\S+)", proc.stderr)
+    return m.group(1).split(",") if m else None

@@ -1,0 +1,248 @@
+"""The boot gate step: after post-processing, before anything is published or staged.
+
+Every bootable image of the compose is booted (side by side, bounded) by rel_eng.boottest. The
+step is keyed by the disk's digest and the boot settings, so a rerun reuses a verdict instead of
+booting again. Verdicts go to work/boottest/<key>.json, the manifest step `boottest:<key>` (which
+the compose store mirrors and `rel-eng status` shows), compose/metadata/rel-eng.json and the
+README (readme_section). Console logs go under logs/boottest/, the installed-package list next to
+the images as `<NVRA>-packages.txt` (a deliverable, so it is in CHECKSUM and staged).
+
+Where the gate applies ([boot_test] gate), a failed image is taken out of the drop: its disks
+leave the manifest's artifact list (so neither EC2 nor staging sees them) and its build is marked
+failed with the boot verdict as reason, so the compose ends DOOMED when the image is required and
+FINISHED_INCOMPLETE when it is optional. A synthetic image is recorded "skipped: not bootable".
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import signal
+import threading
+from pathlib import Path
+
+from rel_eng.boottest import accel as accel_mod
+from rel_eng.boottest import engine, image, kspackages
+from rel_eng.compose.model import Compose, Terminated
+from rel_eng.manifest import Artifact, atomic_write, step_digest
+from rel_eng.metadata import SUMMARY
+from rel_eng.progress import Progress
+
+SKIPPED = "skipped"
+NOT_BOOTABLE = "skipped: not bootable"
+
+
+def _disk(c: Compose, key: str) -> Artifact | None:
+    for kind in ("qcow2", "raw-disk"):
+        arts = [a for a in c.manifest.artifacts(job_key=key, kind=kind) if (c.topdir / a.path).is_file()]
+        if arts:
+            return arts[0]
+    return None
+
+
+def _digest(c: Compose, disk: Artifact, wanted, excluded) -> str:
+    bt = c.config.boot_test
+    return step_digest("boottest", disk.sha256 or disk.path, disk.size, c.config.default_user,
+                       bt.memory_mib, list(bt.checks), list(wanted), list(excluded))
+
+
+def _verdict_path(c: Compose, key: str) -> Path:
+    return c.topdir / "work" / "boottest" / f"{key}.json"
+
+
+def run_gate(c: Compose, keys: list[str], progress: Progress | None = None, *,
+             boot=engine.run_many) -> dict[str, dict]:
+    """Boot-test the processed images `keys`; returns {key: verdict dict} (recorded as well)."""
+    progress = progress or Progress(False)
+    bt = c.config.boot_test
+    manifest = c.manifest
+    verdicts: dict[str, dict] = {}
+    todo: list[tuple[str, Artifact, str, tuple, tuple]] = []
+    for key in sorted(keys):
+        job = c.job(key)
+        disk = _disk(c, key)
+        if disk is None or not disk.bootable:
+            verdicts[key] = {"nvra": job.nvra, "status": SKIPPED, "reason": NOT_BOOTABLE, "checks": []}
+            manifest.set_step(f"boottest:{key}", step_digest("boottest", "not-bootable"), SKIPPED,
+                              NOT_BOOTABLE)
+            continue
+        ks = c.workdir(key) / f"{job.nvra}.ks"
+        wanted, excluded = kspackages.packages(ks, job.ksversion) if ks.is_file() else ((), ())
+        digest = _digest(c, disk, wanted, excluded)
+        cached = _verdict_path(c, key)
+        if manifest.step_done(f"boottest:{key}", digest) and cached.is_file():
+            verdicts[key] = json.loads(cached.read_text())
+            continue
+        todo.append((key, disk, digest, tuple(wanted), tuple(excluded)))
+    if todo:
+        chosen = accel_mod.choose(bt.accel)
+        with progress.step(f"boot-testing {len(todo)} image(s) under {chosen.name} ({chosen.reason})"):
+            results = _boot(c, todo, chosen, boot)
+        for (key, disk, digest, _, _), v in zip(todo, results):
+            d = v.as_dict()
+            d["nvra"] = c.job(key).nvra
+            d["image"] = disk.path  # relative to the compose, never the overlay
+            if d.get("console_log"):
+                d["console_log"] = str(Path(d["console_log"]).relative_to(c.topdir))
+            d.pop("packages_file", None)
+            cached = _verdict_path(c, key)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cached, json.dumps(d, indent=2, sort_keys=True) + "\n")
+            _record_packages(c, key, v)
+            manifest.set_step(f"boottest:{key}", digest, "done" if v.status == "pass" else "failed",
+                              "pass" if v.status == "pass" else v.reason)
+            verdicts[key] = d
+    for key, d in verdicts.items():
+        if d["status"] not in ("pass", SKIPPED) and bt.gated(c.plan.milestone):
+            _reject(c, key, d)
+    _write_metadata(c, verdicts)
+    return verdicts
+
+
+class _terminate_on_signal:
+    """SIGTERM/SIGINT while VMs run: raise Terminated, so every VM is killed and its files go."""
+
+    def __enter__(self):
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Terminated(f"compose interrupted by signal {signal.Signals(signum).name} during boot tests")
+
+    def __exit__(self, *exc):
+        for sig, old in self.previous.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _boot(c, todo, chosen, boot):
+    with _terminate_on_signal():
+        return _boot_groups(c, todo, chosen, boot)
+
+
+def _boot_groups(c, todo, chosen, boot):
+    bt = c.config.boot_test
+    results = []
+    # One engine run per package set (images of one kickstart share it).
+    groups: dict[tuple, list[int]] = {}
+    for i, (_, _, _, wanted, excluded) in enumerate(todo):
+        groups.setdefault((wanted, excluded), []).append(i)
+    out: dict[int, engine.Verdict] = {}
+    for (wanted, excluded), idx in groups.items():
+        opts = engine.BootOptions(
+            accel=chosen, checks=bt.checks, user=c.config.default_user, memory_mib=bt.memory_mib,
+            timeouts=engine.Timeouts(bt.console_timeout_s, bt.boot_timeout_s, bt.ssh_timeout_s,
+                                     bt.guest_script_timeout_s),
+            wanted_packages=wanted, excluded_packages=excluded,
+            packages_source="the kickstart's %packages",
+            logs_dir=c.logdir / "boottest", packages_dir=c.workdir("boottest"))
+        imgs = [image.inspect(c.topdir / todo[i][1].path, "i386" if c.job(todo[i][0]).arch == "i686"
+                              else c.job(todo[i][0]).arch) for i in idx]
+        for i, v in zip(idx, boot(imgs, opts, bt.parallel)):
+            out[i] = v
+    results = [out[i] for i in range(len(todo))]
+    return results
+
+
+def _record_packages(c: Compose, key: str, v: engine.Verdict) -> None:
+    """<NVRA>-packages.txt beside the images, as a deliverable (listed in CHECKSUM, staged)."""
+    if not v.packages_file:
+        return
+    job = c.job(key)
+    src = Path(v.packages_file)
+    dest = c.images_dir(job.arch) / f"{job.nvra}-packages.txt"
+    data = src.read_bytes()
+    atomic_write(dest, data)
+    src.unlink(missing_ok=True)
+    rel = str(dest.relative_to(c.topdir))
+    with c.manifest.update() as m:
+        m["artifacts"] = [a for a in m["artifacts"] if a["path"] != rel]
+    c.manifest.add_artifacts([Artifact(key, job.image_type, job.arch, "packages-list", "deliverable",
+                                       rel, len(data), hashlib.sha256(data).hexdigest(), True)])
+
+
+def _reject(c: Compose, key: str, verdict: dict) -> None:
+    """A gated failure: the image leaves the drop (no EC2, no staging) and counts as failed."""
+    with c.manifest.update() as m:
+        gone = [a for a in m["artifacts"] if a["job_key"] == key and a["kind"] != "log"]
+        m["artifacts"] = [a for a in m["artifacts"] if a not in gone]
+        if gone:
+            m.setdefault("rejected", {})[key] = gone
+        rec = m["steps"].get(f"build:{key}", {})
+    reason = f"boot test failed: {verdict.get('reason', '')}"[:500]
+    c.manifest.set_step(f"build:{key}", rec.get("digest", ""), "failed", reason)
+
+
+def _write_metadata(c: Compose, fresh: dict[str, dict]) -> None:
+    """Every image's verdict under "boot_test" in compose/metadata/rel-eng.json (finalize keeps
+    the key). Rebuilt from all recorded verdicts under a lock: workers test images one by one."""
+    lock = c.topdir / "work" / "boottest" / ".metadata.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        steps = c.manifest.read()["steps"]
+        verdicts = {}
+        for job in c.plan.images:
+            rec = steps.get(f"boottest:{job.key}")
+            if job.key in fresh:
+                verdicts[job.key] = fresh[job.key]
+            elif rec and rec.get("state") == SKIPPED:
+                verdicts[job.key] = {"nvra": job.nvra, "status": SKIPPED, "reason": NOT_BOOTABLE,
+                                     "checks": []}
+            elif rec and _verdict_path(c, job.key).is_file():
+                verdicts[job.key] = json.loads(_verdict_path(c, job.key).read_text())
+        path = c.metadir / SUMMARY
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            data = {"compose_id": c.plan.compose_id}
+        data["boot_test"] = {
+            "gate": c.config.boot_test.gate, "gated": c.config.boot_test.gated(c.plan.milestone),
+            "images": {k: _summary(v) for k, v in sorted(verdicts.items())}}
+        c.metadir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _summary(v: dict) -> dict:
+    keep = ("nvra", "status", "reason", "accel", "accel_reason", "console_log", "seconds",
+            "guest_uptime", "peak_rss_mib")
+    out = {k: v[k] for k in keep if k in v}
+    out["checks"] = [{k: c[k] for k in ("name", "status", "evidence", "message")} for c in v.get("checks", [])]
+    return out
+
+
+def readme_section(c: Compose, arch: str) -> str:
+    """The README's "Boot test" section for one arch: what was checked and the result."""
+    try:
+        bt = json.loads((c.metadir / SUMMARY).read_text()).get("boot_test")
+    except (FileNotFoundError, ValueError):
+        bt = None
+    if not bt:
+        return ""
+    jobs = {j.key: j for j in c.plan.images if j.arch == arch}
+    lines = ["", "Boot test", "---------",
+             "Each image was booted from its own disk (BIOS, serial console, a throw-away overlay",
+             "larger than the image, a cloud-init NoCloud seed with a key made for the test) and",
+             "checked: console boot lines, cloud-init finished, ssh with the injected key (host key",
+             "pinned from the console, password login refused), user data, root grown, no hard-coded",
+             "MAC, firewall off, root locked, sudo without a password, and the kickstart's packages.",
+             f"Gate: {bt['gate']} ({'failures are kept out of this drop' if bt['gated'] else 'failures are recorded, the drop goes on'}).",
+             ""]
+    for key in sorted(jobs):
+        v = bt["images"].get(key)
+        if v is None:
+            continue
+        if v["status"] == SKIPPED:
+            lines.append(f"{v['nvra']}: {v['reason']} (not booted; this is not a pass)")
+            continue
+        word = "PASS" if v["status"] == "pass" else "FAIL"
+        lines.append(f"{v['nvra']}: {word} under {v.get('accel', '?')}"
+                     + (f" - {v['reason']}" if word == "FAIL" and v.get("reason") else ""))
+        for ch in v["checks"]:
+            lines.append(f"  {ch['status']:<7} {ch['name']}")
+    return "\n".join(lines) + "\n"

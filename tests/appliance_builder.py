@@ -1,0 +1,38 @@
+"""A test backend that "builds" each job by copying a Debian test appliance disk (really
+bootable), so a compose's boot gate boots real guests. Which appliance each job gets is set
+per job key in APPLIANCES before the compose runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rel_eng import runner
+from rel_eng.builders.base import BuildOutcome
+from rel_eng.builders.synthetic import SyntheticBuilder, raw_path
+from rel_eng.manifest import Artifact
+
+APPLIANCES: dict[str, Path] = {}
+
+
+class ApplianceBuilder(SyntheticBuilder):
+    name = "appliance"
+    tools = ("qemu-img",)
+
+    def wait(self, handles, timeout=None):
+        outcomes = []
+        for handle in handles:
+            req = self._requests[handle.job_key]
+            src = APPLIANCES[handle.job_key]
+            dest = raw_path(req)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fmt = "qcow2" if src.suffix == ".qcow2" else "raw"
+            runner.run(["qemu-img", "convert", "-f", fmt, "-O", "raw", src, dest])
+            outcomes.append(BuildOutcome(handle.job_key, True))
+        return outcomes
+
+    def collect(self, handle, request):
+        raw = raw_path(request)
+        return [Artifact(
+            job_key=request.job.key, image_type=request.job.image_type, arch=request.job.arch,
+            kind="raw-disk", intent="build-output", path=str(raw.relative_to(request.topdir)),
+            size=raw.stat().st_size, bootable=True)]

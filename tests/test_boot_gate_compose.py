@@ -1,0 +1,129 @@
+"""The boot gate as a compose step, with real boots of the Debian test appliance (TCG forced).
+
+A milestone compose whose required x86_64 image boots and whose optional i686 image has no sshd
+ends FINISHED_INCOMPLETE: the i686 image is neither staged nor left for EC2, the verdicts are in
+rel-eng.json, the compose store (`rel-eng status`), the README, logs/, and the x86_64 package
+list is a checksummed deliverable. A required image that never boots dooms the compose.
+A rerun reuses the recorded verdicts without booting again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rel_eng.boottest import fixture
+from rel_eng.builders import BUILDERS
+from rel_eng.compose import run_compose
+from rel_eng.compose.model import DOOMED, INCOMPLETE, ComposeDoomed
+from rel_eng.config import load_config
+from rel_eng.manifest import Manifest
+from rel_eng.store.recorder import recorder_for
+
+from tests.appliance_builder import APPLIANCES, ApplianceBuilder
+
+DATE = dt.date(2013, 4, 5)
+# Bounds for a shared CI host (see tests/test_boot_test_vm.py); they only cap a hang.
+GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 600\nguest_script_timeout_s = 1200\n"
+CHECKS = ["console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
+          "firewall-off", "root-locked", "sudo-nopasswd"]
+
+
+@pytest.fixture()
+def appliance_builder_registered(monkeypatch):
+    monkeypatch.setitem(BUILDERS, ApplianceBuilder.name, ApplianceBuilder)
+    monkeypatch.setenv("REL_ENG_ACCEL", "tcg")
+    APPLIANCES.clear()
+    yield
+    APPLIANCES.clear()
+
+
+def _config(tmp_path, arches, optional, extra=""):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f"[compose]\nbuilder = \"appliance\"\narches = {json.dumps(arches)}\n"
+        f"optional_arches = {json.dumps(optional)}\nxz_preset = 0\n"
+        "[images.generic]\nname = \"Fedora-Cloud-Base\"\nsubvariant = \"Cloud_Base\"\n"
+        "kickstart = \"fedora-cloud-base.ks\"\n"
+        f"[boot_test]\nparallel = 2\nchecks = {json.dumps(CHECKS)}\n{extra or GENEROUS}")
+    return load_config(cfg)
+
+
+def test_gated_compose_optional_failure_is_incomplete_and_kept_out(
+        appliance_builder_registered, tmp_path, capfd):
+    good = fixture.ensure("amd64")
+    APPLIANCES["generic-x86_64"] = good.path
+    APPLIANCES["generic-i686"] = fixture.derive(fixture.ensure("i386"), "no-sshd").path
+    config = _config(tmp_path, ["x86_64", "i686"], ["i686"])
+    out = tmp_path / "out"
+    rec = recorder_for(config, out)
+    try:
+        c = run_compose(config, out, "19", "Alpha", DATE, recorder=rec)
+    finally:
+        if rec is not None:
+            rec.close()
+    assert c.status == INCOMPLETE
+    meta = json.loads((c.metadir / "rel-eng.json").read_text())
+    bt = meta["boot_test"]
+    assert bt["gate"] == "milestones" and bt["gated"] is True
+    assert bt["images"]["generic-x86_64"]["status"] == "pass"
+    assert bt["images"]["generic-i686"]["status"] == "fail"
+    assert "no sshd" in bt["images"]["generic-i686"]["reason"]
+    assert "generic-i686" in meta["failed_images"]
+    # the failed image is out of the drop: not in the manifest, not staged, not in CHECKSUM
+    m = Manifest(c.topdir)
+    assert m.artifacts(job_key="generic-i686", kind="raw-disk") == []
+    assert "generic-i686" in m.read()["rejected"]
+    staged = out / "mirror" / c.plan.mirror_path
+    names = {p.name for p in staged.rglob("*") if p.is_file()}
+    x86 = c.plan.images[[j.key for j in c.plan.images].index("generic-x86_64")]
+    i686 = c.plan.images[[j.key for j in c.plan.images].index("generic-i686")]
+    assert f"{x86.nvra}.qcow2" in names and f"{x86.nvra}-packages.txt" in names
+    assert not any(i686.nvra in n for n in names)
+    checksum = (c.images_dir("x86_64") / c.plan.checksum_name("x86_64")).read_text()
+    assert f"{x86.nvra}-packages.txt" in checksum
+    assert "cloud-init " in (c.images_dir("x86_64") / f"{x86.nvra}-packages.txt").read_text()
+    readme = (c.images_dir("x86_64") / "README").read_text()
+    assert "Boot test" in readme and f"{x86.nvra}: PASS under tcg" in readme
+    assert (c.logdir / "boottest" / f"{x86.nvra}.console.log").is_file()
+    # nothing of the test (key, seed, overlay) anywhere in the compose
+    leftovers = [p for p in c.topdir.rglob("*") if p.name in ("id_ed25519", "seed.iso", "overlay.qcow2",
+                                                              "known_hosts", "offline.raw")]
+    assert leftovers == []
+    # the store shows the verdicts
+    status = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
+                             "--output", str(out), "--json"], capture_output=True, text=True)
+    assert status.returncode == 0, status.stderr
+    images = {i["job_key"]: i for i in json.loads(status.stdout)["images"]}
+    assert images["generic-x86_64"]["steps"]["boottest"]["state"] == "done"
+    assert images["generic-i686"]["steps"]["boottest"]["state"] == "failed"
+    # a rerun reuses the verdicts: no VM starts
+    calls = []
+    from rel_eng.compose import boot_gate
+    verdicts = boot_gate.run_gate(c, ["generic-x86_64"], boot=lambda *a: calls.append(a) or [])
+    assert calls == [] and verdicts["generic-x86_64"]["status"] == "pass"
+
+
+def test_gated_required_failure_dooms_the_compose(appliance_builder_registered, tmp_path):
+    APPLIANCES["generic-x86_64"] = fixture.derive(fixture.ensure("amd64"), "no-boot").path
+    config = _config(tmp_path, ["x86_64"], [], "console_timeout_s = 30\n")
+    out = tmp_path / "out"
+    with pytest.raises(ComposeDoomed, match="boot test failed: timeout"):
+        run_compose(config, out, "19", "Alpha", DATE)
+    topdir = next(p for p in out.iterdir() if p.is_dir() and (p / "STATUS").exists())
+    assert (topdir / "STATUS").read_text().strip() == DOOMED
+    assert not (out / "mirror").exists() or not any((out / "mirror").rglob("*.qcow2"))
+
+
+def test_synthetic_images_are_skipped_never_passed(alpha_drop):
+    c, out = alpha_drop
+    bt = json.loads((c.metadir / "rel-eng.json").read_text())["boot_test"]
+    assert bt["images"] and all(v["status"] == "skipped" and v["reason"] == "skipped: not bootable"
+                                for v in bt["images"].values())
+    readme = (c.images_dir("x86_64") / "README").read_text()
+    assert "skipped: not bootable (not booted; this is not a pass)" in readme
+    assert "PASS" not in readme.split("Boot test", 1)[1]

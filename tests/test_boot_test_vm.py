@@ -1,0 +1,199 @@
+"""Real boots under forced TCG: the Debian-based test appliance (amd64 and i386) and its negative
+variants, side by side in one `rel-eng boot-test --json` run; plus SIGTERM and a crash in the check
+code, each proving that no qemu process and no test file is left behind.
+
+The fixtures are built once per recipe into ~/.cache/rel-eng/fixtures (a few minutes the first
+time on a machine), then reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rel_eng.boottest import checks as ck
+from rel_eng.boottest import engine, fixture, image
+from rel_eng.boottest.accel import Accel
+
+RELENG = [sys.executable, "-m", "rel_eng"]
+NEGATIVE = ("no-sshd", "mac-binding", "no-growpart", "no-boot")
+
+
+def qemu_pids_under(path: Path) -> list[int]:
+    """qemu processes whose command line names a file under path."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and b"qemu-system" in cmd[0] and any(str(path).encode() in a for a in cmd):
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.fixture(scope="session")
+def appliances():
+    good = fixture.ensure("amd64")
+    images = {"good": good, "i386": fixture.ensure("i386")}
+    for variant in NEGATIVE:
+        images[variant] = fixture.derive(good, variant)
+    return images
+
+
+NO_BOOT_CONSOLE_S = 30
+# Bounds for a shared CI host: under TCG with other work on the same cores a boot can take many
+# times its idle 40 s. They only cap a hang; a guest that is ready sooner is judged sooner.
+GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 600\nguest_script_timeout_s = 1200\n"
+
+
+@pytest.fixture(scope="session")
+def boot_run(appliances, tmp_path_factory):
+    """The appliances booted side by side by the CLI, TCG forced, TMPDIR private to the run.
+
+    The image that never boots runs at the same time in a second invocation with a short console
+    bound, so its timeout verdict costs the session little."""
+    base = tmp_path_factory.mktemp("boot")
+    tmp, logs, pk = base / "tmp", base / "logs", base / "packages"
+    tmp.mkdir()
+    cfg = base / "config.toml"
+    cfg.write_text(f"[boot_test]\nparallel = 3\n{GENEROUS}")
+    short = base / "short.toml"
+    short.write_text(f"[boot_test]\nconsole_timeout_s = {NO_BOOT_CONSOLE_S}\n")
+    order = [k for k in appliances if k != "no-boot"]
+    env = {**os.environ, "REL_ENG_ACCEL": "tcg", "TMPDIR": str(tmp)}
+    common = ["--json", "--logs", str(logs), "--packages-dir", str(pk),
+              "--kickstart", str(fixture.kickstart_path(appliances["good"]))]
+    batch = subprocess.Popen([*RELENG, "boot-test", *common, "--config", str(cfg),
+                              *(str(appliances[k].path) for k in order)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    hang = subprocess.Popen([*RELENG, "boot-test", *common, "--config", str(short),
+                             str(appliances["no-boot"].path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = batch.communicate(timeout=2400)
+    hang_out, hang_err = hang.communicate(timeout=600)
+    assert out.strip(), err
+    verdicts = {k: v for k, v in zip(order, json.loads(out))}
+    verdicts["no-boot"] = json.loads(hang_out)[0]
+    return (batch.returncode, hang.returncode, err), verdicts, tmp, logs, pk
+
+
+def _status(v):
+    return {c["name"]: c["status"] for c in v["checks"]}
+
+
+def test_batch_exit_code_and_nothing_left_behind(boot_run):
+    (rc, hang_rc, err), verdicts, tmp, logs, pk = boot_run
+    assert (rc, hang_rc) == (1, 1), err  # the negative fixtures fail
+    assert qemu_pids_under(tmp) == []
+    assert list(tmp.iterdir()) == []  # keys, seeds and overlays are gone
+    assert {p.suffix for p in logs.iterdir()} == {".log"}
+    assert all(p.name.endswith("-packages.txt") for p in pk.iterdir())
+
+
+def test_good_amd64_passes_every_check_under_forced_tcg(boot_run, appliances):
+    _, verdicts, _, logs, pk = boot_run
+    v = verdicts["good"]
+    assert (v["accel"], v["accel_reason"]) == ("tcg", "forced by REL_ENG_ACCEL=tcg")
+    assert v["arch"] == "x86_64"
+    assert _status(v) == {name: "pass" for name in ck.CHECKS}, v
+    assert v["status"] == "pass"
+    by_name = {c["name"]: c for c in v["checks"]}
+    assert "host key pinned" in by_name["ssh"]["evidence"] and "offers: publickey" in by_name["ssh"]["evidence"]
+    assert "came up with the chosen MAC" in by_name["no-hardcoded-mac"]["evidence"]
+    assert "Linux version" in Path(v["console_log"]).read_text(errors="replace")
+    packages = Path(v["packages_file"]).read_text()
+    assert "cloud-init " in packages and "openssh-server " in packages
+    assert v["guest_uptime"] and v["peak_rss_mib"] > 0
+
+
+def test_good_i386_passes(boot_run):
+    v = boot_run[1]["i386"]
+    assert v["arch"] == "i386"
+    assert v["status"] == "pass", v["reason"]
+
+
+def test_no_sshd_fails_ssh_and_names_the_cause(boot_run):
+    v = boot_run[1]["no-sshd"]
+    s = _status(v)
+    assert v["status"] == "fail" and s["console"] == "pass" and s["ssh"] == "fail"
+    assert "ssh never answered" in v["reason"] and "no sshd" in v["reason"]
+    assert "last console line:" in v["reason"]
+
+
+def test_mac_binding_fails_exactly_its_check(boot_run):
+    v = boot_run[1]["mac-binding"]
+    s = _status(v)
+    assert s.pop("no-hardcoded-mac") == "fail"
+    assert set(s.values()) == {"pass"}, v
+    assert "70-persistent-net.rules" in v["reason"] and "52:54:00:de:ad:01" in v["reason"]
+
+
+def test_no_growpart_fails_exactly_root_grown(boot_run):
+    v = boot_run[1]["no-growpart"]
+    s = _status(v)
+    assert s.pop("root-grown") == "fail"
+    assert set(s.values()) == {"pass"}, v
+    assert "not grown" in v["reason"]
+
+
+def test_no_boot_gives_a_timeout_verdict(boot_run):
+    v = boot_run[1]["no-boot"]
+    s = _status(v)
+    assert s["console"] == "fail" and v["status"] == "fail"
+    assert f"timeout: no kernel line on the serial console within {NO_BOOT_CONSOLE_S} s" in v["reason"]
+    assert "last console line:" in v["reason"] and "GRUB" in Path(v["console_log"]).read_text(errors="replace")
+    assert {st for n, st in s.items() if n != "console"} == {"not-run"}
+
+
+def test_sigterm_kills_the_vm_and_removes_its_files(appliances, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "REL_ENG_ACCEL": "tcg", "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([*RELENG, "boot-test", str(appliances["good"].path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # bounded: until qemu is up
+            if qemu_pids_under(tmp):
+                break
+            time.sleep(0.1)
+        pids = qemu_pids_under(tmp)
+        assert pids, "qemu never started"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err
+    assert qemu_pids_under(tmp) == [] and not any(Path(f"/proc/{p}").exists() for p in pids)
+    assert list(tmp.iterdir()) == []
+
+
+def test_crash_in_the_check_code_is_a_verdict_and_kills_the_vm(appliances, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    seen = []
+
+    def crash(img, opts, work, vm, reader, v, t0):
+        seen.append((vm.pid, work))
+        assert vm.running()
+        raise RuntimeError("check code broke")
+
+    monkeypatch.setattr(engine, "_observe", crash)
+    img = image.inspect(appliances["good"].path)
+    opts = engine.BootOptions(accel=Accel("tcg", "test"))
+    v = engine.boot_one(img, opts)
+    assert v.status == "fail" and v.reason == "boot test error: RuntimeError: check code broke"
+    pid, work = seen[0]
+    assert not Path(f"/proc/{pid}").exists() or b"qemu" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert not work.exists() and qemu_pids_under(tmp_path) == []
