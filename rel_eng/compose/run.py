@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from rel_eng import atomic, runner
+from rel_eng import atomic, logfile, runner
 from rel_eng.compose.allocate import allocate_and_create
 from rel_eng.compose.build import build
 from rel_eng.compose.finalize import finalize
@@ -30,14 +30,16 @@ def run_compose(config: Config, output: Path, release: str, milestone: str | Non
             config, output, release, milestone, date, label=label, builder=builder,
             mirror_root=mirror_root, recorder=recorder,
             check=lambda plan: runner.require_all(required_tools(config, plan.builder)))
-        progress.note(f"compose {c.plan.compose_id} started in {c.topdir}")
-        return resume(c, mirror_root, progress)
+        with logfile.attached(c.topdir), logfile.step("compose"):
+            logfile.file_only.info("compose %s started in %s", c.plan.compose_id, c.topdir)
+            progress.note(f"compose {c.plan.compose_id} started in {c.topdir}")
+            return resume(c, mirror_root, progress)
 
 
 def resume(c: Compose, mirror_root: Path, progress: Progress | None = None) -> Compose:
     """Run every step not yet done. A fresh compose and a crashed one go through the same path."""
     progress = progress or Progress(False)
-    with terminate_on_signal():
+    with terminate_on_signal(), logfile.attached(c.topdir), logfile.step("compose"):
         return _resume(c, mirror_root, progress)
 
 
@@ -58,8 +60,9 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
             if outcome.ok:
                 process(c, key, progress)
             else:
-                progress.note(f"build failed: {key}: {outcome.reason}"
-                              + (" (optional arch, compose goes on)" if c.job(key).optional else ""))
+                with logfile.step("build", key):
+                    progress.note(f"build failed: {key}: {outcome.reason}"
+                                  + (" (optional arch, compose goes on)" if c.job(key).optional else ""))
         status = finalize(c, mirror_root, progress)
     except (Terminated, KeyboardInterrupt):
         c.set_status(TERMINATED)
@@ -70,5 +73,6 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
         if c.status == STARTED:
             c.set_status(DOOMED)
         raise
+    logfile.file_only.info("compose %s: %s", c.plan.compose_id, status)
     progress.note(f"compose {c.plan.compose_id}: {status}")
     return c
