@@ -139,3 +139,18 @@ def test_two_composes_at_once_keep_to_their_own_files(tmp_path):
     with pytest.raises(FileNotFoundError):  # never creates a compose dir of its own
         with logfile.attached(tmp_path / "missing"):
             pass
+
+
+def test_a_terminal_spinner_still_leaves_its_lines_in_the_file(tmp_path):
+    from rel_eng.progress import Progress
+
+    (tmp_path / "logs").mkdir()
+    progress = Progress(True)  # rich on stderr, as on a terminal
+    with logfile.attached(tmp_path), logfile.step("process", "generic-x86_64"):
+        with progress.step("post-processing something"):
+            pass
+        progress.note("a note")
+    recs = records(tmp_path)
+    assert [r["message"].split(" (")[0] for r in recs] == [
+        "start: post-processing something", "done: post-processing something", "a note"]
+    assert all((r["step"], r["image"]) == ("process", "generic-x86_64") for r in recs)

@@ -31,7 +31,6 @@ def run_compose(config: Config, output: Path, release: str, milestone: str | Non
             mirror_root=mirror_root, recorder=recorder,
             check=lambda plan: runner.require_all(required_tools(config, plan.builder)))
         with logfile.attached(c.topdir), logfile.step("compose"):
-            logfile.file_only.info("compose %s started in %s", c.plan.compose_id, c.topdir)
             progress.note(f"compose {c.plan.compose_id} started in {c.topdir}")
             return resume(c, mirror_root, progress)
 
@@ -73,6 +72,5 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
         if c.status == STARTED:
             c.set_status(DOOMED)
         raise
-    logfile.file_only.info("compose %s: %s", c.plan.compose_id, status)
     progress.note(f"compose {c.plan.compose_id}: {status}")
     return c
