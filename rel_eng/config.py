@@ -17,17 +17,18 @@ from typing import Any
 from rel_eng import paths
 from rel_eng.naming import path_component_problem
 from rel_eng.boottest.settings import BootTestConfig, parse_boot_test
+from rel_eng.builders import BUILDERS  # the lazy registry: names only, no backend imported
 from rel_eng.errors import ConfigError
 from rel_eng.redact import check_urls
 from rel_eng.distributed.settings import CelerySettings, parse_celery
 from rel_eng.koji_config import KojiConfig, parse_koji
 from rel_eng.messaging.settings import MessagingConfig, parse_messaging
+from rel_eng.naming import ARCHES  # noqa: F401  (re-exported: its old home)
 from rel_eng.oz_config import OzConfig, parse_oz
 from rel_eng.publish.ec2_config import Ec2Config, parse_ec2
 from rel_eng.schedule.settings import ScheduleConfig, load_streams, parse_schedule
 from rel_eng.store.settings import StoreConfig, parse_store
 
-ARCHES = ("i686", "x86_64")
 MILESTONES = ("Alpha", "Beta", "Final")
 
 
@@ -358,8 +359,6 @@ def _check_config(cfg: Config, problems: _Problems) -> None:
         if t.name in names:
             problems.add(f"images.{t.key}.name", f"'{t.name}' is also the name of images.{names[t.name]}")
         names.setdefault(t.name, t.key)
-    from rel_eng.builders import BUILDERS  # late: builders import config types
-
     if cfg.builder not in BUILDERS:
         problems.add("compose.builder", f"unknown builder '{cfg.builder}' (known: {', '.join(sorted(BUILDERS))})")
     if cfg.signing.passphrase_file and not Path(cfg.signing.passphrase_file).is_file():

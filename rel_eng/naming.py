@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+ARCHES = ("i686", "x86_64")  # the arches a compose builds (config's compose.arches)
+
 # productmd compose type -> compose id suffix
 TYPE_SUFFIX = {"production": "", "nightly": ".n", "test": ".t", "ci": ".ci"}
 # Final ships from a release candidate.

@@ -1,4 +1,6 @@
-"""Progress for long steps: a rich spinner on a terminal, plain log lines otherwise."""
+"""Progress for long steps: a rich spinner on a terminal, plain log lines otherwise.
+
+Either way the lines reach the compose's own log (rel_eng.logfile) while one is attached."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import logging
 import sys
 import time
 from typing import Iterator
+
+from rel_eng.logfile import file_only
 
 log = logging.getLogger("rel_eng")
 
@@ -24,8 +28,10 @@ class Progress:
     def step(self, what: str) -> Iterator[None]:
         start = time.monotonic()
         if self._console is not None:
+            file_only.info("start: %s", what)  # the spinner is the terminal's; the file gets lines
             with self._console.status(what):
                 yield
+            file_only.info("done: %s (%.1fs)", what, time.monotonic() - start)
             self._console.log(f"[green]done[/] {what} ({time.monotonic() - start:.1f}s)")
         else:
             log.info("start: %s", what)
@@ -34,6 +40,7 @@ class Progress:
 
     def note(self, message: str) -> None:
         if self._console is not None:
+            file_only.info("%s", message)
             self._console.log(message)
         else:
             log.info("%s", message)

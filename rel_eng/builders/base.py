@@ -5,10 +5,12 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 from rel_eng.manifest import Artifact
-from rel_eng.plan import ImageJob
+
+if TYPE_CHECKING:  # rel_eng.config imports the registry (rel_eng.builders): no runtime import of plan
+    from rel_eng.plan import ImageJob
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Every file name the hub reports is checked before it is joined to a local path. Downloads
 stream into a `.part` file, resume with a Range request after a dropped connection (bounded
-retries with back-off), are checked against the size `listTaskOutput(stat=True)` reported and
-renamed only when complete, and then against the checksum the hub recorded when it imported the
+retries with back-off, rel_eng.retry), are checked against the size `listTaskOutput(stat=True)`
+reported and renamed only when complete, and then against the checksum the hub recorded when it imported the
 file (`listArchives`: non-scratch builds only; koji keeps none for scratch outputs).
 Decompression streams `xz -dc` into the raw file, seeking over all-zero blocks, so the disk
 costs what its data costs and no second uncompressed copy exists; the raw disk's manifest
@@ -23,6 +23,7 @@ import requests
 
 import koji
 
+from rel_eng import retry as rel_retry
 from rel_eng import runner
 from rel_eng.atomic import atomic_path
 from rel_eng.digest import DigestMismatch, file_digest
@@ -58,14 +59,10 @@ def check_name(name: object, where: str) -> str:
 
 
 @dataclass(frozen=True)
-class Retry:
-    attempts: int  # retries after the first try
-    backoff: float
-    backoff_max: float
-    sleep: Callable[[float], None] = time.sleep
+class Retry(rel_retry.Policy):
+    """A download's retry policy (rel_eng.retry.Policy) with the sleep it waits with."""
 
-    def delay(self, attempt: int) -> float:
-        return min(self.backoff * (2 ** attempt), self.backoff_max)
+    sleep: Callable[[float], None] = time.sleep
 
 
 def _transient(exc: BaseException) -> bool:
@@ -83,28 +80,33 @@ def download(http: requests.Session, url: str, dest: Path, size: int, retry: Ret
     """
     part = dest.with_name(f".{dest.name}.part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    attempt = 0
-    while True:
-        have = part.stat().st_size if part.exists() else 0
-        if have > size:  # not ours, or the file changed on the hub: start over
-            part.unlink()
-            have = 0
-        if have == size:
-            break
-        try:
+
+    def fetch_rest() -> None:  # one attempt: Range requests until the part file is whole
+        while True:
+            have = part.stat().st_size if part.exists() else 0
+            if have > size:  # not ours, or the file changed on the hub: start over
+                part.unlink()
+                have = 0
+            if have == size:
+                return
             _fetch_from(http, url, part, have, size, timeout, verify)
-        except requests.exceptions.RequestException as exc:
-            if not _transient(exc):
-                raise DownloadFailed(f"GET {url}: {exc}") from None
-            if attempt >= retry.attempts:
-                raise DownloadFailed(f"download of {url} failed after {attempt + 1} attempts "
-                                     f"({part.stat().st_size if part.exists() else 0} of {size} "
-                                     f"bytes): {exc}", hint="rerun to resume the download") from None
-            delay = retry.delay(attempt)
-            attempt += 1
-            log.warning("download of %s interrupted (%s); resuming in %.1fs (retry %d/%d)",
-                        url, type(exc).__name__, delay, attempt, retry.attempts)
-            retry.sleep(delay)
+
+    def resuming(exc: BaseException, attempt: int, delay: float) -> None:
+        log.warning("download of %s interrupted (%s); resuming in %.1fs (retry %d/%d)",
+                    url, type(exc).__name__, delay, attempt, policy.retries)
+
+    def failed(exc: BaseException, attempts: int) -> DownloadFailed:
+        return DownloadFailed(f"download of {url} failed after {attempts} attempts "
+                              f"({part.stat().st_size if part.exists() else 0} of {size} "
+                              f"bytes): {exc}", hint="rerun to resume the download")
+
+    policy = retry
+    try:
+        rel_retry.call(fetch_rest, policy, transient=_transient,
+                       catch=(requests.exceptions.RequestException,), sleep=policy.sleep,
+                       on_retry=resuming, give_up=failed)
+    except requests.exceptions.RequestException as exc:  # not transient: no retry helps
+        raise DownloadFailed(f"GET {url}: {exc}") from None
     os.replace(part, dest)
     return dest
 

@@ -3,7 +3,7 @@
 The profile comes from koji's own files (/etc/koji.conf, /etc/koji.conf.d/, ~/.koji/config) via
 `koji.read_config`. koji's built-in retry loop is switched off (max_retries=0): it retries at a
 fixed interval and would swallow the exception a signal handler raises mid-call; polls retry
-here instead with exponential back-off. Credentials are never logged: only the profile name and
+here instead, through rel_eng.retry, with exponential back-off. Credentials are never logged: only the profile name and
 auth type are.
 """
 
@@ -19,6 +19,7 @@ import koji
 import requests
 import urllib3
 
+from rel_eng import retry
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.koji_config import KojiConfig
 from rel_eng.redact import password_of, redact
@@ -158,27 +159,25 @@ def with_retries(call: Callable[[], T], what: str, profile: HubProfile, kcfg: Ko
                  deadline: float | None = None, sleep: Callable[[float], None] = time.sleep,
                  on_retry: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> T:
-    """`call()`, retried with exponential back-off on `retryable` errors, within the budget."""
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except Exception as exc:
-            if not retryable(exc):
-                raise
-            delay = min(kcfg.retry_backoff * 2 ** attempt, kcfg.retry_backoff_max)
-            late = deadline is not None and clock() + delay > deadline
-            if attempt >= kcfg.retries or late:
-                raise HubError(f"koji hub {profile.server} unreachable for {what} after "
-                               f"{attempt + 1} attempt(s): {_one_line(exc)}",
-                               hint="koji keeps the tasks; rerun the compose to resume "
-                                    "watching them") from None
-            attempt += 1
-            log.warning("koji hub %s: %s failed (%s); retry %d/%d in %.1fs", profile.server,
-                        what, type(exc).__name__, attempt, kcfg.retries, delay)
-            if on_retry:
-                on_retry()
-            sleep(delay)
+    """`call()`, retried with exponential back-off on `retryable` errors, within the budget
+    ([koji] retries, retry_backoff, retry_backoff_max) and before `deadline` (on `clock`)."""
+    def retrying(exc: BaseException, attempt: int, delay: float) -> None:
+        log.warning("koji hub %s: %s failed (%s); retry %d/%d in %.1fs", profile.server,
+                    what, type(exc).__name__, attempt, kcfg.retries, delay)
+        if on_retry:
+            on_retry()
+
+    def unreachable(exc: BaseException, attempts: int) -> HubError:
+        return HubError(f"koji hub {profile.server} unreachable for {what} after "
+                        f"{attempts} attempt(s): {_one_line(exc)}",
+                        hint="koji keeps the tasks; rerun the compose to resume watching them")
+
+    return retry.call(call, hub_policy(kcfg), transient=retryable, deadline=deadline, clock=clock,
+                      sleep=sleep, on_retry=retrying, give_up=unreachable)
+
+
+def hub_policy(kcfg: KojiConfig) -> retry.Policy:
+    return retry.Policy(kcfg.retries, kcfg.retry_backoff, kcfg.retry_backoff_max)
 
 
 def fault_text(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rel_eng import logfile
 from rel_eng.builders import BUILDERS, BuildHandle, BuildOutcome, BuildRequest
 from rel_eng.compose.create import epoch_of
 from rel_eng.compose.locks import step_locks
@@ -34,7 +35,8 @@ def build(c: Compose, job_keys: list[str] | None = None, progress: Progress | No
     keys = job_keys or [j.key for j in c.plan.images]
     # The same per-step locks as the Celery tasks: two runs of one compose never build one
     # image at once, and the second finds the first's builds recorded done.
-    with step_locks(c.topdir, [f"build:{k}" for k in keys]):
+    with step_locks(c.topdir, [f"build:{k}" for k in keys]), \
+            logfile.step("build", keys[0] if len(keys) == 1 else logfile.NONE):
         return _build(c, keys, progress or Progress(False), builder_factory)
 
 
@@ -71,11 +73,15 @@ def _build(c: Compose, keys: list[str], progress: Progress, builder_factory) -> 
     for handle in handles:
         req, digest = by_key[handle.job_key]
         outcome = results[handle.job_key]
-        if outcome.ok:
-            manifest.add_artifacts(builder.collect(handle, req))
-            manifest.set_step(f"build:{handle.job_key}", digest, "done")
-        else:
-            manifest.set_step(f"build:{handle.job_key}", digest, "failed", outcome.reason)
+        with logfile.step("build", handle.job_key):
+            if outcome.ok:
+                manifest.add_artifacts(builder.collect(handle, req))
+                manifest.set_step(f"build:{handle.job_key}", digest, "done")
+                logfile.file_only.info("built (%s %s)", c.plan.builder, handle.external_id)
+            else:
+                manifest.set_step(f"build:{handle.job_key}", digest, "failed", outcome.reason)
+                logfile.file_only.error("build failed (%s %s): %s", c.plan.builder,
+                                        handle.external_id, outcome.reason)
         outcomes[handle.job_key] = outcome
     return outcomes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rel_eng import checksums, metadata, readme, stage, verify
+from rel_eng import checksums, logfile, metadata, readme, stage, verify
 from rel_eng.compose import boot_gate
 from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
 from rel_eng.compose.locks import step_lock
@@ -157,8 +157,10 @@ def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run) -> bool
     """Run `run()` unless the manifest records `step` done for `digest` and its outputs exist."""
     if c.manifest.step_done(step, digest) and all(p.exists() for p in outputs):
         return False
-    run()
-    c.manifest.set_step(step, digest, "done")
+    with logfile.step(step):
+        run()
+        c.manifest.set_step(step, digest, "done")
+        logfile.file_only.info("done")
     return True
 
 
@@ -216,7 +218,8 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
     # stage -> verify -> share. Nothing below runs unless the drop is in the mirror.
     # The staged bytes, end to end, before anything is shared or says FINISHED (DropBroken).
     drop = mirror_root / c.plan.mirror_path
-    verify.verify_staged(drop, c.config.signing)
+    with logfile.step("verify"):
+        verify.verify_staged(drop, c.config.signing)
     # Announced only once verified (the outbox ignores a message it already holds).
     record_staged(c, drop, {f.rel: f.sha256 for f in stage_files(c) if f.sha256})
     if publishers:
@@ -238,7 +241,7 @@ def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) ->
 
     Holds the compose's `finalize` lock (the one the Celery finalize task takes), so two runs
     of one compose never finalize at once."""
-    with step_lock(c.topdir, "finalize"):
+    with step_lock(c.topdir, "finalize"), logfile.step("finalize"):
         failed = failures(c)
         required = [k for k in failed if not c.job(k).optional]
         if required:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rel_eng import logfile
 from rel_eng.compose.create import epoch_of
 from rel_eng.compose.locks import step_lock
 from rel_eng.compose.model import Compose
@@ -15,7 +16,7 @@ from rel_eng.progress import Progress
 
 def process(c: Compose, job_key: str, progress: Progress | None = None) -> list[Artifact]:
     """raw disk -> the job's outputs for one image; skipped when already done for this raw."""
-    with step_lock(c.topdir, f"process:{job_key}"):  # the Celery task's lock too
+    with step_lock(c.topdir, f"process:{job_key}"), logfile.step("process", job_key):  # the Celery task's lock too
         return _process(c, job_key, progress or Progress(False))
 
 

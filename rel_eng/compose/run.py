@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from rel_eng import atomic, runner
+from rel_eng import atomic, logfile, runner
 from rel_eng.builders import BUILDERS
 from rel_eng.compose.allocate import allocate_and_create
 from rel_eng.compose.boot_gate import run_gate
@@ -32,8 +32,9 @@ def run_compose(config: Config, output: Path, release: str, milestone: str | Non
             config, output, release, milestone, date, label=label, builder=builder,
             mirror_root=mirror_root, recorder=recorder,
             check=lambda plan: _check_plan(config, plan))
-        progress.note(f"compose {c.plan.compose_id} started in {c.topdir}")
-        return resume(c, mirror_root, progress)
+        with logfile.attached(c.topdir), logfile.step("compose"):
+            progress.note(f"compose {c.plan.compose_id} started in {c.topdir}")
+            return resume(c, mirror_root, progress)
 
 
 def _check_plan(config: Config, plan) -> None:
@@ -48,7 +49,7 @@ def _check_plan(config: Config, plan) -> None:
 def resume(c: Compose, mirror_root: Path, progress: Progress | None = None) -> Compose:
     """Run every step not yet done. A fresh compose and a crashed one go through the same path."""
     progress = progress or Progress(False)
-    with terminate_on_signal():
+    with terminate_on_signal(), logfile.attached(c.topdir), logfile.step("compose"):
         return _resume(c, mirror_root, progress)
 
 
@@ -69,8 +70,9 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
             if outcome.ok:
                 process(c, key, progress)
             else:
-                progress.note(f"build failed: {key}: {outcome.reason}"
-                              + (" (optional arch, compose goes on)" if c.job(key).optional else ""))
+                with logfile.step("build", key):
+                    progress.note(f"build failed: {key}: {outcome.reason}"
+                                  + (" (optional arch, compose goes on)" if c.job(key).optional else ""))
         # The boot gate: after post-processing, before anything is published or staged.
         run_gate(c, [k for k, o in sorted(outcomes.items()) if o.ok], progress)
         status = finalize(c, mirror_root, progress)

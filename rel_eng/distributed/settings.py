@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
+from rel_eng.builders import BUILDERS  # the lazy registry: names only, no backend imported
+from rel_eng.naming import ARCHES
 from rel_eng.redact import check_urls, redact  # noqa: F401 (redact: used by importers)
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -20,7 +22,6 @@ URL_SCHEMES = ("redis://", "rediss://", "unix://")
 ENV_BROKER = "REL_ENG_BROKER_URL"
 ENV_BACKEND = "REL_ENG_RESULT_BACKEND"
 
-ROUTE_ARCHES = ("i686", "x86_64")  # rel_eng.config.ARCHES; repeated to avoid a circular import
 DEFAULT_QUEUES = ("oz.x86_64", "oz.i686", "koji", "process", "boottest", "publish")
 # Route key -> queue; "$arch" is the image's arch. A build looks up build.<builder>.<arch>,
 # then build.<builder>, then build. Builds on a local VM need the bare-metal host of their
@@ -141,8 +142,6 @@ def check_celery(s: CelerySettings, problems: ProblemSink) -> None:
 
 def route_problems(s: CelerySettings) -> list[tuple[str, str]]:
     """(config key, message) for every route whose key or queue is unknown."""
-    from rel_eng.builders import BUILDERS  # late: builders import config types
-
     out = []
     known = ", ".join(s.queues)
     for key, queue in s.routes:
@@ -151,10 +150,10 @@ def route_problems(s: CelerySettings) -> list[tuple[str, str]]:
             if len(parts) >= 2 and parts[1] not in BUILDERS and parts[1] != "koji":
                 out.append((f"celery.routes.{key}", f"unknown builder '{parts[1]}' "
                             f"(known: {', '.join(sorted({*BUILDERS, 'koji'}))})"))
-            if len(parts) == 3 and parts[2] not in ROUTE_ARCHES:
+            if len(parts) == 3 and parts[2] not in ARCHES:
                 out.append((f"celery.routes.{key}", f"unknown arch '{parts[2]}' "
-                            f"(use {', '.join(ROUTE_ARCHES)})"))
-            arches = [parts[2]] if len(parts) == 3 else ROUTE_ARCHES
+                            f"(use {', '.join(ARCHES)})"))
+            arches = [parts[2]] if len(parts) == 3 else ARCHES
         elif key in STEPS:
             arches = ("",)
             if "$arch" in queue:

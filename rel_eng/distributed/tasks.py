@@ -4,7 +4,8 @@ Every task reloads the compose from its top dir (shared storage) and calls exact
 `rel-eng compose` calls in-process: `build(c, [key])`, `process(c, key)`, `finalize(c, mirror)`.
 Those steps skip work their manifest records as done, so a redelivered task (a worker killed
 after finishing but before its ack, a Redis restart) never rebuilds, re-processes or stages
-twice. A per-step file lock (rel_eng.compose.locks, the one local runs take too) keeps two
+twice. Each task appends to the compose's own log (rel_eng.logfile, logs/rel-eng.log) under
+its step and image, as a local run does. A per-step file lock (rel_eng.compose.locks, the one local runs take too) keeps two
 deliveries of one step from running at once: the kernel drops it when its holder dies, so a
 SIGKILLed worker never leaves a stale lock behind.
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from pathlib import Path
 from typing import Callable, Iterator
 
 from celery import Task
 from celery.exceptions import Reject
 
-from rel_eng import compose, metadata
+from rel_eng import compose, logfile, metadata
 from rel_eng.compose import locks
 from rel_eng.compose.locks import StepBusy  # noqa: F401  (retried: another delivery still runs)
 from rel_eng.compose import (DOOMED, FINISHED, INCOMPLETE, STARTED, TERMINATED, Compose,
@@ -66,8 +68,21 @@ def step_lock(c: Compose, step: str, timeout: float, *,
         yield
 
 
+@contextlib.contextmanager
+def logged(c: Compose, step: str, image: str = logfile.NONE) -> Iterator[None]:
+    """This task's lines in the compose's logs/rel-eng.log, under its step and image."""
+    with logfile.attached(c.topdir), logfile.step(step, image):
+        logfile.file_only.info("task on %s", socket.gethostname())
+        yield
+
+
 def build_image(topdir: str, job_key: str, lock_timeout: float) -> dict:
     c = load(topdir)
+    with logged(c, "build", job_key):
+        return _build_image(c, job_key, lock_timeout)
+
+
+def _build_image(c: Compose, job_key: str, lock_timeout: float) -> dict:
     if c.status in ENDED:
         return {"job": job_key, "skipped": c.status}
     with step_lock(c, f"build:{job_key}", lock_timeout):
@@ -83,6 +98,11 @@ def build_image(topdir: str, job_key: str, lock_timeout: float) -> dict:
 
 def process_image(topdir: str, job_key: str, lock_timeout: float) -> dict:
     c = load(topdir)
+    with logged(c, "process", job_key):
+        return _process_image(c, job_key, lock_timeout)
+
+
+def _process_image(c: Compose, job_key: str, lock_timeout: float) -> dict:
     if c.status in ENDED:
         return {"job": job_key, "skipped": c.status}
     if job_key in compose.failures(c):
@@ -117,6 +137,11 @@ def unsettled(c: Compose) -> list[str]:
 
 def finalize_compose(topdir: str, mirror_root: str, lock_timeout: float) -> str:
     c = load(topdir)
+    with logged(c, "finalize"):
+        return _finalize_compose(c, mirror_root, lock_timeout)
+
+
+def _finalize_compose(c: Compose, mirror_root: str, lock_timeout: float) -> str:
     with step_lock(c, "finalize", lock_timeout):
         if c.status != STARTED:
             return c.status  # finalized before: never publish or stage twice
@@ -151,7 +176,9 @@ class ComposeTask(Task):
         reason = (f"{step.replace(':', ' of ')} failed after {attempts} attempt(s): "
                   f"{type(exc).__name__}: {exc}")
         c.manifest.set_step(step, "", "failed", reason)
-        log.error("%s: %s", c.plan.compose_id, reason)
+        step_name, _, image = step.partition(":")
+        with logfile.attached(c.topdir), logfile.step(step_name, image):
+            log.error("%s: %s", c.plan.compose_id, reason)
 
 
 def doom_compose(request, exc, traceback, topdir: str) -> None:
@@ -163,12 +190,13 @@ def doom_compose(request, exc, traceback, topdir: str) -> None:
     if not failed:
         failed = {"compose": f"task {getattr(request, 'task', '?')} failed: "
                              f"{type(exc).__name__}: {exc}"}
-    with step_lock(c, "finalize", 60):
-        if c.status not in ENDED:
-            metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
-            c.set_status(DOOMED)
-    log.error("compose %s is DOOMED: %s", c.plan.compose_id,
-              "; ".join(f"{k}: {v}" for k, v in failed.items()))
+    with logged(c, "doom"):
+        with step_lock(c, "finalize", 60):
+            if c.status not in ENDED:
+                metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
+                c.set_status(DOOMED)
+        log.error("compose %s is DOOMED: %s", c.plan.compose_id,
+                  "; ".join(f"{k}: {v}" for k, v in failed.items()))
 
 
 def register(app, s: CelerySettings) -> None:

@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 
 import botocore.exceptions
 
+from rel_eng import retry
 from rel_eng.digest import BlockDigest, DigestMismatch
 from rel_eng.errors import RelEngError
 from rel_eng.publish import ec2_tags
@@ -105,24 +106,27 @@ def linear_checksum(digests_in_order: list[bytes]) -> str:
     return base64.b64encode(hashlib.sha256(b"".join(digests_in_order)).digest()).decode()
 
 
-def backoff(attempt: int) -> float:
-    """Exponential back-off with jitter: ~0.25, 0.5, 1, ... capped at 8 s."""
-    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+def _jitter(delay: float) -> float:  # back-off ~0.25, 0.5, 1, ... s capped at 8, times 0.5..1
+    return delay * random.uniform(0.5, 1.0)
+
+
+AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 
 
 def with_retries(what: str, call: Callable[[], object], retries: int,
                  sleep: Callable[[float], None] = time.sleep) -> object:
-    """Call, retrying transient failures `retries` more times with back-off."""
-    for attempt in range(retries + 1):
-        try:
-            return call()
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            if attempt == retries or not is_retryable(exc):
-                raise describe_failure(what, exc) from None
-            log.info("%s: %s, retrying (%d/%d)", what, error_code(exc) or type(exc).__name__,
-                     attempt + 1, retries)
-            sleep(backoff(attempt))
-    raise AssertionError("unreachable")
+    """Call, retrying transient failures (aws_clients.is_retryable) `retries` more times with
+    back-off (rel_eng.retry); every AWS failure that ends it is described in one line."""
+    def retrying(exc: BaseException, attempt: int, delay: float) -> None:
+        log.info("%s: %s, retrying (%d/%d)", what, error_code(exc) or type(exc).__name__,
+                 attempt, retries)
+
+    try:
+        return retry.call(call, retry.Policy(retries, BACKOFF_BASE_S, BACKOFF_CAP_S, jitter=_jitter),
+                          transient=is_retryable, catch=AWS_ERRORS, sleep=sleep,
+                          on_retry=retrying, give_up=lambda exc, _: describe_failure(what, exc))
+    except AWS_ERRORS as exc:  # not transient
+        raise describe_failure(what, exc) from None
 
 
 def upload_ebs_direct(

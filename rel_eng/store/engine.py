@@ -10,18 +10,21 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from rel_eng import retry
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.store.schema import metadata
 
 BUSY_TIMEOUT_S = 30
 CONNECT_TIMEOUT_S = 10
 CREATE_ATTEMPTS = 5  # two processes creating the tables at once: the loser retries
+CREATE_RETRY = retry.Policy(CREATE_ATTEMPTS - 1, 0.2, 0.8)
 
 
 class StoreUnavailable(RelEngError):
@@ -37,10 +40,12 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database) if u.get_backend_name() == "sqlite" and u.database else None
 
 
-def open_engine(url: str, *, must_exist: bool = False, readonly: bool = False) -> Engine:
+def open_engine(url: str, *, must_exist: bool = False, readonly: bool = False,
+                sleep: Callable[[float], None] = time.sleep) -> Engine:
     """An engine with the tables in place. `must_exist`: a missing SQLite file is an input error.
     `readonly` (the dashboard): SQLite transactions begin DEFERRED, so readers never queue
-    behind, or hold up, the composes writing."""
+    behind, or hold up, the composes writing. `sleep` waits between tries when another process
+    creates the tables at the same moment."""
     path = sqlite_path(url)
     if path is not None:
         if must_exist and not path.is_file():
@@ -56,26 +61,27 @@ def open_engine(url: str, *, must_exist: bool = False, readonly: bool = False) -
     else:
         engine = create_engine(url, pool_pre_ping=True,
                                connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
-    for attempt in range(1, CREATE_ATTEMPTS + 1):
-        try:
-            metadata.create_all(engine)
-            return engine
-        except (IntegrityError, ProgrammingError):
-            if attempt == CREATE_ATTEMPTS:
-                engine.dispose()
-                raise
-            time.sleep(0.2 * attempt)
-        except OperationalError as exc:
-            # Two processes opening a new SQLite file at once: switching it to WAL takes an
-            # exclusive lock that does not wait on the busy handler. The loser tries again.
-            if _sqlite_busy(exc) and attempt < CREATE_ATTEMPTS:
-                time.sleep(0.2 * attempt)
-                continue
-            engine.dispose()
-            raise StoreUnavailable(f"cannot open the compose store {redacted(url)}: "
-                                   f"{str(exc.orig).strip().splitlines()[0]}",
-                                   hint="check [store] url and that the database is running") from None
-    raise AssertionError("unreachable")
+    try:
+        retry.call(lambda: metadata.create_all(engine), CREATE_RETRY, transient=_racing_create,
+                   catch=(IntegrityError, ProgrammingError, OperationalError), sleep=sleep)
+        return engine
+    except (IntegrityError, ProgrammingError):
+        engine.dispose()
+        raise
+    except OperationalError as exc:
+        engine.dispose()
+        raise StoreUnavailable(f"cannot open the compose store {redacted(url)}: "
+                               f"{str(exc.orig).strip().splitlines()[0]}",
+                               hint="check [store] url and that the database is running") from None
+
+
+def _racing_create(exc: BaseException) -> bool:
+    """Another process creates the same tables right now: try again."""
+    if isinstance(exc, OperationalError):
+        # Two processes opening a new SQLite file at once: switching it to WAL takes an
+        # exclusive lock that does not wait on the busy handler. The loser tries again.
+        return _sqlite_busy(exc)
+    return True  # IntegrityError / ProgrammingError: a table or type created under our feet
 
 
 def _sqlite_busy(exc: OperationalError) -> bool:

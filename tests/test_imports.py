@@ -1,0 +1,169 @@
+"""The import structure: every module of rel_eng imports on its own, the light layers load no
+backend library, and the import graph (imports inside functions included) has no cycle."""
+
+from __future__ import annotations
+
+import ast
+import concurrent.futures as cf
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "rel_eng"
+# `python -m rel_eng` runs the CLI on import: it is checked by compiling, not importing.
+RUNS_ON_IMPORT = {"rel_eng.__main__"}
+# Run as a script by the system python, which has Debian's oz (rel_eng/tdl.py): imported there.
+SYSTEM_PYTHON = {"rel_eng.ozcheck": "/usr/bin/python3"}
+LIGHT = ("rel_eng.config", "rel_eng.plan", "rel_eng.builders")
+BACKENDS = ("koji", "requests", "boto3", "botocore", "celery")
+
+
+def module_names() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = module_names()
+
+
+def python(code: str, executable: str = sys.executable) -> subprocess.CompletedProcess:
+    return subprocess.run([executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def import_alone(module: str) -> subprocess.CompletedProcess:
+    if module in SYSTEM_PYTHON:
+        return python(f"import sys; sys.path.insert(0, {str(MODULES[module].parent)!r}); "
+                      f"import {module.rpartition('.')[2]}", SYSTEM_PYTHON[module])
+    return python(f"import {module}")
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter():
+    """One interpreter per module, nothing imported before it: a module that works only when
+    another happened to be imported first (a hidden cycle, a missing import) fails here."""
+    names = sorted(set(MODULES) - RUNS_ON_IMPORT)
+    assert len(names) > 50
+    with cf.ThreadPoolExecutor(max_workers=4) as pool:  # the interpreters wait on I/O mostly
+        results = dict(zip(names, pool.map(import_alone, names)))
+    failed = {m: r.stderr.strip().splitlines()[-1] for m, r in results.items() if r.returncode}
+    assert failed == {}
+    compile(MODULES["rel_eng.__main__"].read_text(), "rel_eng/__main__.py", "exec")
+
+
+@pytest.mark.parametrize("module", LIGHT)
+def test_light_layers_load_no_backend_library(module):
+    r = python(f"import sys, {module}\n"
+               f"print(' '.join(m for m in {BACKENDS!r} if m in sys.modules))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", f"importing {module} loads {r.stdout.strip()}"
+
+
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the nodes under `if TYPE_CHECKING:`: never run, so never a runtime edge."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return skip
+
+
+def _resolve(name: str) -> str | None:
+    """The rel_eng module an imported name lives in (a submodule if it is one)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the rel_eng modules it imports, at the top or inside any function."""
+    graph = {}
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(), str(path))
+        skip = _type_checking_only(tree)
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.Import):
+                deps.update(filter(None, (_resolve(a.name) for a in node.names)))
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([base] if base else []))
+                for a in node.names:
+                    full = f"{base}.{a.name}"
+                    target = full if full in MODULES else _resolve(base)
+                    if target:
+                        deps.add(target)
+        deps.discard(module)
+        graph[module] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index, low, on_stack, stack, out = {}, {}, set(), [], []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    comp = []
+                    while True:
+                        m = stack.pop()
+                        on_stack.discard(m)
+                        comp.append(m)
+                        if m == node:
+                            break
+                    if len(comp) > 1:
+                        out.append(sorted(comp))
+    return out
+
+
+def test_the_import_graph_has_no_cycle_late_imports_included():
+    graph = import_graph()
+    assert graph["rel_eng.config"] >= {"rel_eng.builders"}  # the registry's names, no backend
+    found = cycles(graph)
+    detail = [" <-> ".join(c) + "\n  " + "\n  ".join(
+        f"{m} -> {sorted(graph[m] & set(c))}" for m in c) for c in found]
+    assert found == [], "import cycles:\n" + "\n".join(detail)
+
+
+def test_the_cycle_check_sees_late_imports():
+    """A guard for the checker itself: a cycle closed by an import inside a function counts."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import x\n"
+                     "def f():\n    import y\n")
+    skipped = _type_checking_only(tree)
+    names = [n.names[0].name for n in ast.walk(tree) if isinstance(n, ast.Import) and id(n) not in skipped]
+    assert names == ["y"]
