@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rel_eng import paths
-from rel_eng.naming import path_component_problem
+from rel_eng.naming import OUTPUT_FORMATS, QCOW2_COMPRESSION, path_component_problem
 from rel_eng.boottest.settings import BootTestConfig, parse_boot_test
 from rel_eng.builders import BUILDERS  # the lazy registry: names only, no backend imported
 from rel_eng.errors import ConfigError
@@ -81,8 +81,8 @@ class Config:
     optional_arches: tuple[str, ...] = ()
     disk_size_gib: int = 3
     xz_preset: int = 6
-    qcow2_compression: str = "zlib"  # zlib / zstd / none (rel_eng.process.QCOW2_COMPRESSION)
-    outputs: tuple[str, ...] = ("qcow2", "raw.tar.xz")  # deliverables per image (plan.OUTPUT_FORMATS)
+    qcow2_compression: str = "zlib"  # zlib / zstd / none (rel_eng.naming.QCOW2_COMPRESSION)
+    outputs: tuple[str, ...] = ("qcow2", "raw.tar.xz")  # deliverables per image (naming.OUTPUT_FORMATS)
     default_user: str = "fedora"
     weekly_retention: int = 4
     kickstart_dir: str = str(paths.KICKSTART_DIR)
@@ -325,9 +325,6 @@ def _check_config(cfg: Config, problems: _Problems) -> None:
         problems.add("compose.disk_size_gib", f"must be 1..1024 GiB, got {cfg.disk_size_gib}")
     if not 0 <= cfg.xz_preset <= 9:
         problems.add("compose.xz_preset", f"must be 0..9, got {cfg.xz_preset}")
-    from rel_eng.plan import OUTPUT_FORMATS  # late: plan imports this module
-    from rel_eng.process import QCOW2_COMPRESSION
-
     if cfg.qcow2_compression not in QCOW2_COMPRESSION:
         problems.add("compose.qcow2_compression", f"unknown compression "
                      f"{cfg.qcow2_compression!r} (use {', '.join(QCOW2_COMPRESSION)})")

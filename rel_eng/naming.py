@@ -75,3 +75,16 @@ def path_component_problem(value: object) -> str | None:
         return (f"{value!r} may hold only letters, digits, '.', '_', '+' and '-', starting with a "
                 "letter or digit, and no '..'")
     return None
+
+
+# Deliverables per image: (file suffix, productmd image type, productmd image format). Config
+# validates [compose] outputs against the suffixes; the planner names the files.
+OUTPUT_FORMATS = (
+    ("qcow2", "qcow2", "qcow2"),
+    ("raw.tar.xz", "raw-xz", "tar.xz"),
+    ("raw.xz", "raw-xz", "raw.xz"),
+)
+
+# qcow2 cluster compression: zlib is read by every qemu; zstd needs qemu >= 5.1 built with
+# zstd, and a qcow2 v3 header (compat=1.1, qemu >= 1.1); none writes plain clusters.
+QCOW2_COMPRESSION = ("zlib", "zstd", "none")

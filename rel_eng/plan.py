@@ -18,11 +18,6 @@ from rel_eng.errors import InputError
 # productmd checks each value on its own (SUPPORTED_IMAGE_TYPES, SUPPORTED_IMAGE_FORMATS); it has
 # no type whose format list holds tar.xz for a disk, so the tarball is raw-xz / tar.xz, and the
 # raw disk compressed alone is raw-xz / raw.xz, as Fedora's later composes list it.
-OUTPUT_FORMATS = (
-    ("qcow2", "qcow2", "qcow2"),
-    ("raw.tar.xz", "raw-xz", "tar.xz"),
-    ("raw.xz", "raw-xz", "raw.xz"),
-)
 
 
 @dataclass(frozen=True)
@@ -157,7 +152,7 @@ def plan_drop(
                 relpath=f"{cfg.variant}/{arch}/images",
                 outputs=tuple(
                     Output(f"{nvra}.{suffix}", suffix, ptype, pformat)
-                    for suffix, ptype, pformat in OUTPUT_FORMATS if suffix in cfg.outputs
+                    for suffix, ptype, pformat in naming.OUTPUT_FORMATS if suffix in cfg.outputs
                 ),
             ))
     return DropPlan(

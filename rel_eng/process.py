@@ -27,15 +27,13 @@ from rel_eng.atomic import atomic_path
 from rel_eng.digest import check_raw
 from rel_eng.errors import CommandFailed
 from rel_eng.manifest import Artifact
+from rel_eng.naming import QCOW2_COMPRESSION
 from rel_eng.plan import ImageJob
 
 CHUNK = 1024 * 1024
 TOOLS = ("qemu-img", "tar", "xz")
 
 
-# qcow2 cluster compression: zlib is read by every qemu; zstd needs qemu >= 5.1 built with
-# zstd, and a qcow2 v3 header (compat=1.1, qemu >= 1.1); none writes plain clusters.
-QCOW2_COMPRESSION = ("zlib", "zstd", "none")
 
 
 @dataclass(frozen=True)

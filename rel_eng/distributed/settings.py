@@ -27,8 +27,8 @@ DEFAULT_QUEUES = ("oz.x86_64", "oz.i686", "koji", "process", "boottest", "publis
 # then build.<builder>, then build. Builds on a local VM need the bare-metal host of their
 # arch; Koji builds only poll a hub, so they share one light queue.
 DEFAULT_ROUTES = (  # sorted by key, as parse and from_dict keep them
-    ("build", "oz.$arch"),
     ("boottest", "boottest"),  # boot tests want hosts with a hardware KVM
+    ("build", "oz.$arch"),
     ("build.koji", "koji"),
     ("finalize", "publish"),
     ("process", "process"),
