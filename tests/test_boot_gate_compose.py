@@ -28,7 +28,7 @@ from tests.appliance_builder import APPLIANCES, ApplianceBuilder
 
 DATE = dt.date(2013, 4, 5)
 # Bounds for a shared CI host (see tests/test_boot_test_vm.py); they only cap a hang.
-GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 600\nguest_script_timeout_s = 1200\n"
+GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 180\nguest_script_timeout_s = 1200\n"
 CHECKS = ["console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
           "firewall-off", "root-locked", "sudo-nopasswd"]
 

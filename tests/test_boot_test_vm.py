@@ -53,7 +53,7 @@ def appliances():
 NO_BOOT_CONSOLE_S = 30
 # Bounds for a shared CI host: under TCG with other work on the same cores a boot can take many
 # times its idle 40 s. They only cap a hang; a guest that is ready sooner is judged sooner.
-GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 600\nguest_script_timeout_s = 1200\n"
+GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 180\nguest_script_timeout_s = 1200\n"
 
 
 @pytest.fixture(scope="session")
