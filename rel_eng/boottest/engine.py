@@ -10,7 +10,6 @@ printed, ssh, one script in the guest, and the checks. The VM is killed and the 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from rel_eng import runner
+from rel_eng.atomic import atomic_path, atomic_write
 from rel_eng.boottest import checks as ck
 from rel_eng.boottest import console, offline, qemu, seed, sshclient
 from rel_eng.boottest.accel import Accel
@@ -361,9 +361,8 @@ def _keep_console(img, opts, work, v):
         return
     opts.logs_dir.mkdir(parents=True, exist_ok=True)
     dest = opts.logs_dir / f"{stem(img.path)}.console.log"
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
     v.console_log = str(dest)
 
 
@@ -373,9 +372,7 @@ def _keep_packages(img, opts, s, v):
         return
     opts.packages_dir.mkdir(parents=True, exist_ok=True)
     dest = opts.packages_dir / f"{stem(img.path)}-packages.txt"
-    tmp = dest.with_name(dest.name + ".part")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, dest)
+    atomic_write(dest, text + "\n")
     v.packages_file = str(dest)
 
 

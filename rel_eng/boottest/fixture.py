@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rel_eng import runner
+from rel_eng.atomic import atomic_path, atomic_write
 
 # Bump when the build procedure changes in a way the recipe below does not show.
 RECIPE_VERSION = 1
@@ -124,9 +125,7 @@ def kickstart_text(arch: str) -> str:
 def kickstart_path(fx: "Fixture") -> Path:
     path = fx.path.with_suffix(".ks")
     if not path.exists():
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(kickstart_text(fx.arch))
-        os.replace(tmp, path)
+        atomic_write(path, kickstart_text(fx.arch))
     return path
 
 
@@ -185,9 +184,8 @@ def _build(arch: str, out: Path, log) -> None:
         raw = work / "disk.raw"
         _make_disk(root, raw, root_uuid)
         log("fixture: converting to qcow2")
-        tmp = work / "disk.qcow2"
-        runner.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, tmp])
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            runner.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, tmp])
         log(f"fixture: {out}")
     finally:
         _umount_all(root)
@@ -308,13 +306,9 @@ def derive(good: Fixture, variant: str) -> Fixture:
         return Fixture(out, good.arch, "raw", good.digest, variant)
     with _lock(out):
         if not out.exists():
-            tmp = out.with_name(out.name + ".part")
-            runner.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", good.path, tmp])
-            try:
+            with atomic_path(out) as tmp:
+                runner.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", good.path, tmp])
                 _mutate(tmp, variant)
-                os.replace(tmp, out)
-            finally:
-                tmp.unlink(missing_ok=True)
     return Fixture(out, good.arch, "raw", good.digest, variant)
 
 
