@@ -79,7 +79,7 @@ def test_a_compose_records_its_messages_with_the_changes_they_announce(recorded)
     c, rec = recorded
     rows = outbox.listing(rec.engine)
     assert [r["topic"] for r in rows] == [bodies.STATUS] + [bodies.IMAGE_BUILT] * 4 + \
-        [bodies.DROP_STAGED, bodies.STATUS]
+        [bodies.BOOT_TEST] * 4 + [bodies.DROP_STAGED, bodies.STATUS]
     assert {r["state"] for r in rows} == {"pending"}  # messaging is off: recorded, not sent
     for r in rows:  # every body valid against its schema
         jsonschema.validate(r["body"], rel_eng_messages.BY_TOPIC[r["topic"]].body_schema)
@@ -89,6 +89,83 @@ def test_a_compose_records_its_messages_with_the_changes_they_announce(recorded)
     assert len(again) == len(rows) + 1 and again[-1]["body"]["status"] == "FINISHED"
     assert [r["id"] for r in again[:-1]] == [r["id"] for r in rows]
     assert len({r["id"] for r in again}) == len(again)
+
+
+def test_synthetic_images_are_announced_as_skipped_by_the_boot_test_never_passed(recorded):
+    c, rec = recorded
+    rows = outbox.listing(rec.engine, topic=bodies.BOOT_TEST)
+    assert sorted(r["body"]["nvra"] for r in rows) == sorted(j.nvra for j in c.plan.images)
+    for r in rows:
+        jsonschema.validate(r["body"], rel_eng_messages.BootTestV1.body_schema)
+        assert r["body"]["verdict"] == "skipped"
+        assert r["body"]["reason"] == "skipped: not bootable" and r["body"]["checks"] == []
+        assert r["body"]["path"].endswith((".qcow2", ".raw")) or "path" not in r["body"]
+    # Recorded with the step, in the same transaction: the store's step rows say skipped too.
+    with rec.engine.connect() as conn:
+        from rel_eng.store import schema
+        states = {row.step: row.state for row in conn.execute(
+            schema.steps.select().where(schema.steps.c.step.like("boottest:%")))}
+    assert states == {f"boottest:{j.key}": "skipped" for j in c.plan.images}
+
+
+def _fake_verdict(c, job_key: str, state: str, reason: str, checks: list[dict]) -> None:
+    """A boot verdict as the gate saves it, and its manifest step, without booting."""
+    path = c.topdir / "work" / "boottest" / f"{job_key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"nvra": c.job(job_key).nvra,
+                                "status": "pass" if state == "done" else "fail",
+                                "reason": reason, "checks": checks}))
+    c.manifest.set_step(f"boottest:{job_key}", "d" * 16 + state, state, reason or "pass")
+
+
+def test_pass_and_fail_verdicts_give_bodies_valid_against_the_schema(recorded_sqlite):
+    c, rec = recorded_sqlite
+    good, bad = sorted(j.key for j in c.plan.images)[:2]
+    ok = [{"name": "ssh", "status": "pass", "evidence": "uname ok", "message": ""}]
+    _fake_verdict(c, good, "done", "", ok)
+    _fake_verdict(c, bad, "failed", "cloud-init did not finish",
+                  ok + [{"name": "cloud-init", "status": "fail", "evidence": "",
+                         "message": "status: error"},
+                        {"name": "sudo", "status": "not-run", "evidence": "", "message": "no ssh"}])
+    by_key = {}
+    for r in outbox.listing(rec.engine, topic=bodies.BOOT_TEST):
+        jsonschema.validate(r["body"], rel_eng_messages.BootTestV1.body_schema)
+        by_key.setdefault(r["body"]["nvra"], []).append(r["body"])
+    passed = by_key[c.job(good).nvra][-1]
+    failed = by_key[c.job(bad).nvra][-1]
+    assert passed["verdict"] == "passed" and passed["reason"] == ""
+    assert passed["checks"] == [{"name": "ssh", "passed": True, "detail": "uname ok"}]
+    assert failed["verdict"] == "failed" and failed["reason"] == "cloud-init did not finish"
+    assert [(ch["name"], ch["passed"]) for ch in failed["checks"]] == [
+        ("ssh", True), ("cloud-init", False), ("sudo", False)]
+    assert failed["checks"][1]["detail"] == "status: error"
+    # The same verdict recorded again (a rerun reusing it) sends nothing new.
+    before = len(outbox.listing(rec.engine, topic=bodies.BOOT_TEST))
+    _fake_verdict(c, good, "done", "", ok)
+    assert len(outbox.listing(rec.engine, topic=bodies.BOOT_TEST)) == before
+    # A verdict that is neither pass, fail nor skipped (a step still running) sends nothing.
+    assert bodies.boot_test(c, good, {"state": "running", "digest": "x"}, None, []) is None
+
+
+def test_boot_test_ids_are_keyed_by_compose_image_and_verdict(recorded_sqlite):
+    c, _rec = recorded_sqlite
+    key = c.plan.images[0].key
+    a = bodies.boot_test(c, key, {"state": "done", "digest": "1"}, None, [])
+    assert a.message_id == bodies.boot_test(c, key, {"state": "done", "digest": "1"}, None,
+                                            []).message_id
+    others = [bodies.boot_test(c, key, {"state": "failed", "digest": "1"}, None, []),
+              bodies.boot_test(c, key, {"state": "done", "digest": "2"}, None, []),
+              bodies.boot_test(c, c.plan.images[1].key, {"state": "done", "digest": "1"}, None,
+                               []),
+              bodies.boot_test(dataclasses.replace(c, plan=dataclasses.replace(
+                  c.plan, compose_id=c.plan.compose_id + "x")), key,
+                  {"state": "done", "digest": "1"}, None, [])]
+    assert len({a.message_id} | {o.message_id for o in others}) == 5
+    # A damaged verdict file or check list is read as no checks, never as a crash.
+    body = bodies.boot_test(c, key, {"state": "failed", "digest": "1", "reason": "x"},
+                            {"checks": ["junk", {"status": "pass"}, None]}, []).body
+    jsonschema.validate(body, rel_eng_messages.BootTestV1.body_schema)
+    assert body["checks"] == []
 
 
 def test_ami_messages_keep_the_uploaders_body_and_are_recorded_once(recorded_sqlite):
@@ -124,12 +201,12 @@ def test_flush_sends_in_order_and_stops_at_the_first_failure(recorded):
     ids = [r["id"] for r in outbox.listing(rec.engine)]
     failing = FakeSender(fail_at=2)
     result = outbox.Flusher(rec.engine, failing).flush()
-    assert (result.sent, result.pending) == (2, 5) and "PublishTimeout" in result.error
+    assert (result.sent, result.pending) == (2, 9) and "PublishTimeout" in result.error
     rows = outbox.listing(rec.engine)
-    assert [r["state"] for r in rows] == ["sent", "sent"] + ["pending"] * 5
+    assert [r["state"] for r in rows] == ["sent", "sent"] + ["pending"] * 9
     assert rows[2]["attempts"] == 1 and "PublishTimeout" in rows[2]["last_error"]
     ok = FakeSender()
-    assert outbox.Flusher(rec.engine, ok).flush().sent == 5
+    assert outbox.Flusher(rec.engine, ok).flush().sent == 9
     assert [mid for _, mid in failing.sent + ok.sent] == ids  # each once, in order
     assert outbox.Flusher(rec.engine, FakeSender()).flush().sent == 0
 
@@ -147,7 +224,7 @@ def test_a_live_flusher_holds_the_lease_and_a_dead_one_gives_way(recorded_sqlite
     with rec.engine.begin() as conn:
         conn.execute(outbox.L.update().values(holder=f"{socket.gethostname()}:{dead}:x"))
     result = other.flush()
-    assert not result.busy and result.sent == 7
+    assert not result.busy and result.sent == 11
 
 
 def test_the_consumer_runs_its_command_once_per_id_and_nacks_a_failure(tmp_path, store_url):  # noqa: F811
@@ -302,7 +379,7 @@ def test_messages_lists_text_and_json(recorded_sqlite, tmp_path):
     c, rec = recorded_sqlite
     out = c.topdir.parent
     text = cli(["messages", "--pending", "--output", str(out)], tmp_path)
-    assert text.returncode == 0 and len(text.stdout.splitlines()) == 7
+    assert text.returncode == 0 and len(text.stdout.splitlines()) == 11
     assert "rel-eng staged" in text.stdout and "pending" in text.stdout
     rows = json.loads(cli(["messages", "--json", "--topic", bodies.STATUS, "--output", str(out)],
                           tmp_path).stdout)
@@ -315,9 +392,9 @@ def test_the_beat_flush_never_fails_a_tick(recorded_sqlite, tmp_path, monkeypatc
     c, rec = recorded_sqlite
     off = load_config()
     flush_outbox(off, rec.engine)  # messaging off: nothing sent, nothing said
-    assert outbox.Flusher(rec.engine, FakeSender()).pending() == 7
+    assert outbox.Flusher(rec.engine, FakeSender()).pending() == 11
     on = dataclasses.replace(off, messaging=MessagingConfig(enabled=True))
     monkeypatch.setenv("FEDORA_MESSAGING_CONF", str(tmp_path / "absent.toml"))
     flush_outbox(on, rec.engine)  # no fedora-messaging config: a warning, the tick goes on
     assert "outbox not flushed" in caplog.text and "absent.toml not found" in caplog.text
-    assert outbox.Flusher(rec.engine, FakeSender()).pending() == 7
+    assert outbox.Flusher(rec.engine, FakeSender()).pending() == 11

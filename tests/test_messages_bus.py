@@ -24,7 +24,8 @@ from rel_eng.compose import Compose  # noqa: E402
 from rel_eng.messaging import bodies  # noqa: E402
 
 COMPOSE = ["compose", "--release", "19", "--milestone", "Beta", "--date", "2013-05-28"]
-ORDER = [bodies.STATUS] + [bodies.IMAGE_BUILT] * 4 + [bodies.DROP_STAGED, bodies.STATUS]
+ORDER = [bodies.STATUS] + [bodies.IMAGE_BUILT] * 4 + [bodies.BOOT_TEST] * 4 + \
+    [bodies.DROP_STAGED, bodies.STATUS]
 CRASH = Path(__file__).resolve().parent / "messaging_crash.py"
 QUEUE = "rel-eng-mirror-sync"
 
@@ -83,7 +84,11 @@ def test_a_local_compose_announces_each_step_in_order_valid_and_without_secrets(
             assert (a["size"], a["sha256"]) == (deliverables[a["path"]].size,
                                                 deliverables[a["path"]].sha256)
 
-    staged = got[5].body
+    booted = got[5:9]  # the synthetic builder's images: skipped by the boot test, not passed
+    assert sorted(m.body["nvra"] for m in booted) == sorted(j.nvra for j in c.plan.images)
+    assert {m.body["verdict"] for m in booted} == {"skipped"}
+
+    staged = got[ORDER.index(bodies.DROP_STAGED)].body
     drop = out / "mirror" / staged["mirror_path"]
     assert staged["mirror_path"] == c.plan.mirror_path and drop.is_dir()
     on_disk = sorted(str(p.relative_to(drop)) for p in drop.rglob("*") if p.is_file())
@@ -129,7 +134,7 @@ def test_broker_unreachable_the_compose_finishes_and_a_flush_delivers_each_once(
     assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1
     assert "pending" in failed.stderr and broker.password not in failed.stderr
 
-    assert flush(cfg, out, broker.conf) == {"sent": 7, "pending": 0, "error": "", "busy": False}
+    assert flush(cfg, out, broker.conf) == {"sent": len(ORDER), "pending": 0, "error": "", "busy": False}
     got = tap.drain()
     assert [m.id for m in got] == [r["id"] for r in rows]
     assert [m.topic for m in got] == [f"{PREFIX}.{t}" for t in ORDER]
@@ -166,16 +171,17 @@ def test_sigkill_between_send_and_mark_resends_the_same_id_and_syncs_once(tmp_pa
                            env={**__import__("os").environ, "FEDORA_MESSAGING_CONF": str(broker.conf)})
     assert crash.returncode == -9, crash.stderr
     rows = outbox(out, broker.conf, cfg)
-    assert [r["state"] for r in rows] == ["sent"] * 5 + ["pending"] * 2  # sent, never marked
+    drop = ORDER.index(bodies.DROP_STAGED)
+    assert [r["state"] for r in rows] == ["sent"] * drop + ["pending"] * 2  # sent, never marked
     assert flush(cfg, out, broker.conf)["sent"] == 2
 
     got = tap.drain()
     staged = [m for m in got if m.topic.endswith(bodies.DROP_STAGED)]
-    assert len(staged) == 2 and staged[0].id == staged[1].id == rows[5]["id"]
-    assert len({m.id for m in got}) == 7
+    assert len(staged) == 2 and staged[0].id == staged[1].id == rows[drop]["id"]
+    assert len({m.id for m in got}) == len(ORDER)
 
     wait_for(lambda: "already synced" in consumer.text(), 60, "the consumer to see the resend")
-    assert sync_runs(log) == [("sync", rows[5]["id"], rows[5]["body"]["mirror_path"])]
+    assert sync_runs(log) == [("sync", rows[drop]["id"], rows[drop]["body"]["mirror_path"])]
     assert broker.queue_depth(QUEUE) == 0
 
 
@@ -186,7 +192,7 @@ def test_a_failing_sync_is_requeued_and_retried_and_never_repeated(tmp_path, bro
     out = tmp_path / "out"
     compose(write_config(tmp_path / "off.toml", enabled=False), out, broker.conf)
     cfg = write_config(tmp_path / "rel-eng.toml")
-    assert flush(cfg, out, broker.conf)["sent"] == 7
+    assert flush(cfg, out, broker.conf)["sent"] == len(ORDER)
 
     wait_for(lambda: any(r[0] == "sync" for r in sync_runs(log)), 60, "the sync to succeed")
     staged = [r for r in outbox(out, broker.conf, cfg) if r["topic"] == bodies.DROP_STAGED][0]
@@ -280,7 +286,7 @@ def test_fedora_messagings_own_consumer_runs_the_mirror_sync_class(tmp_path, bro
 
     out = tmp_path / "out"
     compose(write_config(tmp_path / "off.toml", enabled=False), out, broker.conf)
-    assert flush(write_config(tmp_path / "rel-eng.toml"), out, broker.conf)["sent"] == 7
+    assert flush(write_config(tmp_path / "rel-eng.toml"), out, broker.conf)["sent"] == len(ORDER)
     wait_for(lambda: sync_runs(log), 60, "the sync")
     staged = [r for r in outbox(out, broker.conf, tmp_path / "rel-eng.toml")
               if r["topic"] == bodies.DROP_STAGED][0]

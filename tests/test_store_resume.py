@@ -110,7 +110,8 @@ def test_crashed_compose_resumes_from_its_last_finished_step(tmp_path, store_url
     assert main(["status", cid, *cfg]) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"{cid}: FINISHED\n  19 Beta (Beta-1.1), builder synthetic")
-    assert "generic-x86_64   Fedora-Cloud-Base-19_Beta-1.1.x86_64: build done, process done " \
+    assert "generic-x86_64   Fedora-Cloud-Base-19_Beta-1.1.x86_64: boottest skipped (skipped: not " \
+           "bootable), build done, process done " \
            "[synthetic synthetic:Fedora-Cloud-Base-19_Beta-1.1.x86_64]" in text
     assert text.count(" sha256 ") == 8
     assert text.count(" block-sha256 ") == 4  # every raw disk, as its builder handed it over

@@ -121,9 +121,10 @@ def test_compose_page_shows_timeline_tasks_amis_and_failure(both):
     assert "Status FINISHED" in text and "4/4 built, 4/4 processed, 0 failed" in text
     data = c.get(f"/api/composes/{fin.plan.compose_id}").json()
     for image in data["images"]:
-        assert [t["step"] for t in image["timeline"]] == ["build", "process"]
-        build, process = image["timeline"]
+        assert [t["step"] for t in image["timeline"]] == ["build", "process", "boottest"]
+        build, process, boot = image["timeline"]
         assert build["start"] <= build["end"] == process["start"] <= process["end"]
+        assert boot["state"] == "skipped" and image["boot"]["verdict"] == "skipped"
         assert build["duration"].endswith("s")
     assert [h["status"] for h in data["history"]] == ["STARTED", "FINISHED"]
 
@@ -309,27 +310,54 @@ def test_a_store_lost_after_start_up_is_a_503_with_one_line():
 
 
 def test_boot_verdicts_link_their_console_logs(own, store):
+    import json
+
+    from rel_eng.store.engine import upsert
+
     engine, made = store
     c, _ = own
     fin = made["finished"]
     cid = fin.plan.compose_id
-    console = fin.logdir / "generic-x86_64" / "boot" / "console.log"
-    console.parent.mkdir(parents=True)
+    console = fin.logdir / "boottest" / "generic-x86_64.console.log"
+    console.parent.mkdir(parents=True, exist_ok=True)
     console.write_text("Fedora release 19\nlocalhost login:\n")
+    outside = fin.topdir.parent / "secret.log"
+    outside.write_text("not a compose log\n")
+    (fin.logdir / "boottest" / "link.console.log").symlink_to(outside)
+    # What the gate writes to rel-eng.json: console logs relative to the compose's top dir;
+    # one names a file outside the compose, one a symlink that leads out: neither is linked.
+    summary = fin.metadir / "rel-eng.json"
+    data = json.loads(summary.read_text())
+    images = data["boot_test"]["images"]
+    images["generic-x86_64"].update(status="fail", reason="no login prompt within 300 s",
+                                    console_log="logs/boottest/generic-x86_64.console.log")
+    images["ec2-x86_64"].update(status="pass", reason="", console_log="logs/../../secret.log")
+    skipped = sorted(k for k in images if k not in ("generic-x86_64", "ec2-x86_64"))
+    images[skipped[0]]["console_log"] = "logs/boottest/link.console.log"
+    summary.write_text(json.dumps(data))
     now = dt.datetime.now(dt.timezone.utc)
-    with engine.begin() as conn:  # what a boot gate records: a step per image
+    with engine.begin() as conn:  # what the boot gate records: a step per image
         for key, state, reason in (("generic-x86_64", "failed", "no login prompt within 300 s"),
-                                   ("ec2-x86_64", "done", "")):
-            conn.execute(schema.steps.insert().values(
-                compose_id=cid, step=f"boot:{key}", job_key=key, state=state, reason=reason,
-                digest="", updated_at=now))
+                                   ("ec2-x86_64", "done", "pass")):
+            upsert(conn, schema.steps, dict(
+                compose_id=cid, step=f"boottest:{key}", job_key=key, state=state, reason=reason,
+                digest="", updated_at=now), ("compose_id", "step"))
     page = c.get(f"/composes/{cid}")
     text = text_of(page.content)
     assert "Boot test: failed : no login prompt within 300 s console log" in text
     assert "Boot test: passed" in text
-    [log] = {h for h in links(page.content) if h.endswith("/boot/console.log")}
+    assert text.count("Boot test: skipped : not bootable") == len(skipped)
+    hrefs = links(page.content)
+    [log] = {h for h in hrefs if h.endswith("/boottest/generic-x86_64.console.log")}
     assert c.get(log).text == console.read_text()
-    images = {i["job_key"]: i for i in c.get(f"/api/composes/{cid}").json()["images"]}
-    assert images["generic-x86_64"]["boot"] == {"verdict": "failed", "reason": "no login prompt within 300 s",
-                                                "console_logs": ["generic-x86_64/boot/console.log"]}
-    assert images["generic-x86_64"]["timeline"][-1]["step"] == "boot"
+    assert not [h for h in hrefs if "secret" in h or "link.console" in h]
+    api = {i["job_key"]: i for i in c.get(f"/api/composes/{cid}").json()["images"]}
+    assert api["generic-x86_64"]["boot"] == {
+        "verdict": "failed", "reason": "no login prompt within 300 s",
+        "console_logs": ["boottest/generic-x86_64.console.log"]}
+    assert api["ec2-x86_64"]["boot"] == {"verdict": "passed", "reason": "", "console_logs": []}
+    for key in skipped:  # the synthetic builder's images: skipped, never passed
+        assert api[key]["boot"] == {"verdict": "skipped", "reason": "not bootable",
+                                    "console_logs": []}
+        assert api[key]["state"] == "done" and api[key]["timeline"][-1]["step"] == "boottest"
+    assert api["generic-x86_64"]["timeline"][-1]["step"] == "boottest"

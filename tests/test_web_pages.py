@@ -16,6 +16,7 @@ import pytest
 
 from rel_eng.compose import refresh_staged, run_compose
 from rel_eng.config import load_config
+from rel_eng.errors import ConfigError
 from rel_eng.web import drop_page
 from rel_eng.web.drop_page import drop_context, render_drop_page
 
@@ -74,6 +75,19 @@ def test_drop_page_shows_each_file_size_sha256_and_how_to_verify(stream):
         assert f"sha256sum -c --ignore-missing {c.plan.checksum_name(arch)}" in text
     assert "Log in as fedora" in text
     assert "These images are NOT bootable." in text  # synthetic builder
+    # The boot gate skipped each synthetic image as not bootable: said so, never as a pass.
+    skipped = "Skipped by the boot test : not bootable (not booted; this is not a pass)"
+    assert text.count(skipped) == len(c.plan.images)
+    assert b"verdict verdict-pass" not in page and "Not boot-tested." not in text
+    readmes = sorted(drop.rglob("README"))
+    assert len(readmes) == len(c.plan.arches())
+    for readme in readmes:
+        body = readme.read_text()
+        section = body.split("\nBoot test\n", 1)[1]
+        nvras = [j.nvra for j in c.plan.images if f"/{j.arch}/" in f"/{readme.relative_to(drop)}"]
+        assert nvras and all(f"{n}: skipped: not bootable (not booted; this is not a pass)"
+                             in section for n in nvras)
+        assert "PASS" not in section
     assert "No AMIs have been published for this drop." in text
     assert b" style=" not in page  # nothing is laid out by inline styles
 
@@ -167,8 +181,13 @@ def test_a_milestone_drop_has_its_page_and_no_stream_files(alpha_drop):
 
 
 def test_a_release_named_script_is_escaped_everywhere(tmp_path):
-    """A release whose version is `<script>`, and an image description full of markup."""
-    releases = write(tmp_path / "releases.toml", '[releases.evil]\nversion = "<script>"\n'
+    """A release whose version is `<script>` is refused up front (it becomes a path); an image
+    description full of markup reaches the pages, escaped."""
+    evil = write(tmp_path / "evil.toml", '[releases.evil]\nversion = "<script>"\n'
+                 'fedora_version = 20\ninstall_tree = "https://example.org/$arch/os/"\n')
+    with pytest.raises(ConfigError, match="releases.evil.version: '<script>' may hold only"):
+        load_config(None, evil)
+    releases = write(tmp_path / "releases.toml", '[releases.evil]\nversion = "20"\n'
                      'fedora_version = 20\ninstall_tree = "https://example.org/$arch/os/"\n')
     write(tmp_path / "streams.toml", "")
     cfg = write(tmp_path / "config.toml",
@@ -177,18 +196,17 @@ def test_a_release_named_script_is_escaped_everywhere(tmp_path):
     config = load_config(cfg, releases)
     out = tmp_path / "out"
     c = run_compose(config, out, "evil", None, DATES[0])
-    stream_dir = out / "mirror" / "alt" / "cloud" / "weekly" / "<script>"
+    stream_dir = out / "mirror" / "alt" / "cloud" / "weekly" / "20"
     drop = stream_dir / c.plan.compose_id
     for page in (drop / "index.html", stream_dir / "index.html", stream_dir / "drops.atom"):
-        raw = page.read_text()
-        assert "<script" not in raw.lower(), page
-        assert "&lt;script&gt;" in raw
+        assert "<script" not in page.read_text().lower(), page
+    assert "&lt;script&gt;" in (drop / "index.html").read_text()
     text = text_of((drop / "index.html").read_bytes())
-    assert "Fedora <script> Cloud images" in text and "<script>alert('desc')</script> & \"q\"" in text
+    assert "<script>alert('desc')</script> & \"q\"" in text
     check_links(drop / "index.html", drop)  # percent-encoded links still reach the files
     check_links(stream_dir / "index.html", stream_dir)
     feed = feedparser.parse(str(stream_dir / "drops.atom"))
-    assert not feed.bozo and feed.feed.title == "Fedora <script> weekly Cloud drops"
+    assert not feed.bozo and feed.feed.title == "Fedora 20 weekly Cloud drops"
     jsonschema.validate(json.loads((stream_dir / "releases.json").read_text()), RELEASES_SCHEMA)
 
 

@@ -83,6 +83,42 @@ def image_built(c, job_key: str, deliverables: list, build: dict) -> Outgoing | 
     return outgoing(c.plan.compose_id, IMAGE_BUILT, key, body)
 
 
+# The boot gate's manifest states, as the schema's verdicts. "skipped" (not bootable) is never
+# a pass.
+BOOT_VERDICTS = {"done": "passed", "failed": "failed", "skipped": "skipped"}
+DISK_KINDS = ("qcow2", "raw-disk")
+
+
+def boot_test(c, job_key: str, step: dict, verdict: dict | None, artifacts: list) -> Outgoing | None:
+    """The boot gate's verdict on one image, from its manifest step `boottest:<job key>` and
+    the verdict the gate saved (its checks); None while the step has no verdict yet."""
+    word = BOOT_VERDICTS.get(step.get("state", ""))
+    if word is None:
+        return None
+    job = c.job(job_key)
+    verdict = verdict or {}
+    reason = "" if word == "passed" else str(step.get("reason") or verdict.get("reason") or "")
+    body: dict[str, Any] = {
+        "compose_id": c.plan.compose_id, "nvra": job.nvra, "arch": job.arch,
+        "subvariant": job.subvariant, "verdict": word, "reason": reason,
+        "checks": [{"name": str(ch.get("name")), "passed": ch.get("status") == "pass",
+                    "detail": str(ch.get("message") or ch.get("evidence") or "")}
+                   for ch in (verdict.get("checks") or [])
+                   if isinstance(ch, dict) and ch.get("name")]
+        if word != "skipped" else [],
+    }
+    disk = next((a for kind in DISK_KINDS for a in artifacts
+                 if a.job_key == job_key and a.kind == kind), None)
+    if disk is not None:
+        body["path"] = disk.path
+        if disk.sha256:
+            body["sha256"] = disk.sha256
+    # The step digest keys what was booted (disk digest, settings); the verdict word what it
+    # said: a rerun that reuses the verdict sends nothing new, a new boot of a new disk does.
+    key = f"{job_key}:{step.get('digest', '')}:{word}"
+    return outgoing(c.plan.compose_id, BOOT_TEST, key, body)
+
+
 def _format(kind: str) -> str:
     return {"qcow2": "qcow2", "raw-xz": "tar.xz", "raw.tar.xz": "tar.xz"}.get(kind, kind)
 

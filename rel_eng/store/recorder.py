@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_S = 60  # after a failed write, skip step writes this long (status changes still try)
 FAILED_STATES = ("DOOMED", "FINISHED_INCOMPLETE")
+BOOT_STEP = "boottest:"  # the boot gate's step per image (rel_eng.compose.boot_gate)
 
 
 def utcnow() -> dt.datetime:
@@ -111,8 +112,12 @@ class StoreRecorder:
     # --- manifest updates, via RecordedManifest ---
 
     def step(self, c, step: str, digest: str, state: str, reason: str) -> None:
-        self._write(c, f"step {step}", lambda conn, now: self._step(
-            conn, c.plan.compose_id, step, digest, state, reason, now))
+        def write(conn: Connection, now: dt.datetime) -> None:
+            self._step(conn, c.plan.compose_id, step, digest, state, reason, now)
+            if step.startswith(BOOT_STEP):  # the verdict's message in the same transaction
+                self._boot_tested(conn, c, Manifest(c.topdir).read(), [step], now)
+
+        self._write(c, f"step {step}", write)
 
     def build(self, c, job_key: str, info: dict) -> None:
         self._write(c, f"build record of {job_key}", lambda conn, now: self._build(
@@ -179,6 +184,20 @@ class StoreRecorder:
             if data.get("steps", {}).get(f"build:{key}", {}).get("state") == "failed":
                 continue
             m = bodies.image_built(c, key, deliverables, builds.get(key, {}))
+            if m is not None:
+                messages.append(m)
+        self._enqueue(conn, messages, now)
+
+    def _boot_tested(self, conn: Connection, c, data: dict, steps, now: dt.datetime) -> None:
+        arts = [Artifact(**a) for a in data.get("artifacts", [])]
+        known = {j.key for j in c.plan.images}
+        messages = []
+        for step in sorted(steps):
+            key = step[len(BOOT_STEP):]
+            rec = data.get("steps", {}).get(step)
+            if key not in known or not rec:
+                continue
+            m = bodies.boot_test(c, key, rec, _boot_verdict(c, key), arts)
             if m is not None:
                 messages.append(m)
         self._enqueue(conn, messages, now)
@@ -263,6 +282,8 @@ class StoreRecorder:
             self._artifact(conn, cid, Artifact(**a), now)
         # Catch up on "image built" messages a skipped write missed (ids are stable: no repeats).
         self._image_built(conn, c, data, {a["job_key"] for a in data.get("artifacts", [])}, now)
+        self._boot_tested(conn, c, data, [s for s in data.get("steps", {})
+                                          if s.startswith(BOOT_STEP)], now)
 
     @staticmethod
     def _step(conn, cid, step, digest, state, reason, now) -> None:
@@ -306,6 +327,15 @@ class RecordedManifest(Manifest):
     def add_artifacts(self, artifacts: list[Artifact]) -> None:
         super().add_artifacts(artifacts)
         self._recorder.artifacts(self._compose, artifacts)
+
+
+def _boot_verdict(c, job_key: str) -> dict | None:
+    """The verdict (with its checks) the boot gate saved before recording its step."""
+    try:
+        v = json.loads((Path(c.topdir) / "work" / "boottest" / f"{job_key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return v if isinstance(v, dict) else None
 
 
 def _failures(data: dict) -> str:

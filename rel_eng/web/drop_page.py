@@ -66,7 +66,10 @@ def boot_verdicts(boot_tests, job_key: str, nvra: str, exists) -> list[dict]:
             continue
         verdict = str(r.get("verdict") or r.get("result") or r.get("state") or r.get("status") or "unknown")
         log = next((str(r[k]) for k in BOOT_LOG_KEYS if r.get(k)), "")
-        out.append({"verdict": verdict, "detail": str(r.get("reason") or r.get("detail") or ""),
+        detail = str(r.get("reason") or r.get("detail") or "")
+        if verdict == "skipped" and detail.startswith("skipped: "):
+            detail = detail[len("skipped: "):]  # the gate's "skipped: not bootable"
+        out.append({"verdict": verdict, "detail": detail,
                     "log": log, "log_href": href(log) if log and exists(log) else ""})
     return out
 

@@ -7,12 +7,18 @@ the step before it, and a build's start as the moment its task was recorded (sub
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from rel_eng.web.dashboard import logs
 from rel_eng.web.drop_page import launch_url
 
-STEP_ORDER = ("build", "process", "boot")  # image steps in the order they run
+BOOT_STEP = "boottest"  # the boot gate's step per image (rel_eng.compose.boot_gate)
+STEP_ORDER = ("build", "process", BOOT_STEP)  # image steps in the order they run
+# The gate's step states as verdicts; "skipped" (not bootable) is never shown as passed.
+BOOT_VERDICTS = {"done": "passed", "failed": "failed", "skipped": "skipped"}
+SUMMARY = Path("compose") / "metadata" / "rel-eng.json"
 FINAL = ("FINISHED", "FINISHED_INCOMPLETE", "DOOMED", "TERMINATED")
 KINDS = ("milestone", "weekly")
 
@@ -72,7 +78,7 @@ def image_timeline(image: dict, compose_start) -> list[dict]:
     out = []
     for name in order:
         s = steps[name]
-        end = s.get("updated_at") if s.get("state") in ("done", "failed") else None
+        end = s.get("updated_at") if s.get("state") in ("done", "failed", "skipped") else None
         out.append({"step": name, "state": s.get("state", ""), "reason": s.get("reason", ""),
                     "start": start, "end": end, "duration": duration(start, end)})
         start = end or start
@@ -89,6 +95,7 @@ def compose_view(d: dict) -> dict:
     for a in d["amis"]:
         amis_by_nvra.setdefault(a["nvra"], []).append(
             {**a, "launch": launch_url(a["region"], a["ami_id"])})
+    verdicts = boot_verdicts(topdir)
     images = []
     counts = {"total": len(d["images"]), "built": 0, "failed": 0, "processed": 0}
     for i in d["images"]:
@@ -101,7 +108,7 @@ def compose_view(d: dict) -> dict:
         log_files = logs.image_logs(topdir, i["job_key"])
         timeline = image_timeline(i, d["created_at"])
         failure = next((s for s in timeline if s["state"] == "failed"), None)
-        boot = steps.get("boot")
+        boot = steps.get(BOOT_STEP)
         images.append({
             "job_key": i["job_key"], "nvra": i["nvra"], "arch": i["arch"],
             "image_type": i["image_type"], "optional": i["optional"], "state": state,
@@ -110,10 +117,8 @@ def compose_view(d: dict) -> dict:
                            if a["path"].startswith(logs.LOG_DIR + "/") else ""}
                           for a in arts.get(i["job_key"], [])],
             "logs": log_files, "amis": amis_by_nvra.get(i["nvra"], []),
-            "boot": None if boot is None else {
-                "verdict": "passed" if boot.get("state") == "done" else boot.get("state", ""),
-                "reason": boot.get("reason", ""),
-                "console_logs": [f for f in log_files if "console" in f.rsplit("/", 1)[-1]]},
+            "boot": None if boot is None else boot_view(boot, verdicts.get(i["job_key"]),
+                                                        topdir),
             "failure": None if failure is None else {
                 "step": failure["step"], "reason": failure["reason"],
                 "log": log_files[0] if log_files else "",
@@ -135,11 +140,38 @@ def compose_view(d: dict) -> dict:
     return view
 
 
+def boot_verdicts(topdir) -> dict:
+    """The boot gate's verdicts per job key from the compose's rel-eng.json; {} without one."""
+    try:
+        data = json.loads((Path(topdir) / SUMMARY).read_text())
+        images = data["boot_test"]["images"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return images if isinstance(images, dict) else {}
+
+
+def boot_view(step: dict, verdict, topdir) -> dict:
+    """An image's boot test: the verdict from its store step, the console log the gate named in
+    rel-eng.json, linked only when it is a file inside the compose's logs/."""
+    state = step.get("state", "")
+    reason = step.get("reason", "")
+    if state == "done" and reason == "pass":
+        reason = ""  # the gate's reason for a pass says nothing more
+    elif state == "skipped" and reason.startswith("skipped: "):
+        reason = reason[len("skipped: "):]  # shown after the verdict "skipped" already
+    console = verdict.get("console_log") if isinstance(verdict, dict) else None
+    rel = console[len(logs.LOG_DIR) + 1:] if isinstance(console, str) and \
+        console.startswith(logs.LOG_DIR + "/") else ""
+    return {"verdict": BOOT_VERDICTS.get(state, state), "reason": reason,
+            "console_logs": [rel] if rel and logs.safe_log_path(topdir, rel) else []}
+
+
 def _image_state(steps: dict) -> str:
     if any(s.get("state") == "failed" for s in steps.values()):
         return "failed"
     if steps.get("process", {}).get("state") == "done":
-        return "done" if steps.get("boot", {}).get("state", "done") == "done" else "testing"
+        boot = steps.get(BOOT_STEP, {}).get("state", "done")
+        return "done" if boot in ("done", "skipped") else "testing"
     if steps.get("build", {}).get("state") == "done":
         return "processing"
     return "building"
