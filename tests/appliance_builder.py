@@ -9,6 +9,7 @@ from pathlib import Path
 from rel_eng import runner
 from rel_eng.builders.base import BuildOutcome
 from rel_eng.builders.synthetic import SyntheticBuilder, raw_path
+from rel_eng.digest import raw_digest
 from rel_eng.manifest import Artifact
 
 APPLIANCES: dict[str, Path] = {}
@@ -35,4 +36,4 @@ class ApplianceBuilder(SyntheticBuilder):
         return [Artifact(
             job_key=request.job.key, image_type=request.job.image_type, arch=request.job.arch,
             kind="raw-disk", intent="build-output", path=str(raw.relative_to(request.topdir)),
-            size=raw.stat().st_size, bootable=True)]
+            size=raw.stat().st_size, sha256=raw_digest(raw), bootable=True)]  # handed over with its digest
