@@ -25,6 +25,7 @@ from rel_eng.stage import inside
 # Files a drop may hold beside its images and CHECKSUM files.
 METADATA_FILES = frozenset({"composeinfo.json", "images.json", "rel-eng.json", "ec2.json", "web.json"})
 IMAGES_DIR_FILES = frozenset({"README"})
+NON_IMAGE_SUFFIXES = ("-packages.txt",)  # deliverables productmd has no image type for
 SIGNED_HEAD = "-----BEGIN PGP SIGNED MESSAGE-----"
 SIG_HEAD = "-----BEGIN PGP SIGNATURE-----"
 SIG_TAIL = "-----END PGP SIGNATURE-----"
@@ -253,7 +254,9 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
                 _check_file(rep, sums, target, str(d / fname), size, sha, ck.name)
                 if target is not None:
                     accounted.add(target)
-                    if fname not in by_dir.get(d, {}):
+                    # Disk images belong in images.json too; a listing beside them (the boot
+                    # test's <NVRA>-packages.txt) is no image and is vouched for by CHECKSUM alone.
+                    if fname not in by_dir.get(d, {}) and not fname.endswith(NON_IMAGE_SUFFIXES):
                         rep.bad(d / fname, f"in {ck.name} but not in images.json")
             for fname in sorted(by_dir.get(d, {})):
                 if fname not in entries:

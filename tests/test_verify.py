@@ -191,3 +191,29 @@ def test_a_signature_by_another_key_is_named(drop, gpg_home, capsys):
     assert out[0].startswith(f"{ck}: signed by ") and "not by the configured signing key" in out[0]
     rc, out, err = _verify(capsys, drop, "--gpg-home", gpg_home, "--key", "nobody@example.org")
     assert (rc, out, len(err)) == (2, [], 1) and "not in the keyring" in err[0]
+
+
+def _add_to_checksum(drop, name: str, data: bytes) -> None:
+    import hashlib
+
+    (drop / IMG / name).write_bytes(data)
+    ck = next((drop / IMG).glob("*CHECKSUM"))
+    ck.write_text(ck.read_text() + f"# {name}: {len(data)} bytes\n"
+                  f"SHA256 ({name}) = {hashlib.sha256(data).hexdigest()}\n")
+
+
+def test_a_package_list_vouched_for_by_checksum_alone_verifies(drop, capsys):
+    name = "Fedora-Cloud-Base-19_Alpha-1.1.x86_64-packages.txt"
+    _add_to_checksum(drop, name, b"bash-5.2-1.x86_64\n")
+    assert _verify(capsys, drop)[0] == 0
+    (drop / IMG / name).write_bytes(b"bash-5.2-2.x86_64\n")  # same size, other bytes
+    rc, out, _ = _verify(capsys, drop)
+    assert rc == 1 and len(out) == 1 and name in out[0] and "sha256" in out[0]
+
+
+def test_a_disk_image_in_checksum_but_not_in_images_json_is_named(drop, capsys):
+    name = "Fedora-Cloud-Base-19_Alpha-1.1.x86_64.raw.xz"
+    _add_to_checksum(drop, name, b"\xfd7zXZ\x00 not really\n")
+    rc, out, _ = _verify(capsys, drop)
+    assert rc == 1 and out == [f"{drop / IMG / name}: in {next((drop / IMG).glob('*CHECKSUM')).name}"
+                               " but not in images.json"]
