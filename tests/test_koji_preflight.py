@@ -26,7 +26,8 @@ def _config_file(hub, tmp_path, extra: str = "") -> str:
     path = tmp_path / "rel-eng.toml"
     path.write_text(f'[compose]\nbuilder = "koji"\n\n[koji]\nprofile = "{PROFILE}"\n'
                     f'config_file = "{conf}"\npoll_interval = 0.05\nretry_backoff = 0.05\n'
-                    f'retry_backoff_max = 0.5\n{extra}')
+                    f'retry_backoff_max = 0.5\n{extra}'
+                    '\n[boot_test]\nenabled = false\n')  # the test hub's disks do not boot
     return str(path)
 
 

@@ -26,6 +26,7 @@ _RANGES = {
 
 @dataclass(frozen=True)
 class BootTestConfig:
+    enabled: bool = True       # false: every image recorded "skipped: boot test disabled"
     gate: str = "milestones"   # which drops a failed boot stops: milestones | all | none
     parallel: int = 2          # VMs at once (also bounded by host memory)
     accel: str = "auto"        # auto | kvm | tcg (REL_ENG_ACCEL overrides)

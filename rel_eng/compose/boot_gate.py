@@ -31,6 +31,7 @@ from rel_eng.progress import Progress
 
 SKIPPED = "skipped"
 NOT_BOOTABLE = "skipped: not bootable"
+DISABLED = "skipped: boot test disabled ([boot_test] enabled = false)"
 
 
 def _disk(c: Compose, key: str) -> Artifact | None:
@@ -62,10 +63,10 @@ def run_gate(c: Compose, keys: list[str], progress: Progress | None = None, *,
     for key in sorted(keys):
         job = c.job(key)
         disk = _disk(c, key)
-        if disk is None or not disk.bootable:
-            verdicts[key] = {"nvra": job.nvra, "status": SKIPPED, "reason": NOT_BOOTABLE, "checks": []}
-            manifest.set_step(f"boottest:{key}", step_digest("boottest", "not-bootable"), SKIPPED,
-                              NOT_BOOTABLE)
+        if disk is None or not disk.bootable or not bt.enabled:
+            why = NOT_BOOTABLE if bt.enabled else DISABLED
+            verdicts[key] = {"nvra": job.nvra, "status": SKIPPED, "reason": why, "checks": []}
+            manifest.set_step(f"boottest:{key}", step_digest("boottest", why), SKIPPED, why)
             continue
         ks = c.workdir(key) / f"{job.nvra}.ks"
         wanted, excluded = kspackages.packages(ks, job.ksversion) if ks.is_file() else ((), ())
@@ -192,8 +193,8 @@ def _write_metadata(c: Compose, fresh: dict[str, dict]) -> None:
             if job.key in fresh:
                 verdicts[job.key] = fresh[job.key]
             elif rec and rec.get("state") == SKIPPED:
-                verdicts[job.key] = {"nvra": job.nvra, "status": SKIPPED, "reason": NOT_BOOTABLE,
-                                     "checks": []}
+                verdicts[job.key] = {"nvra": job.nvra, "status": SKIPPED,
+                                     "reason": rec.get("reason") or NOT_BOOTABLE, "checks": []}
             elif rec and _verdict_path(c, job.key).is_file():
                 verdicts[job.key] = json.loads(_verdict_path(c, job.key).read_text())
         path = c.metadir / SUMMARY

@@ -51,7 +51,9 @@ def koji_config(hub: KojiTestHub, tmp_path: Path, base: Config | None = None, *,
     base = base or load_config()
     kcfg = dataclasses.replace(KojiConfig(), profile=PROFILE, config_file=str(cfg_file),
                                **{**FAST, **koji_opts})
-    return dataclasses.replace(base, builder="koji", koji=kcfg)
+    # The test hub's images are synthetic disks, not bootable: no boot gate for them.
+    return dataclasses.replace(base, builder="koji", koji=kcfg,
+                               boot_test=dataclasses.replace(base.boot_test, enabled=False))
 
 
 def compose_requests(config: Config, out: Path, release: str = "19",
