@@ -97,7 +97,10 @@ CONFIGS = {
     "disk-huge": ("[compose]\ndisk_size_gib = 99999999999999999999999\n", "is too large"),
     "retention-huge": ("[compose]\nweekly_retention = 9223372036854775808\n", "is too large"),
     "xz-float": ("[compose]\nxz_preset = 6.5\n", "compose.xz_preset: expected int, got float"),
-    "compress-str": ('[compose]\nqcow2_compress = "yes"\n', "compose.qcow2_compress: expected bool"),
+    "compress-str": ('[compose]\nqcow2_compress = "yes"\n', "compose.qcow2_compress: replaced by qcow2_compression"),
+    "compression-bad": ('[compose]\nqcow2_compression = "lz4"\n', "compose.qcow2_compression: unknown compression"),
+    "boot-gate-bad": ('[boot_test]\ngate = "sometimes"\n', "boot_test.gate: must be one of"),
+    "boot-parallel-0": ("[boot_test]\nparallel = 0\n", "boot_test.parallel: must be"),
     "compose-list": ("compose = [1, 2]\n", "compose: expected a table, got list"),
     "short-table": ("[compose.short]\nx = 1\n", "compose.short: expected str, got dict"),
     "unknown-key": ('[compose]\nshrot = "x"\n', "compose.shrot: unknown key"),
@@ -251,6 +254,19 @@ FLAG_CASES = [
     ("trigger-output-file", ["trigger", "--release", "19", "--milestone", "Beta", "--output",
                              "{W}/afile"], "--output {W}/afile: is a file"),
     ("beat-loglevel-bad", ["beat", "--loglevel", "LOUD"], "--loglevel 'LOUD' is not a log level"),
+    # the commands of the boot gate, verify, the bus and the dashboard
+    ("verify-missing", ["verify", "{W}/nope"], "no such directory"),
+    ("verify-file", ["verify", "{W}/afile"], "not a directory"),
+    ("verify-not-a-compose", ["verify", "{W}"], "not a compose dir or a staged drop"),
+    ("boot-test-missing", ["boot-test", "{W}/nope.qcow2"], "no such file"),
+    ("boot-test-not-a-disk", ["boot-test", "{W}/afile"], "not a disk"),
+    ("boot-test-unknown-check", ["boot-test", "--checks", "nosuch", "{W}/afile"], "unknown check nosuch"),
+    ("messages-unknown-topic", ["messages", "--topic", "nosuch.topic", "--output", "{W}/out"],
+     "unknown topic 'nosuch.topic'"),
+    ("messages-bad-flag", ["messages", "flush", "--bogus"], "unrecognized arguments"),
+    ("consume-bad-config", ["consume", "--config", "{W}/afile"], "invalid TOML"),
+    ("serve-bad-port", ["serve", "--bind", "127.0.0.1:99999"], "is not a number 0..65535"),
+    ("serve-bad-bind", ["serve", "--bind", "nohost"], "expected HOST:PORT"),
 ]
 
 
@@ -396,5 +412,6 @@ def test_the_hostile_set_covers_every_subcommand():
     from rel_eng.cli import COMMAND_MODULES
 
     commands = {c[1][0] for c in CASES if c[1]}
-    assert {m.rsplit(".", 1)[1] for m in COMMAND_MODULES} <= commands
+    # module names use "_" where the command has "-" (boot_test -> boot-test)
+    assert {m.rsplit(".", 1)[1].replace("_", "-") for m in COMMAND_MODULES} <= commands
     assert len(CASES) >= 150, len(CASES)
