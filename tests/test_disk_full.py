@@ -52,7 +52,8 @@ def leftovers(root: Path) -> list[str]:
 
 def test_disk_full_dooms_cleanly_and_resume_finishes(small_disk, tmp_path):
     out = small_disk / "out"
-    filler = fill(small_disk, leave=3 << 20)  # room for the plan and a disk or so, not a drop
+    # Room for the plan and the four raw disks (about 7 MiB of data), not for their deliverables.
+    filler = fill(small_disk, leave=15 << 19)
     proc = rel_eng("compose", "--release", "19", "--weekly", "--date", "2013-04-05",
                    "--output", str(out), cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr

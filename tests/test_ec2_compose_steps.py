@@ -77,7 +77,7 @@ def test_a_rerun_and_a_resume_redo_no_finalize_step(aws_env, tmp_path, config, m
     shared = spy(monkeypatch, ec2_publish, "share_ec2")
     c = run_compose(cfg, tmp_path, "19", "Alpha", ALPHA_DATE)
     assert c.status == "FINISHED"
-    assert capsys.readouterr().out.count(TOPIC) == 1  # one EC2 image: one message
+    assert capsys.readouterr().out.count(TOPIC) == 2  # two EC2 images (i686 and x86_64): two messages
     calls = (len(published), len(shared))
     mirror = tmp_path / "mirror"
     before = files_state(c.topdir / "compose", mirror)
@@ -120,6 +120,6 @@ def test_a_failure_at_staging_leaves_nothing_public(aws_env, tmp_path, config, m
     perms = launch_permissions()
     images = [k for k in perms if k.startswith("ami-")]
     assert images and all({"Group": "all"} in perms[k] for k in images)
-    assert capsys.readouterr().out.count(TOPIC) == 1
+    assert capsys.readouterr().out.count(TOPIC) == 2  # i686 and x86_64
     staged = tmp_path / "mirror" / "alt" / "stage" / "19_Alpha-1.1" / "metadata" / "ec2.json"
     assert all(i["public"] for i in json.loads(staged.read_text())["images"].values())

@@ -206,7 +206,9 @@ def _write_metadata(c: Compose, fresh: dict[str, dict]) -> None:
             "gate": c.config.boot_test.gate, "gated": c.config.boot_test.gated(c.plan.milestone),
             "images": {k: _summary(v) for k, v in sorted(verdicts.items())}}
         c.metadir.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        if not (path.is_file() and path.read_text() == text):  # a rerun rewrites nothing
+            atomic_write(path, text)
 
 
 def _summary(v: dict) -> dict:
