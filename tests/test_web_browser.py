@@ -180,7 +180,7 @@ def test_a_running_compose_changes_state_without_a_reload(dashboard, browser, pa
     assert "4/4 built, 4/4 processed, 0 failed" in page.locator("#progress").inner_text()
     steps = page.locator("#images tbody tr").evaluate_all(
         "rows => rows.map(r => [r.dataset.image, r.dataset.step])")
-    assert sorted(steps) == sorted([j.key, s] for j in running.plan.images for s in ("build", "process"))
+    assert sorted(steps) == sorted([j.key, s] for j in running.plan.images for s in ("build", "process", "boottest"))
     assert page.locator("#images .end").all_inner_texts().count("-") == 0  # every step has ended
     assert page.locator("#history .status").all_inner_texts() == ["STARTED", "FINISHED"]
     page.screenshot(path=screens / "dashboard-compose-running-after.png", full_page=True)
