@@ -73,7 +73,8 @@ def atomic_symlink(target: str, link: Path) -> None:
         raise
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still runs on this host (this process counts as running)."""
     if pid == os.getpid():
         return True
     try:
@@ -93,7 +94,7 @@ def leftovers(root: Path, recursive: bool = True) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
             m = LEFTOVER_RE.match(name)
-            if m and not _alive(int(m.group(1))):
+            if m and not pid_alive(int(m.group(1))):
                 found.append(Path(dirpath) / name)
         dirnames[:] = [d for d in dirnames if recursive and not LEFTOVER_RE.match(d)]
     return sorted(found)

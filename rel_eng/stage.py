@@ -24,7 +24,7 @@ from pathlib import Path
 
 from productmd.images import Images
 
-from rel_eng.atomic import atomic_symlink
+from rel_eng.atomic import atomic_symlink, fsync_dir
 from rel_eng.digest import sha256_file
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.web.stream import write_stream_files
@@ -214,23 +214,15 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
             for d in dirnames:
                 os.chmod(Path(dirpath) / d, 0o755)
         os.chmod(tmp, 0o755)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, target)  # the moment the drop appears, complete
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if weekly_retention is not None:
         settle_weekly(parent, weekly_retention, current=target.name)
     return target
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # `<short>-<version>-<YYYYMMDD>[.<type>].<respin>`: a weekly drop's dir is its compose id.

@@ -25,6 +25,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from rel_eng.atomic import pid_alive
 from rel_eng import runner
 from rel_eng.errors import CommandFailed, InputError, ToolMissing
 from rel_eng.messaging.bodies import DROP_STAGED
@@ -46,13 +47,7 @@ def _alive(holder: str) -> bool:
     host, _, pid = holder.partition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True  # another host's claim: trust it until it times out
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(pid))
 
 
 class HandledIds:

@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from rel_eng.atomic import pid_alive
 from rel_eng.messaging.bodies import Outgoing
 from rel_eng.store import schema
 
@@ -100,16 +101,6 @@ class FlushResult:
     busy: bool = False  # another process holds the lease: it sends what is pending
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Flusher:
     def __init__(self, engine: Engine, sender: Sender, clock: Callable[[], dt.datetime] = utcnow):
         self.engine = engine
@@ -125,7 +116,7 @@ class Flusher:
         host, _, rest = holder.partition(":")
         pid = rest.split(":", 1)[0]
         # A holder on this host whose process is gone (killed mid-flush) gives way at once.
-        return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+        return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
     def _relaxed(self, conn: Connection) -> None:
         """Lease and "sent" marks need not wait for the disk: losing one in a crash only means
