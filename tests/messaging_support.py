@@ -12,15 +12,15 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pika
 import pytest
+
+from distributed_support import free_port, wait_for  # noqa: F401  (re-exported for the bus tests)
 
 RABBITMQCTL = "rabbitmqctl"
 PREFIX = "org.example.test"
@@ -29,22 +29,6 @@ REL_ENG = [sys.executable, "-m", "rel_eng"]
 
 def _ctl(*args: str) -> None:
     subprocess.run([RABBITMQCTL, "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Broker:
