@@ -105,7 +105,7 @@ def upload(path: Path, workers: int, volume_gib: int):
     from rel_eng.digest import raw_digest
     from rel_eng.publish.aws_clients import AwsClients
     from rel_eng.publish.ebs_upload import upload_ebs_direct
-    from rel_eng.publish.ec2_config import Ec2Config
+    from rel_eng.config.ec2 import Ec2Config
 
     sent = {"bytes": 0, "requests": 0}
 

@@ -33,7 +33,7 @@ import koji_cli.lib  # noqa: E402
 from rel_eng.builders.base import BuildHandle  # noqa: E402
 from rel_eng.builders.koji import TaskWatcher  # noqa: E402
 from rel_eng.builders.koji_session import login, new_session, read_profile  # noqa: E402
-from rel_eng.koji_config import KojiConfig  # noqa: E402
+from rel_eng.config.koji import KojiConfig  # noqa: E402
 from tests.kojihub import KojiTestHub, make_certs, make_images  # noqa: E402
 
 ARCHES = ["i386", "x86_64"]

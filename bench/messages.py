@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from rel_eng.messaging import bodies  # noqa: E402
 from rel_eng.messaging.publisher import Publisher, build_message, require_config  # noqa: E402
-from rel_eng.messaging.settings import MessagingConfig  # noqa: E402
+from rel_eng.config.messaging import MessagingConfig  # noqa: E402
 from rel_eng.store import outbox  # noqa: E402
 from rel_eng.store.engine import open_engine  # noqa: E402
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rel_eng.config import Config
+from rel_eng.config import Config, Problems
 from rel_eng.errors import InputError
 
 
@@ -15,13 +15,13 @@ def problems(config: Config, *, output: Path | None, mirror: Path | None,
              builder: str | None = None, output_flag: str = "--output",
              mirror_flag: str = "--mirror") -> list[str]:
     """Every problem found, one line each; an empty list means go."""
-    found = []
+    found = Problems()  # each line names its own flag, file or key
     if output is not None:
-        found += _writable_dir(output, output_flag)
+        found.extend(_writable_dir(output, output_flag))
         if mirror is None and not found:
             mirror = output / "mirror"
     if mirror is not None:
-        found += _writable_dir(mirror, mirror_flag)
+        found.extend(_writable_dir(mirror, mirror_flag))
     if config.signing.enabled:
         from rel_eng import runner
         from rel_eng.checksums import signing_problem
@@ -29,15 +29,15 @@ def problems(config: Config, *, output: Path | None, mirror: Path | None,
         runner.require("gpg")
         bad = signing_problem(config.signing, config.source)
         if bad:
-            found.append(bad)
+            found.line(bad)
     if (builder or config.builder) == "koji":
         from rel_eng.builders.koji_session import read_profile
 
         try:
             read_profile(config.koji)
         except InputError as exc:
-            found.append(str(exc))
-    return found
+            found.line(str(exc))
+    return found.items
 
 
 def _writable_dir(path: Path, flag: str) -> list[str]:

@@ -25,7 +25,7 @@ from rel_eng.config import Config, load_config
 from rel_eng.digest import raw_digest
 from rel_eng.manifest import Artifact, Manifest, atomic_write
 from rel_eng.plan import DropPlan, plan_drop
-from rel_eng.publish.ec2_config import Ec2Config
+from rel_eng.config.ec2 import Ec2Config
 
 MIB = 1024**2
 IMAGE_SIZE = 8 * MIB

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rel_eng.boottest import accel, checks as ck, console, offline, qemu, seed
-from rel_eng.boottest.settings import BootTestConfig
+from rel_eng.config.boot_test import BootTestConfig
 from rel_eng.config import load_config
 from rel_eng.errors import ConfigError
 

@@ -24,7 +24,7 @@ from rel_eng.distributed import routing, tasks  # noqa: E402
 from rel_eng.distributed.broker import check_reachable  # noqa: E402
 from rel_eng.distributed.canvas import compose_canvas  # noqa: E402
 from rel_eng.distributed.celery_app import make_app  # noqa: E402
-from rel_eng.distributed.settings import CelerySettings, effective  # noqa: E402
+from rel_eng.config.celery import CelerySettings, effective  # noqa: E402
 from rel_eng.errors import ConfigError, InputError  # noqa: E402
 
 DATE = dt.date(2013, 5, 28)

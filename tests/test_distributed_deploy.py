@@ -18,7 +18,7 @@ import yaml
 from rel_eng import cli
 from rel_eng.config import load_config
 from rel_eng.distributed import routing
-from rel_eng.distributed.settings import effective
+from rel_eng.config.celery import effective
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = ROOT / "workers"

@@ -10,7 +10,7 @@ import json
 from ec2_helpers import BASE, REGIONS, aws_env, moto_url  # noqa: F401
 from rel_eng.cli import main
 from rel_eng.compose import run_compose
-from rel_eng.publish.ec2_config import Ec2Config
+from rel_eng.config.ec2 import Ec2Config
 from rel_eng.store.engine import open_engine
 from rel_eng.store.queries import compose_detail
 from rel_eng.store.recorder import recorder_for

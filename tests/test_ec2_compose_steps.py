@@ -17,7 +17,7 @@ from rel_eng import stage
 from rel_eng.cli import main
 from rel_eng.compose import Compose, resume, run_compose
 from rel_eng.publish import ec2_publish
-from rel_eng.publish.ec2_config import Ec2Config
+from rel_eng.config.ec2 import Ec2Config
 
 from conftest import ALPHA_DATE
 

@@ -10,7 +10,7 @@ import pytest
 from rel_eng.config import Config, load_config
 from rel_eng.errors import ConfigError
 from rel_eng.publish import enabled_publishers
-from rel_eng.publish.ec2_config import Ec2Config
+from rel_eng.config.ec2 import Ec2Config
 from rel_eng.publish.ec2_publish import publish_ec2
 
 

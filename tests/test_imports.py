@@ -151,11 +151,43 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_graph_has_no_cycle_late_imports_included():
     graph = import_graph()
-    assert graph["rel_eng.config"] >= {"rel_eng.builders"}  # the registry's names, no backend
+    assert graph["rel_eng.config.model"] >= {"rel_eng.builders"}  # the registry's names, no backend
     found = cycles(graph)
     detail = [" <-> ".join(c) + "\n  " + "\n  ".join(
         f"{m} -> {sorted(graph[m] & set(c))}" for m in c) for c in found]
     assert found == [], "import cycles:\n" + "\n".join(detail)
+
+
+# What the settings package may lean on: itself and the bottom layer, never a feature module.
+CONFIG_MAY_IMPORT = {"rel_eng.naming", "rel_eng.paths", "rel_eng.redact", "rel_eng.errors",
+                     "rel_eng.builders", "rel_eng.schedule.cron"}
+
+
+def test_config_imports_no_feature_module_late_imports_included():
+    graph = import_graph()
+    config = {m for m in graph if m == "rel_eng.config" or m.startswith("rel_eng.config.")}
+    assert len(config) > 10
+    outside = {m: sorted(graph[m] - config - CONFIG_MAY_IMPORT) for m in sorted(config)}
+    assert {m: deps for m, deps in outside.items() if deps} == {}
+
+
+def test_every_table_of_the_config_is_one_section_declared_with_help():
+    """One parser walks one table per section: each key has its help, and each section its field."""
+    import dataclasses
+
+    from rel_eng.config.model import Config
+    from rel_eng.config.table import rules, sections
+
+    tables = sections(Config)
+    assert set(tables) == {"signing", "celery", "ec2", "koji", "oz", "store", "schedule",
+                           "messaging", "boot_test", "images"}
+    for name, field in tables.items():
+        kind = field.metadata["kind"]
+        keys = rules(kind)
+        assert keys, name
+        assert all(rule.help for rule in keys.values()), name
+        assert dataclasses.is_dataclass(kind) and kind.__dataclass_params__.frozen, name
+    assert all(rule.help for rule in rules(Config).values())
 
 
 def test_the_cycle_check_sees_late_imports():

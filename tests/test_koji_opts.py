@@ -13,7 +13,7 @@ from rel_eng.builders.koji_opts import image_calls, koji_arch, planned_calls, pl
 from rel_eng.cli import main
 from rel_eng.config import Config, load_config
 from rel_eng.errors import ConfigError, InputError
-from rel_eng.koji_config import KojiConfig
+from rel_eng.config.koji import KojiConfig
 from rel_eng.plan import plan_drop
 
 ALPHA = dt.date(2013, 4, 5)

@@ -29,7 +29,7 @@ from rel_eng.errors import CommandFailed, ConfigError  # noqa: E402
 from rel_eng.messaging import bodies  # noqa: E402
 from rel_eng.messaging.consumer import BUSY, DONE, RUN, HandledIds, MirrorSync  # noqa: E402
 from rel_eng.messaging.publisher import PublishFailed, redacted_amqp  # noqa: E402
-from rel_eng.messaging.settings import MessagingConfig  # noqa: E402
+from rel_eng.config.messaging import MessagingConfig  # noqa: E402
 from rel_eng.store import outbox  # noqa: E402
 from rel_eng.store.engine import open_engine  # noqa: E402
 from rel_eng.store.recorder import StoreRecorder  # noqa: E402

@@ -247,7 +247,7 @@ def test_a_distributed_compose_sends_the_same_messages_as_a_local_one(tmp_path, 
         assert wait_compose(topdir, 120, poll=0.2) == "FINISHED"
         got: list = []
         # The last messages may still be on their way from the worker when STATUS is written.
-        wait_for(lambda: got.extend(tap.drain()) or len(got) >= len(sent_locally), 60,
+        wait_for(lambda: got.extend(tap.drain()) or len(got) >= len(sent_locally), 180,
                  "every message of the distributed compose")
     finally:
         worker.stop()

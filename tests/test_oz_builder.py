@@ -28,7 +28,7 @@ from rel_eng.builders.oz import (OzBuilder, OzFiles, domain_name, oz_install_arg
                                  render_oz_cfg, reported_error)
 from rel_eng.config import load_config  # noqa: E402
 from rel_eng.digest import raw_digest  # noqa: E402
-from rel_eng.oz_config import OzConfig  # noqa: E402
+from rel_eng.config.oz import OzConfig  # noqa: E402
 
 DATE = dt.date(2013, 5, 28)
 SYSTEM_PYTHON = Path("/usr/bin/python3")

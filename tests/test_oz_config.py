@@ -8,7 +8,7 @@ import pytest
 
 from rel_eng.config import Config, load_config
 from rel_eng.errors import ConfigError
-from rel_eng.oz_config import OzConfig
+from rel_eng.config.oz import OzConfig
 
 
 def test_oz_table_parses_and_round_trips(tmp_path):

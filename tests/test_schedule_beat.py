@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from rel_eng.config import load_config
 from rel_eng.distributed.celery_app import make_app
-from rel_eng.distributed.settings import effective
+from rel_eng.config.celery import effective
 from rel_eng.schedule import beat
 
 beat.utcnow = lambda: dt.datetime(2013, 5, 28, 12, 0, tzinfo=dt.timezone.utc)

@@ -24,7 +24,7 @@ from rel_eng.schedule import beat  # noqa: E402
 from rel_eng.schedule.dispatch import Dispatcher, FiringFailed  # noqa: E402
 from rel_eng.store.engine import open_engine  # noqa: E402
 from rel_eng.store.firings import FiringLedger  # noqa: E402
-from rel_eng.store.settings import StoreConfig  # noqa: E402
+from rel_eng.config.store import StoreConfig  # noqa: E402
 
 UTC = dt.timezone.utc
 BETA_DUE = dt.datetime(2013, 5, 28, 4, 0, tzinfo=UTC)  # releases.toml date, streams.toml time

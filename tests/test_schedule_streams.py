@@ -12,7 +12,7 @@ from rel_eng.cli import main
 from rel_eng.config import Config, load_config
 from rel_eng.errors import ConfigError
 from rel_eng.paths import RELEASES_FILE
-from rel_eng.schedule.settings import ScheduleConfig, Stream
+from rel_eng.config.schedule import ScheduleConfig, Stream
 
 BAD_STREAMS = """
 [milestones]

@@ -24,7 +24,7 @@ from rel_eng.store import queries  # noqa: E402
 from rel_eng.store import recorder as store_recorder  # noqa: E402
 from rel_eng.store.engine import StoreUnavailable, open_engine  # noqa: E402
 from rel_eng.store.recorder import StoreRecorder, recorder_for  # noqa: E402
-from rel_eng.store.settings import StoreConfig  # noqa: E402
+from rel_eng.config.store import StoreConfig  # noqa: E402
 
 DATE = dt.date(2013, 5, 28)
 

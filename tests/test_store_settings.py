@@ -8,7 +8,7 @@ import pytest
 
 from rel_eng.config import Config, load_config
 from rel_eng.errors import ConfigError
-from rel_eng.store.settings import StoreConfig
+from rel_eng.config.store import StoreConfig
 
 
 def config_with(tmp_path, store: str):

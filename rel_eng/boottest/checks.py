@@ -10,8 +10,8 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-CHECKS = ("console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
-          "firewall-off", "root-locked", "sudo-nopasswd", "anaconda-install")
+from rel_eng.config.boot_test import CHECKS  # the names (config validates them), in report order
+
 # The root must end within this much of the end of the (larger) disk, and the filesystem fill
 # at least this share of its partition (ext4/xfs/btrfs metadata takes a few percent).
 ROOT_END_TOLERANCE_BYTES = 16 * 1024**2

@@ -17,7 +17,7 @@ from rel_eng.plan import DropPlan, ImageJob
 
 if TYPE_CHECKING:
     from rel_eng.config import Config, Release
-    from rel_eng.koji_config import KojiConfig
+    from rel_eng.config.koji import KojiConfig
 
 UPLOAD_PREFIX = "cli-image"  # where koji's CLI stages a local kickstart in the hub's work dir
 UNIQUE_PLACEHOLDER = "<unique>"  # stands for the per-submission dir in `rel-eng plan` output

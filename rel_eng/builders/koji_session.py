@@ -21,7 +21,7 @@ import urllib3
 
 from rel_eng import retry
 from rel_eng.errors import InputError, RelEngError
-from rel_eng.koji_config import KojiConfig
+from rel_eng.config.koji import KojiConfig
 from rel_eng.redact import password_of, redact
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildReque
 from rel_eng.digest import raw_digest
 from rel_eng.errors import CommandFailed, RelEngError, ToolMissing
 from rel_eng.manifest import Artifact
-from rel_eng.oz_config import OzConfig
+from rel_eng.config.oz import OzConfig
 
 log = logging.getLogger(__name__)
 

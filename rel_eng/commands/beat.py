@@ -23,7 +23,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from rel_eng.distributed.broker import check_reachable
     from rel_eng.distributed.celery_app import make_app
-    from rel_eng.distributed.settings import effective
+    from rel_eng.config.celery import effective
     from rel_eng.schedule import beat
     from rel_eng.store.engine import open_engine
 

@@ -15,10 +15,18 @@ def register(sub) -> None:
     p.add_argument("--output", type=Path,
                    help="output dir a compose will write (default [schedule] output)")
     p.add_argument("--mirror", type=Path, help="mirror root (default [schedule] mirror, or OUTPUT/mirror)")
+    p.add_argument("--keys", action="store_true",
+                   help="print every config key with its default, type, bounds and help (a TOML "
+                        "file of the defaults), then stop")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.keys:
+        from rel_eng.config.reference import render
+
+        sys.stdout.write(render())
+        return 0
     config = common.load(args)
     found, checked = validate.problems(config)
     output = args.output or Path(config.schedule.output)

@@ -6,7 +6,7 @@ import socket
 
 from rel_eng.commands import common
 from rel_eng.errors import InputError
-from rel_eng.distributed.settings import effective
+from rel_eng.config.celery import effective
 
 
 def register(sub) -> None:

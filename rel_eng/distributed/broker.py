@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import redis
 
-from rel_eng.distributed import settings as celery_settings
-from rel_eng.distributed.settings import CelerySettings
+from rel_eng.config import celery as celery_settings
+from rel_eng.config.celery import CelerySettings
 from rel_eng.errors import InputError
+from rel_eng.redact import redact
 
 
 def unreachable(s: CelerySettings, source: str) -> list[str]:
@@ -29,7 +30,7 @@ def unreachable(s: CelerySettings, source: str) -> list[str]:
                 client.close()
         except (redis.RedisError, OSError, ValueError) as exc:
             found.append(f"{celery_settings.origin(key, source)}: cannot reach Redis at "
-                         f"{celery_settings.redact(url)}: {exc}")
+                         f"{redact(url)}: {exc}")
     return found
 
 
@@ -47,4 +48,4 @@ def validate_problems(config) -> tuple[list[str], list[str]]:
     s = celery_settings.effective(config.celery)
     if s == CelerySettings():
         return [], []
-    return unreachable(s, config.source), [f"broker {celery_settings.redact(s.broker_url)}"]
+    return unreachable(s, config.source), [f"broker {redact(s.broker_url)}"]

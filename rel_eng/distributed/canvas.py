@@ -24,7 +24,8 @@ from rel_eng.config import Config
 from rel_eng.distributed import routing, tasks
 from rel_eng.distributed.broker import check_reachable
 from rel_eng.distributed.celery_app import make_app
-from rel_eng.distributed.settings import CelerySettings, effective, redact
+from rel_eng.config.celery import CelerySettings, effective
+from rel_eng.redact import redact
 from rel_eng.errors import RelEngError
 from rel_eng.manifest import atomic_write
 

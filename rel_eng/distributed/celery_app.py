@@ -11,7 +11,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from rel_eng.distributed.settings import CelerySettings
+from rel_eng.config.celery import CelerySettings
 
 
 def make_app(s: CelerySettings, main: str = "rel_eng") -> Celery:

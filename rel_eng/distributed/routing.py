@@ -8,7 +8,7 @@ host is never blocked behind an upload.
 
 from __future__ import annotations
 
-from rel_eng.distributed.settings import CelerySettings
+from rel_eng.config.celery import CelerySettings
 from rel_eng.errors import InputError
 from rel_eng.plan import ImageJob
 

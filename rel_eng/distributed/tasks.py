@@ -26,7 +26,7 @@ from rel_eng.compose import locks
 from rel_eng.compose.locks import StepBusy  # noqa: F401  (retried: another delivery still runs)
 from rel_eng.compose import (DOOMED, FINISHED, INCOMPLETE, STARTED, TERMINATED, Compose,
                              ComposeDoomed, Terminated)
-from rel_eng.distributed.settings import CelerySettings
+from rel_eng.config.celery import CelerySettings
 from rel_eng.errors import InputError, RelEngError
 
 log = logging.getLogger(__name__)

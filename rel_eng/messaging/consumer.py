@@ -29,7 +29,7 @@ from rel_eng.atomic import pid_alive
 from rel_eng import runner
 from rel_eng.errors import CommandFailed, InputError, ToolMissing
 from rel_eng.messaging.bodies import DROP_STAGED
-from rel_eng.messaging.settings import MessagingConfig
+from rel_eng.config.messaging import MessagingConfig
 from rel_eng.store import schema
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from rel_eng.errors import InputError, RelEngError
-from rel_eng.messaging.settings import MessagingConfig
+from rel_eng.config.messaging import MessagingConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-if TYPE_CHECKING:  # rel_eng.config imports rel_eng.publish.ec2_config: no runtime import here
+if TYPE_CHECKING:  # types only: publishers import config, never the other way round
     from rel_eng.config import Config
 
 Publisher = Callable[[Path, "Config"], object]

@@ -11,7 +11,7 @@ import botocore.exceptions
 
 from rel_eng.publish import ec2_tags
 from rel_eng.publish.aws_clients import Ec2Error, describe_failure, waiter_config, waiter_failure
-from rel_eng.publish.ec2_config import Ec2Config
+from rel_eng.config.ec2 import Ec2Config
 
 log = logging.getLogger(__name__)
 

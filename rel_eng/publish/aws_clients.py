@@ -14,7 +14,7 @@ import botocore.config
 import botocore.exceptions
 
 from rel_eng.errors import InputError, RelEngError
-from rel_eng.publish.ec2_config import Ec2Config
+from rel_eng.config.ec2 import Ec2Config
 
 # Error codes worth another try at our level once botocore's own retries are spent.
 RETRYABLE_CODES = frozenset({

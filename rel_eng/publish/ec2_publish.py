@@ -26,7 +26,7 @@ from rel_eng.plan import DropPlan, ImageJob
 from rel_eng.publish import ami, ec2_tags, messages
 from rel_eng.publish.aws_clients import AwsClients, Ec2Error, describe_failure, error_code
 from rel_eng.publish.ebs_upload import GIB, UploadResult, upload_ebs_direct, volume_size_gib
-from rel_eng.publish.ec2_config import Ec2Config, check_ec2, known_regions
+from rel_eng.config.ec2 import Ec2Config, known_regions
 from rel_eng.publish.ec2_results import load_results, results_path, write_results
 from rel_eng.publish.s3_import import upload_s3_import
 
@@ -75,17 +75,6 @@ class PublishReport:
     skipped: dict[str, str]  # nvra -> why
     messages: tuple[dict, ...]
     metadata: Path
-
-
-class _Collect:
-    """A problem sink for check_ec2 when the Config was built in code rather than loaded."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.items: list[str] = []
-
-    def add(self, key: str, message: str) -> None:
-        self.items.append(f"{self.source}: {key}: {message}")
 
 
 def resolve_regions(cfg: Ec2Config, regions: list[str] | None) -> tuple[str, ...]:
@@ -301,10 +290,9 @@ def publish_ec2(
     the drop first and calls `share_ec2` only once the drop is in the mirror.
     """
     cfg = config.ec2
-    collect = _Collect(config.source)
-    check_ec2(cfg, collect)
-    if collect.items:
-        raise InputError("; ".join(collect.items))
+    found = cfg.problems(config.source, "ec2.")  # a config built in code was never parsed
+    if found:
+        raise InputError("; ".join(found))
     all_regions = resolve_regions(cfg, regions)
     plan = load_plan(topdir)
     targets, skipped = select_targets(topdir, plan, cfg)

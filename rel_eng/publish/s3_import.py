@@ -20,7 +20,7 @@ from rel_eng.digest import check_raw
 from rel_eng.publish import ec2_tags
 from rel_eng.publish.aws_clients import AwsClients, Ec2Error, describe_failure, error_code
 from rel_eng.publish.ebs_upload import UploadResult, mark_complete, wait_snapshot, with_retries
-from rel_eng.publish.ec2_config import Ec2Config
+from rel_eng.config.ec2 import Ec2Config
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from rel_eng.schedule import cron
-from rel_eng.schedule.settings import Stream
+from rel_eng.config.schedule import Stream
 
 MILESTONE, WEEKLY, MANUAL = "milestone", "weekly", "manual"
 

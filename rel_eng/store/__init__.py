@@ -4,5 +4,5 @@ SQLAlchemy over a SQLite file by default (`<output>/rel-eng.db`), PostgreSQL by 
 directory stays the source of truth; a `StoreRecorder` mirrors it here as the compose runs, so
 `rel-eng status` can show live state and the scheduler can claim firings atomically.
 
-Kept import-light: config.py imports `rel_eng.store.settings`.
+Its config table is rel_eng.config.store.
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rel_eng.config import Config, load_config
-from rel_eng.koji_config import KojiConfig
+from rel_eng.config.koji import KojiConfig
 
 from .assets import make_certs, make_images
 from .server import KojiTestHub

@@ -1,4 +1,4 @@
-"""The `[store]` table of the pipeline config. Imports nothing from rel_eng (config.py imports it)."""
+"""`[store]`: the compose store's database (rel_eng.store)."""
 
 from __future__ import annotations
 
@@ -6,37 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rel_eng.config.problems import Problems
+from rel_eng.config.table import NOTHING, Section, setting
+
 BACKENDS = ("sqlite", "postgresql")
 DEFAULT_FILE = "rel-eng.db"  # in the output dir, beside the composes
 
 
-@dataclass(frozen=True)
-class StoreConfig:
-    enabled: bool = True
-    url: str = ""  # "" = sqlite:///<output>/rel-eng.db
-
-    def url_for(self, output: Path) -> str:
-        return self.url or f"sqlite:///{Path(output).resolve() / DEFAULT_FILE}"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StoreConfig":
-        return cls(**data)
-
-
-def parse_store(table: Any, problems, base_dir: Path, where: str = "store.") -> StoreConfig:
-    """`[store]` -> StoreConfig; mistakes go to `problems` (rel_eng.config._Problems)."""
-    if not isinstance(table, dict):
-        problems.add(where.rstrip("."), "expected a table")
-        return StoreConfig()
-    problems.unknown(table, {"enabled", "url"}, where)
-    enabled = problems.take(table, "enabled", bool, True, where)
-    url = problems.take(table, "url", str, "", where)
-    if url:
-        url = _check_url(url, problems, base_dir, f"{where}url")
-    return StoreConfig(enabled=enabled, url=url)
-
-
-def _check_url(text: str, problems, base_dir: Path, key: str) -> str:
+def _url(text: Any, problems: Problems, key: str, base_dir: Path | None) -> Any:
+    """A database URL, a relative SQLite file resolved against the config's dir."""
+    if not isinstance(text, str):
+        problems.add(key, f"expected str, got {type(text).__name__} {text!r}")
+        return NOTHING
+    if not text:
+        return ""
     from sqlalchemy.engine import make_url  # late: only configs that name a URL pay for it
     from sqlalchemy.exc import ArgumentError
 
@@ -60,5 +43,14 @@ def _check_url(text: str, problems, base_dir: Path, key: str) -> str:
             problems.add(key, "needs a file: an in-memory SQLite store forgets everything at exit")
             return ""
         if not Path(url.database).is_absolute():
-            url = url.set(database=str((base_dir / url.database).resolve()))
+            url = url.set(database=str((Path(base_dir or ".") / url.database).resolve()))
     return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class StoreConfig(Section):
+    enabled: bool = setting(True, "record composes, builds, artifacts and messages")
+    url: str = setting("", '"" = sqlite:///<output>/rel-eng.db', convert=_url)
+
+    def url_for(self, output: Path) -> str:
+        return self.url or f"sqlite:///{Path(output).resolve() / DEFAULT_FILE}"

@@ -1,0 +1,46 @@
+"""`[boot_test]`: which drops a failed boot stops and how boots are bounded (rel_eng.boottest)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rel_eng.config.problems import Problems
+from rel_eng.config.table import NOTHING, Section, setting
+
+# The named checks, in the order they are reported (rel_eng.boottest.checks evaluates them).
+CHECKS = ("console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
+          "firewall-off", "root-locked", "sudo-nopasswd", "anaconda-install")
+GATES = ("milestones", "all", "none")
+ACCELS = ("auto", "kvm", "tcg")
+
+
+def _checks(value: Any, problems: Problems, key: str, base_dir) -> Any:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        problems.add(key, f"expected a non-empty list of check names, got {value!r}")
+        return NOTHING
+    unknown = [v for v in value if v not in CHECKS]
+    if unknown:
+        problems.add(key, f"unknown check {', '.join(unknown)} (known: {', '.join(CHECKS)})")
+        return NOTHING
+    return tuple(n for n in CHECKS if n in value)
+
+
+@dataclass(frozen=True)
+class BootTestConfig(Section):
+    enabled: bool = setting(True, 'false: every image recorded "skipped: boot test disabled"')
+    gate: str = setting("milestones", "which drops a failed boot stops: milestones | all | none",
+                        choices=GATES)
+    parallel: int = setting(2, "VMs at once (also bounded by host memory)", low=1, high=64)
+    accel: str = setting("auto", "auto | kvm | tcg (REL_ENG_ACCEL overrides)", choices=ACCELS)
+    memory_mib: int = setting(1024, "guest RAM", low=256, high=65536)
+    # TCG-sized bounds; a guest that is ready sooner gets its verdict sooner (see README).
+    console_timeout_s: int = setting(300, "first kernel line on the console", low=5, high=3600)
+    boot_timeout_s: int = setting(900, "the whole boot, to the checks' answer", low=10, high=7200)
+    ssh_timeout_s: int = setting(120, "one ssh connection", low=5, high=3600)
+    guest_script_timeout_s: int = setting(300, "the checks' script in the guest", low=10, high=3600)
+    checks: tuple[str, ...] = setting(CHECKS, "the checks a compose runs (all by default)",
+                                      convert=_checks)
+
+    def gated(self, milestone: str | None) -> bool:
+        return self.gate == "all" or (self.gate == "milestones" and bool(milestone))
