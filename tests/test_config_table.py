@@ -12,6 +12,7 @@ import pytest
 from rel_eng.cli import main
 from rel_eng.config import Config, Problems, load_config
 from rel_eng.config.reference import render
+from rel_eng.errors import ConfigError
 from rel_eng.config.table import NOTHING, Section, derived, parse_table, setting
 
 
@@ -92,7 +93,7 @@ def test_the_key_reference_is_a_config_of_the_defaults(tmp_path, capsys):
     assert text == render()
     doc = tomllib.loads(text)
     assert set(doc) == {"compose", "signing", "celery", "ec2", "koji", "oz", "store", "schedule",
-                        "messaging", "boot_test", "images"}
+                        "messaging", "boot_test", "images", "web"}
     assert "poll_interval = 20.0  # number; 0.01..3600 seconds;" in text
     path = tmp_path / "rel-eng.toml"
     path.write_text(text)
@@ -102,3 +103,20 @@ def test_the_key_reference_is_a_config_of_the_defaults(tmp_path, capsys):
     same = {"source": "", "schedule": {**default.to_dict()["schedule"], "output": "out"}}
     assert loaded.to_dict() | same == default.to_dict() | same
     assert isinstance(loaded, Config)
+
+
+@pytest.mark.parametrize("body, problem", [
+    ('bind = "nohost"', "web.bind: expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080"),
+    ('bind = "example.org:80"', "web.bind: 'example.org' is not an IP address"),
+    ('bind = "127.0.0.1:99999"', "web.bind: port '99999' is not a number 0..65535"),
+    ("poll_ms = 50", "web.poll_ms: must be 100..600000, got 50"),
+])
+def test_a_section_added_as_one_dataclass_gets_the_same_reports(tmp_path, body, problem):
+    """[web] is one dataclass and one `section` line; nothing else was written to parse it."""
+    path = tmp_path / "rel-eng.toml"
+    path.write_text(f"[web]\n{body}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.problems == [f"{path}: {problem}"]
+    path.write_text('[web]\nbind = "[::1]:0"\npoll_ms = 500\n')
+    assert (load_config(path).web.bind, load_config(path).web.poll_ms) == ("[::1]:0", 500)

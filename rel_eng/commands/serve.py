@@ -10,16 +10,15 @@ from rel_eng.errors import InputError
 
 
 def register(sub) -> None:
-    from rel_eng.web.dashboard.server import DEFAULT_BIND
-
     p = sub.add_parser("serve", help="serve a read-only web dashboard of the compose store")
     common.add_config_options(p)
-    p.add_argument("--bind", default=DEFAULT_BIND, metavar="HOST:PORT",
-                   help=f"address to listen on (default {DEFAULT_BIND}; port 0 picks a free one)")
+    p.add_argument("--bind", metavar="HOST:PORT",
+                   help="address to listen on (default [web] bind: 127.0.0.1:8080; port 0 picks a "
+                        "free one)")
     p.add_argument("--output", type=Path, help="output dir holding the default SQLite store "
                                                "(default [schedule] output: ./out)")
-    p.add_argument("--poll-ms", type=int, default=2000, metavar="MS",
-                   help="how often open pages fetch live status (default 2000 ms)")
+    p.add_argument("--poll-ms", type=int, metavar="MS",
+                   help="how often open pages fetch live status (default [web] poll_ms: 2000 ms)")
     p.set_defaults(func=run)
 
 
@@ -29,9 +28,10 @@ def run(args) -> int:
     from rel_eng.web.dashboard.server import bind_socket, parse_bind, serve
 
     config = common.load(args)
-    host, port = parse_bind(args.bind)  # bad input first: nothing opened yet
-    if not 100 <= args.poll_ms <= 600_000:
-        raise InputError(f"--poll-ms must be 100..600000, got {args.poll_ms}")
+    host, port = parse_bind(args.bind or config.web.bind)  # bad input first: nothing opened yet
+    poll_ms = config.web.poll_ms if args.poll_ms is None else args.poll_ms
+    if not 100 <= poll_ms <= 600_000:
+        raise InputError(f"--poll-ms must be 100..600000, got {poll_ms}")
     if not config.store.enabled:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
     url = config.store.url_for(args.output or Path(config.schedule.output))
@@ -45,7 +45,7 @@ def run(args) -> int:
         where = f"[{shown[0]}]:{shown[1]}" if ":" in shown[0] else f"{shown[0]}:{shown[1]}"
         print(f"rel-eng serve: http://{where}/ (read-only) over {redacted(url)}",
               file=sys.stderr, flush=True)
-        serve(create_app(engine, config, poll_ms=args.poll_ms), sock, log_level="debug" if args.debug else "warning")
+        serve(create_app(engine, config, poll_ms=poll_ms), sock, log_level="debug" if args.debug else "warning")
     finally:
         engine.dispose()
     return 0

@@ -6,7 +6,7 @@
                   them, and the JSON round trip (Section.to_dict / from_dict)
     model.py      Config: the [compose] keys and one `section` field per table
     compose tables: signing.py, images.py, koji.py, oz.py, ec2.py, celery.py, store.py,
-                  schedule.py (and the streams file), messaging.py, boot_test.py
+                  schedule.py (and the streams file), messaging.py, boot_test.py, web.py
     releases.py   releases.toml
     load.py       load_config: the three files, every problem reported at once
 
@@ -29,8 +29,9 @@ from rel_eng.config.releases import MILESTONES, Release
 from rel_eng.config.schedule import ScheduleConfig, Stream
 from rel_eng.config.signing import Signing
 from rel_eng.config.store import StoreConfig
+from rel_eng.config.web import WebConfig
 from rel_eng.naming import ARCHES
 
 __all__ = ["ARCHES", "MILESTONES", "BootTestConfig", "CelerySettings", "Config", "Ec2Config",
            "ImageType", "KojiConfig", "MessagingConfig", "OzConfig", "Problems", "Release",
-           "ScheduleConfig", "Signing", "Stream", "StoreConfig", "load_config"]
+           "ScheduleConfig", "Signing", "Stream", "StoreConfig", "WebConfig", "load_config"]

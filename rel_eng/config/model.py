@@ -27,6 +27,7 @@ from rel_eng.config.schedule import ScheduleConfig
 from rel_eng.config.signing import Signing
 from rel_eng.config.store import StoreConfig
 from rel_eng.config.table import from_json, section, setting
+from rel_eng.config.web import WebConfig
 from rel_eng.errors import ConfigError
 from rel_eng.naming import ARCHES, OUTPUT_FORMATS, QCOW2_COMPRESSION
 
@@ -94,6 +95,7 @@ class Config:
     schedule: ScheduleConfig = section(ScheduleConfig, "schedule")
     messaging: MessagingConfig = section(MessagingConfig, "messaging")
     boot_test: BootTestConfig = section(BootTestConfig, "boot_test")
+    web: WebConfig = section(WebConfig, "web")
     image_types: tuple[ImageType, ...] = section(ImageType, "images", parse=parse_images,
                                                  default=lambda: DEFAULT_IMAGE_TYPES)
     releases: tuple[Release, ...] = ()  # from releases_file

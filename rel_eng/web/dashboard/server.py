@@ -4,34 +4,21 @@ bad or taken address is one clear line (exit 2) rather than a server log."""
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket
 
+from rel_eng.config.web import BadBind, split_bind
 from rel_eng.errors import InputError
 
-DEFAULT_BIND = "127.0.0.1:8080"
 log = logging.getLogger(__name__)
 
 
 def parse_bind(text: str) -> tuple[str, int]:
-    """'HOST:PORT' or '[V6]:PORT' -> (host, port). HOST is an IP address or 'localhost'."""
-    where = f"--bind '{text}'"
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not host or not port:
-        raise InputError(f"{where}: expected HOST:PORT, e.g. {DEFAULT_BIND} or [::1]:8080")
-    if host != "localhost":
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise InputError(f"{where}: '{host}' is not an IP address",
-                             hint="use an address of this host, e.g. 127.0.0.1") from None
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InputError(f"{where}: port '{port}' is not a number 0..65535")
-    return host, int(port)
+    """'HOST:PORT' or '[V6]:PORT' -> (host, port); a bad address is one line naming --bind."""
+    try:
+        return split_bind(text)
+    except BadBind as exc:
+        raise InputError(f"--bind '{text}': {exc.what}", hint=exc.hint) from None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
