@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rel_eng.boottest import accel, checks as ck, console, offline, qemu, seed
+from rel_eng.boottest import accel, checks as ck, console, kvmprobe, offline, qemu, seed
 from rel_eng.boottest.settings import BootTestConfig
 from rel_eng.config import load_config
 from rel_eng.errors import ConfigError
@@ -34,7 +34,8 @@ def _devkvm(tmp_path):
 
 
 def test_accel_pvm_only_means_tcg_and_says_why(tmp_path):
-    a = accel.choose("auto", env={}, sys_module=_sysmod(tmp_path, "kvm_pvm"), dev_kvm=_devkvm(tmp_path))
+    a = accel.choose("auto", env={}, sys_module=_sysmod(tmp_path, "kvm_pvm"), dev_kvm=_devkvm(tmp_path),
+                     probe=None)
     assert a.name == "tcg"
     assert "kvm_pvm" in a.reason and "exists" in a.reason
 
@@ -50,11 +51,25 @@ def test_accel_no_dev_kvm_is_tcg(tmp_path):
     assert a.name == "tcg" and "does not exist" in a.reason
 
 
-def test_accel_probe_can_enable_kvm(tmp_path):
+def test_accel_probe_decides_when_no_hardware_module_is_loaded(tmp_path):
     calls = []
-    a = accel.choose("auto", env={}, sys_module=_sysmod(tmp_path, "kvm_pvm"), dev_kvm=_devkvm(tmp_path),
-                     probe=lambda: calls.append(1) or True)
-    assert a.name == "kvm" and calls == [1]
+    kw = dict(env={}, sys_module=_sysmod(tmp_path, "kvm_pvm"), dev_kvm=_devkvm(tmp_path))
+    a = accel.choose("auto", probe=lambda: calls.append(1) or kvmprobe.ProbeResult(True, "it ran"), **kw)
+    assert a == accel.Accel("kvm", f"{kw['dev_kvm']} exists with only kvm_pvm loaded, and it ran")
+    b = accel.choose("auto", probe=lambda: calls.append(2) or kvmprobe.ProbeResult(False, "it hung", True),
+                     **kw)
+    assert b.name == "tcg" and b.reason.endswith("only kvm_pvm is loaded, and it hung (cached probe result)")
+    assert calls == [1, 2]
+
+
+def test_accel_probe_is_not_run_when_the_module_or_an_override_decides(tmp_path):
+    def probe():
+        raise AssertionError("probe run")
+    dev = _devkvm(tmp_path)
+    assert accel.choose("auto", env={}, sys_module=_sysmod(tmp_path, "kvm_amd"), dev_kvm=dev,
+                        probe=probe).name == "kvm"
+    assert accel.choose("auto", env={"REL_ENG_ACCEL": "tcg"}, dev_kvm=dev, probe=probe).name == "tcg"
+    assert accel.choose("auto", env={}, dev_kvm=tmp_path / "nope", probe=probe).name == "tcg"
 
 
 def test_accel_overrides(tmp_path):
@@ -220,6 +235,29 @@ def test_cloud_init_check():
     assert ck.cloud_init({"ci-status": "status: done", "ci-result": "garbage"}).status == "fail"
 
 
+def _status_json(**stages):
+    v1 = {"stage": None, "datasource": "DataSourceNoCloud"}
+    v1.update({st: {"errors": stages.get(st.replace("-", "_"), []), "start": 1.0, "finished": 2.0}
+               for st in ck.CI_STAGES})
+    return "source=/run/cloud-init/status.json\n" + json.dumps({"v1": v1})
+
+
+def test_cloud_init_check_from_its_json_files():
+    done = {"ci-status": _status_json(), "ci-result": '{"v1": {"errors": []}}'}
+    r = ck.cloud_init(done)
+    assert r.status == "pass" and r.evidence == ("cloud-init status: done (from /run/cloud-init/status.json); "
+                                                 "result.json errors: 0")
+    stage_error = {"ci-status": _status_json(modules_final=["cc_runcmd failed"]),
+                   "ci-result": '{"v1": {"errors": []}}'}
+    r = ck.cloud_init(stage_error)
+    assert r.status == "fail" and "cc_runcmd failed" in r.message and "status: error" in r.evidence
+    running = {"ci-status": _status_json(), "ci-result": ""}  # result.json never appeared
+    r = ck.cloud_init(running)
+    assert r.status == "fail" and "running" in r.evidence
+    r = ck.cloud_init({"ci-status": "source=/run/cloud-init/status.json\nnot json", "ci-result": "{}"})
+    assert r.status == "fail" and "is not JSON" in r.evidence
+
+
 def test_mac_check_online_and_offline():
     links = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 link/loopback 00:00:00:00:00:00\n"
              "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 link/ether 52:54:00:6b:7d:11 brd ff")
@@ -238,6 +276,8 @@ def test_mac_check_online_and_offline():
 
 def test_firewall_root_sudo_anaconda():
     assert ck.firewall_off({"firewall": "service firewalld inactive\nservice ufw unknown"}).status == "pass"
+    r = ck.firewall_off({"firewall": "service ufw inactive", "firewall-rules": "iptables -P INPUT DROP"})
+    assert r.status == "fail" and "iptables -P INPUT DROP" in r.message
     r = ck.firewall_off({"firewall": "service firewalld active\nnft  chain input { policy drop; }"})
     assert r.status == "fail" and "firewalld" in r.message
     assert ck.root_locked({"root-shadow": "*\nrc=0"}).status == "pass"
@@ -257,7 +297,7 @@ def test_firewall_root_sudo_anaconda():
 def test_guest_script_never_interpolates_hostile_package_names():
     script = ck.guest_script(seed.NONCE_PATH, ["sudo", "$(reboot)", "a;b", "ok-pkg+1.2"])
     assert "$(reboot)" not in script and "a;b" not in script
-    assert "for p in sudo ok-pkg+1.2;" in script
+    assert 'pkgs="sudo ok-pkg+1.2"' in script
 
 
 def test_parse_checks():

@@ -21,6 +21,7 @@ _RANGES = {
     "boot_timeout_s": (10, 7200),
     "ssh_timeout_s": (5, 3600),
     "guest_script_timeout_s": (10, 3600),
+    "tcg_tb_size_mib": (0, 4096),
 }
 
 
@@ -31,6 +32,7 @@ class BootTestConfig:
     parallel: int = 2          # VMs at once (also bounded by host memory)
     accel: str = "auto"        # auto | kvm | tcg (REL_ENG_ACCEL overrides)
     memory_mib: int = 1024
+    tcg_tb_size_mib: int = 0   # TCG translation cache per VM (MiB); 0: qemu's default (see README)
     # TCG-sized bounds; a guest that is ready sooner gets its verdict sooner (see README).
     console_timeout_s: int = 300
     boot_timeout_s: int = 900
