@@ -103,6 +103,14 @@ def test_qemu_argv_boots_the_disk_through_the_bios():
     assert "-cpu" not in argv  # -cpu host aborts without a hardware KVM
 
 
+def test_qemu_argv_caps_the_tcg_translation_cache_only_under_tcg():
+    assert qemu.argv(_spec(tb_size_mib=256))[qemu.argv(_spec()).index("-accel") + 1] == "tcg,tb-size=256"
+    kvm = qemu.argv(_spec(accel="kvm", tb_size_mib=256))
+    assert kvm[kvm.index("-accel") + 1] == "kvm"
+    assert BootTestConfig().tcg_tb_size_mib == 256
+    assert load_config(None).boot_test.tcg_tb_size_mib == 256
+
+
 def test_qemu_argv_kvm_and_i386():
     argv = qemu.argv(_spec(arch="i386", accel="kvm"))
     assert argv[0] == "qemu-system-i386"
@@ -422,3 +430,74 @@ def test_sections_keep_the_last_one():
     out = "noise\n@@nonce\nabc\n@@packages\na 1 amd64\nb 2 all\n@@end\n"
     assert ck.sections(out) == {"nonce": "abc", "packages": "a 1 amd64\nb 2 all", "end": ""}
     assert "end" not in ck.sections("@@nonce\nabc\n@@packages\ncut short")
+
+
+def test_memory_per_vm_counts_the_tcg_translation_cache():
+    from rel_eng.boottest import engine
+    from rel_eng.boottest.accel import Accel
+
+    tcg = engine.BootOptions(accel=Accel("tcg", "t"), memory_mib=1024, tcg_tb_size_mib=256)
+    assert engine.per_vm_mib(tcg) == 1280
+    assert engine.per_vm_mib(engine.BootOptions(accel=Accel("tcg", "t"), tcg_tb_size_mib=0)) == 2048
+    assert engine.per_vm_mib(engine.BootOptions(accel=Accel("kvm", "t"), memory_mib=2048)) == 2048
+
+
+# the ssh phase of a boot, with the guest's answers injected -----------------------------------
+
+def test_ssh_retries_back_off_and_the_first_login_runs_the_guest_script(tmp_path, monkeypatch):
+    import threading
+
+    from fake_clock import FakeClock
+    from rel_eng.boottest import engine, sshclient
+    from rel_eng.boottest.accel import Accel
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "host"], check=True)
+    keytype, blob = (tmp_path / "host.pub").read_text().split()[:2]
+    fp = sshclient.fingerprint(keytype, blob)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "console.log").write_text(
+        "[    0.000000] Linux version 6.1.0-13-amd64\n[    9.1] cloud-init[300]: Cloud-init v. 22.4.2 running\n"
+        f"-----BEGIN SSH HOST KEY FINGERPRINTS-----\n256 {fp} root@x (ED25519)\n"
+        "-----END SSH HOST KEY FINGERPRINTS-----\n-----BEGIN SSH HOST KEY KEYS-----\n"
+        f"{keytype} {blob} root@x\n-----END SSH HOST KEY KEYS-----\n"
+        "Cloud-init v. 22.4.2 finished at Tue, 01 Dec 2026 09:14:57 +0000. Datasource DataSourceNoCloud.  "
+        "Up 38.50 seconds\n")
+    answers = [(255, "ssh: connect to host 127.0.0.1 port 1: Connection refused", "")] * 3 + [
+        (0, "", "@@ci-status\nstatus: done\n@@ci-result\n{\"v1\": {\"errors\": []}}\n@@nonce\nN\n"
+                "@@sudo\nsudo-ok\n@@timing\nstart=40.0 cloud_init=40.1 facts=41.0 pkgq=41.2 packages=41.5\n@@end\n")]
+    logins, looks = [], []
+    monkeypatch.setattr(engine, "runner_run_quiet", lambda argv, timeout, stdin=None: logins.append(
+        (argv[-1], stdin)) or answers[len(logins) - 1])
+    monkeypatch.setattr(sshclient, "auth_methods", lambda *a, **k: looks.append(a) or (
+        ["publickey"] if len(looks) >= 4 else None))
+
+    class FakeVm:
+        def running(self):
+            return True
+
+        def sample_rss(self):
+            pass
+
+        def stderr_text(self):
+            return ""
+
+    class Done(threading.Thread):
+        facts = offline.OfflineFacts(read=True, note="ext filesystem")
+
+    clock = FakeClock()
+    opts = engine.BootOptions(accel=Accel("tcg", "t"), clock=clock, sleep=clock.sleep)
+    v = engine.Verdict("img", "x86_64", "tcg", "t", "fail")
+    v._key, v._port, v._mac, v._nonce = work / "id", 2222, "52:54:00:aa:bb:cc", "N"
+    reader = Done()
+    reader.start()
+    results = {r.name: r for r in engine._observe(None, opts, work, FakeVm(), reader, v, clock())}
+    # three refused logins, pauses doubling from 0.5 s up to the 2 s cap, then one login that
+    # runs the guest script: no separate probe login
+    assert [cmd for cmd, _ in logins] == ["bash -s"] * 4 and all("@@ci-status" in s for _, s in logins)
+    assert clock.sleeps == [0.5, 1.0, 2.0]  # the console was complete at once: no console polls
+    assert v.seconds["ssh_attempts"] == 4
+    assert results["ssh"].status == "pass" and "offers: publickey" in results["ssh"].evidence
+    assert len(looks) == 4  # one look at sshd's methods beside each login
+    assert results["user-data"].status == "pass" and results["cloud-init"].status == "pass"
+    assert v.seconds["guest:facts"] == 0.9 and v.guest_uptime == 38.5

@@ -32,6 +32,7 @@ from rel_eng.boottest.image import DiskImage
 from rel_eng.boottest.vm import Vm, kill_all
 
 GROW_BYTES = 1024**3
+SSH_RETRY_MAX_S = 2.0
 MIB = 1024**2
 
 
@@ -57,9 +58,9 @@ class BootOptions:
     packages_source: str = ""
     logs_dir: Path | None = None       # console logs are copied here as <stem>.console.log
     packages_dir: Path | None = None   # <stem>-packages.txt goes here
-    tcg_tb_size_mib: int = 0  # TCG translation cache; 0: qemu's default (see qemu.py)
+    tcg_tb_size_mib: int = 256  # TCG translation cache; 0: qemu's default (see qemu.py)
     poll_s: float = 0.25       # how often the console is read while the guest boots
-    ssh_retry_s: float = 0.5   # pause between ssh attempts before sshd answers
+    ssh_retry_s: float = 0.5   # first pause between ssh attempts, doubling up to SSH_RETRY_MAX_S
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
 
@@ -112,7 +113,7 @@ def stem(image: Path) -> str:
 
 def run_many(images: list[DiskImage], opts: BootOptions, parallel: int) -> list[Verdict]:
     """Side by side, at most `parallel` at once and as many as the host's memory allows."""
-    bound = max(1, min(parallel, memory_bound(opts.memory_mib), len(images)))
+    bound = max(1, min(parallel, memory_bound(per_vm_mib(opts)), len(images)))
     STOP.clear()
     pool = ThreadPoolExecutor(max_workers=bound, thread_name_prefix="boot-test")
     try:
@@ -124,6 +125,16 @@ def run_many(images: list[DiskImage], opts: BootOptions, parallel: int) -> list[
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+QEMU_DEFAULT_TB_MIB = 1024  # qemu's TCG translation cache when tb-size is not given (64-bit host)
+
+
+def per_vm_mib(opts: BootOptions) -> int:
+    """Guest RAM, plus under TCG the translation cache the guest may fill (not counted in the
+    +100 MiB that memory_bound adds for qemu itself)."""
+    tb = (opts.tcg_tb_size_mib or QEMU_DEFAULT_TB_MIB) if opts.accel.name == "tcg" else 0
+    return opts.memory_mib + tb
 
 
 def memory_bound(memory_mib: int) -> int:
@@ -345,7 +356,7 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
             break
         prober.join()  # bounded by its own timeout; a refused connection ends it at once
         last_err = (err.strip().splitlines()[-1:] or [""])[0]
-        opts.sleep(opts.ssh_retry_s)
+        opts.sleep(min(SSH_RETRY_MAX_S, opts.ssh_retry_s * 2 ** (attempts - 1)))  # back off
     v.seconds["ssh_attempts"] = attempts
     if not answered:
         c = _console(work)

@@ -32,7 +32,9 @@ class BootTestConfig:
     parallel: int = 2          # VMs at once (also bounded by host memory)
     accel: str = "auto"        # auto | kvm | tcg (REL_ENG_ACCEL overrides)
     memory_mib: int = 1024
-    tcg_tb_size_mib: int = 0   # TCG translation cache per VM (MiB); 0: qemu's default (see README)
+    # TCG translation cache per VM (MiB); 0: qemu's default (1 GiB here). See README: 256 boots the
+    # appliance as fast as the default with ~900 MiB less host memory per VM.
+    tcg_tb_size_mib: int = 256
     # TCG-sized bounds; a guest that is ready sooner gets its verdict sooner (see README).
     console_timeout_s: int = 300
     boot_timeout_s: int = 900
