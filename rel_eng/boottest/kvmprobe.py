@@ -110,14 +110,17 @@ def run_qemu(cmd: list[str], timeout: float, clock: Callable[[], float] = time.m
                         key.data.extend(chunk)
                     else:
                         sel.unregister(key.fileobj)
-        if not sel.get_map():
-            code = proc.wait(timeout=max(0.0, deadline - clock()) + 1)
+            exited = not sel.get_map()  # both pipes at EOF: qemu is exiting by itself
+        if exited:
+            code = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        out.extend(proc.stdout.read())  # the rest of what it wrote; EOF now that it is gone
+        err.extend(proc.stderr.read())
         proc.stdout.close()
         proc.stderr.close()
     return ProbeRun(code, out.decode(errors="replace"), err.decode(errors="replace"))

@@ -41,8 +41,8 @@ def binary(arch: str) -> str:
 def _accel_arg(accel: str, tb_size_mib: int = 0) -> str:
     # TCG's translation cache is most of a VM's host memory beyond the guest's own: qemu's default
     # (1 GiB on this host) took the appliance's boot to guest RAM + ~600 MiB. Measured side by
-    # side (bench/boot_test.py --tb-sizes): 256 MiB boots as fast as the default, 128 is ~7%
-    # slower, 64 ~30% slower (it flushes and retranslates all the time).
+    # side (bench/boot_test.py --tb-sizes): 256 MiB took 1-9% longer than the default at half
+    # the host memory, 128 ~7% longer, 64 ~30% longer (it flushes and retranslates all the time).
     if accel == "tcg" and tb_size_mib:
         return f"tcg,tb-size={tb_size_mib}"
     return accel

@@ -33,7 +33,7 @@ class BootTestConfig:
     accel: str = "auto"        # auto | kvm | tcg (REL_ENG_ACCEL overrides)
     memory_mib: int = 1024
     # TCG translation cache per VM (MiB); 0: qemu's default (1 GiB here). See README: 256 boots the
-    # appliance as fast as the default with ~900 MiB less host memory per VM.
+    # appliance within 10% of the default's time with ~830 MiB less host memory per VM.
     tcg_tb_size_mib: int = 256
     # TCG-sized bounds; a guest that is ready sooner gets its verdict sooner (see README).
     console_timeout_s: int = 300
