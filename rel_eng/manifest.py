@@ -77,6 +77,16 @@ class Manifest:
             # One order however the steps interleaved (parallel workers finish in any order).
             data["artifacts"].sort(key=lambda a: (a["job_key"], a["kind"], a["path"]))
 
+    def reject_artifacts(self, job_key: str) -> list[Artifact]:
+        """Take an image's artifacts (all but its logs) out of the drop, keeping them under
+        "rejected" for the record; returns what was taken out."""
+        with self.update() as data:
+            gone = [a for a in data["artifacts"] if a["job_key"] == job_key and a["kind"] != "log"]
+            data["artifacts"] = [a for a in data["artifacts"] if a not in gone]
+            if gone:
+                data.setdefault("rejected", {})[job_key] = gone
+        return [Artifact(**a) for a in gone]
+
     def step_done(self, step: str, digest: str) -> bool:
         rec = self.read()["steps"].get(step)
         return bool(rec and rec.get("state") == "done" and rec.get("digest") == digest)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rel_eng.boottest import accel, checks as ck, console, offline, qemu, seed
+from rel_eng.boottest import accel, checks as ck, console, kvmprobe, offline, qemu, seed
 from rel_eng.config.boot_test import BootTestConfig
 from rel_eng.config import load_config
 from rel_eng.errors import ConfigError
@@ -34,7 +34,8 @@ def _devkvm(tmp_path):
 
 
 def test_accel_pvm_only_means_tcg_and_says_why(tmp_path):
-    a = accel.choose("auto", env={}, sys_module=_sysmod(tmp_path, "kvm_pvm"), dev_kvm=_devkvm(tmp_path))
+    a = accel.choose("auto", env={}, sys_module=_sysmod(tmp_path, "kvm_pvm"), dev_kvm=_devkvm(tmp_path),
+                     probe=None)
     assert a.name == "tcg"
     assert "kvm_pvm" in a.reason and "exists" in a.reason
 
@@ -50,11 +51,25 @@ def test_accel_no_dev_kvm_is_tcg(tmp_path):
     assert a.name == "tcg" and "does not exist" in a.reason
 
 
-def test_accel_probe_can_enable_kvm(tmp_path):
+def test_accel_probe_decides_when_no_hardware_module_is_loaded(tmp_path):
     calls = []
-    a = accel.choose("auto", env={}, sys_module=_sysmod(tmp_path, "kvm_pvm"), dev_kvm=_devkvm(tmp_path),
-                     probe=lambda: calls.append(1) or True)
-    assert a.name == "kvm" and calls == [1]
+    kw = dict(env={}, sys_module=_sysmod(tmp_path, "kvm_pvm"), dev_kvm=_devkvm(tmp_path))
+    a = accel.choose("auto", probe=lambda: calls.append(1) or kvmprobe.ProbeResult(True, "it ran"), **kw)
+    assert a == accel.Accel("kvm", f"{kw['dev_kvm']} exists with only kvm_pvm loaded, and it ran")
+    b = accel.choose("auto", probe=lambda: calls.append(2) or kvmprobe.ProbeResult(False, "it hung", True),
+                     **kw)
+    assert b.name == "tcg" and b.reason.endswith("only kvm_pvm is loaded, and it hung (cached probe result)")
+    assert calls == [1, 2]
+
+
+def test_accel_probe_is_not_run_when_the_module_or_an_override_decides(tmp_path):
+    def probe():
+        raise AssertionError("probe run")
+    dev = _devkvm(tmp_path)
+    assert accel.choose("auto", env={}, sys_module=_sysmod(tmp_path, "kvm_amd"), dev_kvm=dev,
+                        probe=probe).name == "kvm"
+    assert accel.choose("auto", env={"REL_ENG_ACCEL": "tcg"}, dev_kvm=dev, probe=probe).name == "tcg"
+    assert accel.choose("auto", env={}, dev_kvm=tmp_path / "nope", probe=probe).name == "tcg"
 
 
 def test_accel_overrides(tmp_path):
@@ -86,6 +101,14 @@ def test_qemu_argv_boots_the_disk_through_the_bios():
     assert "mac=52:54:00:aa:bb:cc" in nic and "hostfwd=tcp:127.0.0.1:40022-:22" in nic
     assert argv[argv.index("-serial") + 1] == "file:/w/console.log"
     assert "-cpu" not in argv  # -cpu host aborts without a hardware KVM
+
+
+def test_qemu_argv_caps_the_tcg_translation_cache_only_under_tcg():
+    assert qemu.argv(_spec(tb_size_mib=256))[qemu.argv(_spec()).index("-accel") + 1] == "tcg,tb-size=256"
+    kvm = qemu.argv(_spec(accel="kvm", tb_size_mib=256))
+    assert kvm[kvm.index("-accel") + 1] == "kvm"
+    assert BootTestConfig().tcg_tb_size_mib == 256
+    assert load_config(None).boot_test.tcg_tb_size_mib == 256
 
 
 def test_qemu_argv_kvm_and_i386():
@@ -220,6 +243,29 @@ def test_cloud_init_check():
     assert ck.cloud_init({"ci-status": "status: done", "ci-result": "garbage"}).status == "fail"
 
 
+def _status_json(**stages):
+    v1 = {"stage": None, "datasource": "DataSourceNoCloud"}
+    v1.update({st: {"errors": stages.get(st.replace("-", "_"), []), "start": 1.0, "finished": 2.0}
+               for st in ck.CI_STAGES})
+    return "source=/run/cloud-init/status.json\n" + json.dumps({"v1": v1})
+
+
+def test_cloud_init_check_from_its_json_files():
+    done = {"ci-status": _status_json(), "ci-result": '{"v1": {"errors": []}}'}
+    r = ck.cloud_init(done)
+    assert r.status == "pass" and r.evidence == ("cloud-init status: done (from /run/cloud-init/status.json); "
+                                                 "result.json errors: 0")
+    stage_error = {"ci-status": _status_json(modules_final=["cc_runcmd failed"]),
+                   "ci-result": '{"v1": {"errors": []}}'}
+    r = ck.cloud_init(stage_error)
+    assert r.status == "fail" and "cc_runcmd failed" in r.message and "status: error" in r.evidence
+    running = {"ci-status": _status_json(), "ci-result": ""}  # result.json never appeared
+    r = ck.cloud_init(running)
+    assert r.status == "fail" and "running" in r.evidence
+    r = ck.cloud_init({"ci-status": "source=/run/cloud-init/status.json\nnot json", "ci-result": "{}"})
+    assert r.status == "fail" and "is not JSON" in r.evidence
+
+
 def test_mac_check_online_and_offline():
     links = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 link/loopback 00:00:00:00:00:00\n"
              "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 link/ether 52:54:00:6b:7d:11 brd ff")
@@ -238,6 +284,8 @@ def test_mac_check_online_and_offline():
 
 def test_firewall_root_sudo_anaconda():
     assert ck.firewall_off({"firewall": "service firewalld inactive\nservice ufw unknown"}).status == "pass"
+    r = ck.firewall_off({"firewall": "service ufw inactive", "firewall-rules": "iptables -P INPUT DROP"})
+    assert r.status == "fail" and "iptables -P INPUT DROP" in r.message
     r = ck.firewall_off({"firewall": "service firewalld active\nnft  chain input { policy drop; }"})
     assert r.status == "fail" and "firewalld" in r.message
     assert ck.root_locked({"root-shadow": "*\nrc=0"}).status == "pass"
@@ -257,7 +305,7 @@ def test_firewall_root_sudo_anaconda():
 def test_guest_script_never_interpolates_hostile_package_names():
     script = ck.guest_script(seed.NONCE_PATH, ["sudo", "$(reboot)", "a;b", "ok-pkg+1.2"])
     assert "$(reboot)" not in script and "a;b" not in script
-    assert "for p in sudo ok-pkg+1.2;" in script
+    assert 'pkgs="sudo ok-pkg+1.2"' in script
 
 
 def test_parse_checks():
@@ -382,3 +430,74 @@ def test_sections_keep_the_last_one():
     out = "noise\n@@nonce\nabc\n@@packages\na 1 amd64\nb 2 all\n@@end\n"
     assert ck.sections(out) == {"nonce": "abc", "packages": "a 1 amd64\nb 2 all", "end": ""}
     assert "end" not in ck.sections("@@nonce\nabc\n@@packages\ncut short")
+
+
+def test_memory_per_vm_counts_the_tcg_translation_cache():
+    from rel_eng.boottest import engine
+    from rel_eng.boottest.accel import Accel
+
+    tcg = engine.BootOptions(accel=Accel("tcg", "t"), memory_mib=1024, tcg_tb_size_mib=256)
+    assert engine.per_vm_mib(tcg) == 1280
+    assert engine.per_vm_mib(engine.BootOptions(accel=Accel("tcg", "t"), tcg_tb_size_mib=0)) == 2048
+    assert engine.per_vm_mib(engine.BootOptions(accel=Accel("kvm", "t"), memory_mib=2048)) == 2048
+
+
+# the ssh phase of a boot, with the guest's answers injected -----------------------------------
+
+def test_ssh_retries_back_off_and_the_first_login_runs_the_guest_script(tmp_path, monkeypatch):
+    import threading
+
+    from fake_clock import FakeClock
+    from rel_eng.boottest import engine, sshclient
+    from rel_eng.boottest.accel import Accel
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "host"], check=True)
+    keytype, blob = (tmp_path / "host.pub").read_text().split()[:2]
+    fp = sshclient.fingerprint(keytype, blob)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "console.log").write_text(
+        "[    0.000000] Linux version 6.1.0-13-amd64\n[    9.1] cloud-init[300]: Cloud-init v. 22.4.2 running\n"
+        f"-----BEGIN SSH HOST KEY FINGERPRINTS-----\n256 {fp} root@x (ED25519)\n"
+        "-----END SSH HOST KEY FINGERPRINTS-----\n-----BEGIN SSH HOST KEY KEYS-----\n"
+        f"{keytype} {blob} root@x\n-----END SSH HOST KEY KEYS-----\n"
+        "Cloud-init v. 22.4.2 finished at Tue, 01 Dec 2026 09:14:57 +0000. Datasource DataSourceNoCloud.  "
+        "Up 38.50 seconds\n")
+    answers = [(255, "ssh: connect to host 127.0.0.1 port 1: Connection refused", "")] * 3 + [
+        (0, "", "@@ci-status\nstatus: done\n@@ci-result\n{\"v1\": {\"errors\": []}}\n@@nonce\nN\n"
+                "@@sudo\nsudo-ok\n@@timing\nstart=40.0 cloud_init=40.1 facts=41.0 pkgq=41.2 packages=41.5\n@@end\n")]
+    logins, looks = [], []
+    monkeypatch.setattr(engine, "runner_run_quiet", lambda argv, timeout, stdin=None: logins.append(
+        (argv[-1], stdin)) or answers[len(logins) - 1])
+    monkeypatch.setattr(sshclient, "auth_methods", lambda *a, **k: looks.append(a) or (
+        ["publickey"] if len(looks) >= 4 else None))
+
+    class FakeVm:
+        def running(self):
+            return True
+
+        def sample_rss(self):
+            pass
+
+        def stderr_text(self):
+            return ""
+
+    class Done(threading.Thread):
+        facts = offline.OfflineFacts(read=True, note="ext filesystem")
+
+    clock = FakeClock()
+    opts = engine.BootOptions(accel=Accel("tcg", "t"), clock=clock, sleep=clock.sleep)
+    v = engine.Verdict("img", "x86_64", "tcg", "t", "fail")
+    v._key, v._port, v._mac, v._nonce = work / "id", 2222, "52:54:00:aa:bb:cc", "N"
+    reader = Done()
+    reader.start()
+    results = {r.name: r for r in engine._observe(None, opts, work, FakeVm(), reader, v, clock())}
+    # three refused logins, pauses doubling from 0.5 s up to the 2 s cap, then one login that
+    # runs the guest script: no separate probe login
+    assert [cmd for cmd, _ in logins] == ["bash -s"] * 4 and all("@@ci-status" in s for _, s in logins)
+    assert clock.sleeps == [0.5, 1.0, 2.0]  # the console was complete at once: no console polls
+    assert v.seconds["ssh_attempts"] == 4
+    assert results["ssh"].status == "pass" and "offers: publickey" in results["ssh"].evidence
+    assert len(looks) == 4  # one look at sshd's methods beside each login
+    assert results["user-data"].status == "pass" and results["cloud-init"].status == "pass"
+    assert v.seconds["guest:facts"] == 0.9 and v.guest_uptime == 38.5

@@ -20,6 +20,7 @@ from rel_eng import compose  # noqa: E402
 from rel_eng.builders import BUILDERS, BuildOutcome  # noqa: E402
 from rel_eng.builders.synthetic import SyntheticBuilder  # noqa: E402
 from rel_eng.config import load_config  # noqa: E402
+from rel_eng.manifest import Manifest  # noqa: E402
 from rel_eng.store import queries  # noqa: E402
 from rel_eng.store import recorder as store_recorder  # noqa: E402
 from rel_eng.store.engine import StoreUnavailable, open_engine  # noqa: E402
@@ -141,3 +142,30 @@ def test_a_sqlite_store_that_cannot_be_opened_is_a_clear_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(StoreUnavailable, match=f"cannot create {blocker}/sub for the compose store"):
         open_engine(f"sqlite:///{blocker}/sub/rel-eng.db")
+
+
+def test_artifacts_the_boot_gate_rejects_leave_the_store(tmp_path, recorder):
+    """A rejected image's disks are not shippable: `rel-eng status` must not list them, whether the
+    store saw the rejection as it happened or catches up on it at the next status change."""
+    c = compose.run_compose(load_config(), tmp_path / "out", "19", "Beta", DATE, recorder=recorder)
+    cid = c.plan.compose_id
+
+    def kinds(key):
+        return sorted(a["kind"] for a in detail(recorder.url, cid)["artifacts"] if a["job_key"] == key)
+
+    before = kinds("generic-x86_64")
+    assert before and kinds("ec2-x86_64")
+    recorded = compose.Compose.load(c.topdir, recorder)
+    gone = recorded.manifest.reject_artifacts("generic-x86_64")
+    assert sorted(a.kind for a in gone) == [k for k in before if k != "log"]
+    assert kinds("generic-x86_64") == [k for k in before if k == "log"]
+    assert kinds("ec2-x86_64")  # other images keep theirs
+    assert [a["kind"] for a in Manifest(c.topdir).read()["rejected"]["generic-x86_64"]] == \
+        [a.kind for a in gone]
+    # the store missed this one (written without the recorder): the next status change prunes it
+    compose.Compose.load(c.topdir).manifest.reject_artifacts("ec2-x86_64")
+    assert kinds("ec2-x86_64")
+    recorded.set_status(compose.INCOMPLETE)
+    assert set(kinds("ec2-x86_64")) <= {"log"}
+    left = {(a["job_key"], a["kind"]) for a in detail(recorder.url, cid)["artifacts"]}
+    assert left == {(a.job_key, a.kind) for a in Manifest(c.topdir).artifacts()}

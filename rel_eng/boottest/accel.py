@@ -1,19 +1,22 @@
 """KVM or TCG, and why: `/dev/kvm` existing is not enough.
 
 A software nested KVM (kvm_pvm) exposes /dev/kvm, yet a normal kernel hangs under it. So KVM is
-chosen only when a hardware KVM module (kvm_intel, kvm_amd) is loaded, or when an injected probe
-says a real boot works; `REL_ENG_ACCEL` or `[boot_test] accel` override the choice.
+chosen when a hardware KVM module (kvm_intel, kvm_amd) is loaded; when /dev/kvm is usable but no
+such module is, a bounded probe boot (rel_eng.boottest.kvmprobe, cached per host) decides.
+`REL_ENG_ACCEL` or `[boot_test] accel` override the choice.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 HARDWARE_KVM_MODULES = ("kvm_intel", "kvm_amd")
 CHOICES = ("auto", "kvm", "tcg")
+PROBE_QEMU = "qemu-system-x86_64"
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,19 @@ class Accel:
     reason: str
 
 
+def host_probe():
+    """The real probe: one bounded boot of the probe kernel under KVM, cached per host."""
+    from rel_eng.boottest import kvmprobe
+
+    qemu = shutil.which(PROBE_QEMU)
+    if qemu is None:
+        return kvmprobe.ProbeResult(False, f"no {PROBE_QEMU} to run the KVM probe with")
+    return kvmprobe.probe(qemu)
+
+
 def choose(requested: str = "auto", *, env: dict | None = None, sys_module: Path = Path("/sys/module"),
-           dev_kvm: Path = Path("/dev/kvm"), probe: Callable[[], bool] | None = None) -> Accel:
+           dev_kvm: Path = Path("/dev/kvm"), probe: Callable | None = host_probe) -> Accel:
+    """`probe()` returns an object with `kvm` (bool) and `reason`; None: decide without a probe."""
     env = os.environ if env is None else env
     override = env.get("REL_ENG_ACCEL", "").strip().lower()
     if override:
@@ -41,8 +55,12 @@ def choose(requested: str = "auto", *, env: dict | None = None, sys_module: Path
     if loaded:
         return Accel("kvm", f"hardware KVM module {loaded[0]} is loaded")
     others = sorted(p.name for p in sys_module.glob("kvm_*")) if sys_module.is_dir() else []
-    if probe is not None and probe():
-        return Accel("kvm", "a probe boot under KVM succeeded")
     what = f"only {', '.join(others)}" if others else "no hardware KVM module"
-    return Accel("tcg", f"{dev_kvm} exists but {what} is loaded (a software nested KVM hangs a "
-                        "normal kernel)")
+    if probe is None:
+        return Accel("tcg", f"{dev_kvm} exists but {what} is loaded (a software nested KVM hangs a "
+                            "normal kernel)")
+    result = probe()
+    cached = " (cached probe result)" if getattr(result, "cached", False) else ""
+    if result.kvm:
+        return Accel("kvm", f"{dev_kvm} exists with {what} loaded, and {result.reason}{cached}")
+    return Accel("tcg", f"{dev_kvm} exists but {what} is loaded, and {result.reason}{cached}")

@@ -32,6 +32,7 @@ from rel_eng.boottest.image import DiskImage
 from rel_eng.boottest.vm import Vm, kill_all
 
 GROW_BYTES = 1024**3
+SSH_RETRY_MAX_S = 2.0
 MIB = 1024**2
 
 
@@ -57,6 +58,9 @@ class BootOptions:
     packages_source: str = ""
     logs_dir: Path | None = None       # console logs are copied here as <stem>.console.log
     packages_dir: Path | None = None   # <stem>-packages.txt goes here
+    tcg_tb_size_mib: int = 256  # TCG translation cache; 0: qemu's default (see qemu.py)
+    poll_s: float = 0.25       # how often the console is read while the guest boots
+    ssh_retry_s: float = 0.5   # first pause between ssh attempts, doubling up to SSH_RETRY_MAX_S
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
 
@@ -109,7 +113,7 @@ def stem(image: Path) -> str:
 
 def run_many(images: list[DiskImage], opts: BootOptions, parallel: int) -> list[Verdict]:
     """Side by side, at most `parallel` at once and as many as the host's memory allows."""
-    bound = max(1, min(parallel, memory_bound(opts.memory_mib), len(images)))
+    bound = max(1, min(parallel, memory_bound(per_vm_mib(opts)), len(images)))
     STOP.clear()
     pool = ThreadPoolExecutor(max_workers=bound, thread_name_prefix="boot-test")
     try:
@@ -121,6 +125,16 @@ def run_many(images: list[DiskImage], opts: BootOptions, parallel: int) -> list[
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+QEMU_DEFAULT_TB_MIB = 1024  # qemu's TCG translation cache when tb-size is not given (64-bit host)
+
+
+def per_vm_mib(opts: BootOptions) -> int:
+    """Guest RAM, plus under TCG the translation cache the guest may fill (not counted in the
+    +100 MiB that memory_bound adds for qemu itself)."""
+    tb = (opts.tcg_tb_size_mib or QEMU_DEFAULT_TB_MIB) if opts.accel.name == "tcg" else 0
+    return opts.memory_mib + tb
 
 
 def memory_bound(memory_mib: int) -> int:
@@ -145,9 +159,8 @@ def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
     vm = reader = None
     t0 = opts.clock()
     try:
-        vm = _start(img, opts, work, v)
-        v.seconds["qemu_started"] = round(opts.clock() - t0, 2)
-        reader = _OfflineRead(img, work)
+        vm = _start(img, opts, work, v, t0)
+        reader = _OfflineRead(img, work, opts.clock)
         results = _observe(img, opts, work, vm, reader, v, t0)
         v.checks = [r for r in results if r.name in opts.checks]
     except _Stopped:
@@ -155,14 +168,18 @@ def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
     except Exception as exc:  # a crash of the check code is a failed verdict, never a traceback
         v.reason = f"boot test error: {type(exc).__name__}: {exc}"
     finally:
+        t = opts.clock()
         if vm is not None:
             vm.sample_rss()
             vm.kill()
             v.peak_rss_mib = round(vm.peak_rss_kib / 1024, 1)
         if reader is not None:
             reader.stop()
+            if reader.seconds is not None:
+                v.seconds["part:offline_read"] = reader.seconds
         _keep_console(img, opts, work, v)
         shutil.rmtree(work, ignore_errors=True)
+        _lap(opts, v, "teardown", t)
     v.seconds["verdict"] = round(opts.clock() - t0, 2)
     failing = [c for c in v.checks if c.status != "pass"]
     v.status = "pass" if v.checks and not failing and not v.reason else "fail"
@@ -171,22 +188,35 @@ def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
     return v
 
 
-def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict) -> Vm:
+def _lap(opts: BootOptions, v: Verdict, name: str, since: float) -> float:
+    """Record how long one part of the gate took (v.seconds["part:<name>"]); returns now."""
+    now = opts.clock()
+    v.seconds[f"part:{name}"] = round(now - since, 3)
+    return now
+
+
+def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict, t0: float) -> Vm:
+    t = opts.clock()
     key, pub = sshclient.make_key(work)
     v._key = key  # type: ignore[attr-defined]
     v._nonce = secrets.token_hex(16)  # type: ignore[attr-defined]
+    t = _lap(opts, v, "key", t)
     seed.make_iso(work / "seed.iso", pubkey=pub, nonce=v._nonce,
                   instance_id=f"rel-eng-{uuid.uuid4().hex[:12]}", hostname="rel-eng-boot-test")
+    t = _lap(opts, v, "seed", t)
     overlay = work / "overlay.qcow2"
     runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", img.path, "-F", img.fmt,
                 overlay, str(img.virtual_size + GROW_BYTES)])
+    t = _lap(opts, v, "overlay", t)
     v._mac = qemu.random_mac()  # type: ignore[attr-defined]
     for _attempt in range(3):
         v._port = free_port()  # type: ignore[attr-defined]
         spec = qemu.VmSpec(img.arch, opts.accel.name, overlay, work / "seed.iso",
-                           work / "console.log", v._mac, v._port, opts.memory_mib)
+                           work / "console.log", v._mac, v._port, opts.memory_mib,
+                           tb_size_mib=opts.tcg_tb_size_mib)
         vm = Vm(qemu.argv(spec), work / "qemu.log")
-        opts.sleep(0.5)
+        v.seconds["qemu_started"] = round(opts.clock() - t0, 3)
+        opts.sleep(0.5)  # the guest boots meanwhile: a port taken since it was chosen fails fast
         if vm.running() or "hostfwd" not in vm.stderr_text():
             return vm
         vm.kill()  # the port was taken between choosing and binding: choose another
@@ -199,9 +229,10 @@ class _OfflineRead(threading.Thread):
     `stop()` kills the expansion and waits, so the work directory is never written after removal.
     """
 
-    def __init__(self, img: DiskImage, work: Path):
+    def __init__(self, img: DiskImage, work: Path, clock: Callable[[], float] = time.monotonic):
         super().__init__(daemon=True)
-        self.img, self.work = img, work
+        self.img, self.work, self.clock = img, work, clock
+        self.seconds: float | None = None  # how long the read took (it runs beside the boot)
         self.facts = offline.OfflineFacts(note="offline read did not finish")
         self._proc = None
         self._stopped = threading.Event()
@@ -209,6 +240,7 @@ class _OfflineRead(threading.Thread):
 
     def run(self):
         raw = self.work / "offline.raw"
+        t = self.clock()
         try:
             src = self.img.path
             if self.img.fmt != "raw":
@@ -220,6 +252,7 @@ class _OfflineRead(threading.Thread):
                     raise RuntimeError(err.decode(errors="replace").strip()[-200:] or "stopped")
                 src = raw
             self.facts = offline.read(src)
+            self.seconds = round(self.clock() - t, 3)
         except Exception as exc:
             self.facts = offline.OfflineFacts(note=f"offline read failed: {exc}")
         finally:
@@ -248,7 +281,7 @@ def _wait(opts, vm, t0, bound, done) -> bool:
         if not vm.running() or opts.clock() - t0 > bound:
             return False
         vm.sample_rss()
-        opts.sleep(1.0)
+        opts.sleep(opts.poll_s)
 
 
 def _likely_cause(facts: offline.OfflineFacts) -> str:
@@ -291,25 +324,40 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
         return [cons, ck.failed("ssh", f"last console line: {c.last_line}", why)] + \
             [ck.not_run(n, "no host key to check ssh against") for n in rest if n != "ssh"]
     v.seconds["host_keys"] = round(opts.clock() - t0, 2)
+    t = opts.clock()
     known, pinned = sshclient.pinned_known_hosts(work, v._port, c.host_keys, c.fingerprints)
+    t = _lap(opts, v, "pin_host_keys", t)
     reader.join(timeout=opts.timeouts.boot)  # bounded by its own tools; rarely still running
+    t = _lap(opts, v, "offline_read_wait", t)
     facts = reader.facts
     if not pinned:
         v.reason = "no host key on the console matches the fingerprints printed with it"
         return [cons, ck.failed("ssh", f"{len(c.host_keys)} keys, {len(c.fingerprints)} fingerprints",
                                 v.reason)] + [ck.not_run(n, "no verified host key") for n in rest if n != "ssh"]
+    # The first login that works runs the guest script (no separate "ssh true" handshake), and
+    # the unauthenticated look at what sshd offers runs beside it.
+    script = ck.guest_script(seed.NONCE_PATH, [*opts.wanted_packages, *opts.excluded_packages])
     ssh_t0 = opts.clock()
-    answered, last_err = False, ""
+    answered, last_err, attempts = False, "", 0
+    rc, err, out = -1, "", ""
+    offered: dict[str, list[str] | None] = {}
+    prober = None
     while opts.clock() - ssh_t0 < opts.timeouts.ssh and vm.running():
         if STOP.is_set():
             raise _Stopped()
-        proc = runner_run_quiet(sshclient.argv(v._key, known, v._port, opts.user, "true"), 40)
-        if proc[0] == 0:
+        attempts += 1
+        prober = threading.Thread(target=lambda: offered.update(
+            methods=sshclient.auth_methods(known, v._port, opts.user)), daemon=True)
+        prober.start()
+        rc, err, out = runner_run_quiet(sshclient.argv(v._key, known, v._port, opts.user, "bash -s"),
+                                        opts.timeouts.guest_script, stdin=script)
+        if out or rc not in (255, -1):
             answered = True
             break
-        last_err = proc[1].strip().splitlines()[-1:] or [""]
-        last_err = last_err[0]
-        opts.sleep(2.0)
+        prober.join()  # bounded by its own timeout; a refused connection ends it at once
+        last_err = (err.strip().splitlines()[-1:] or [""])[0]
+        opts.sleep(min(SSH_RETRY_MAX_S, opts.ssh_retry_s * 2 ** (attempts - 1)))  # back off
+    v.seconds["ssh_attempts"] = attempts
     if not answered:
         c = _console(work)
         cause = _likely_cause(facts)
@@ -318,18 +366,23 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
         return [cons, ck.failed("ssh", f"host keys pinned from the console: {', '.join(pinned)}",
                                 v.reason), ck.no_hardcoded_mac(None, v._mac, facts)] + \
             [ck.not_run(n, "ssh never answered") for n in rest if n not in ("ssh", "no-hardcoded-mac")]
-    v.seconds["ssh"] = round(opts.clock() - t0, 2)
-    methods = sshclient.auth_methods(known, v._port, opts.user) or []
+    v.seconds["guest_script"] = round(opts.clock() - t0, 2)
+    t = _lap(opts, v, "ssh_and_guest_script", t)
+    if prober is not None:
+        prober.join()
+    methods = offered.get("methods")
+    if methods is None:  # it ran before sshd answered: ask again now that it does
+        methods = sshclient.auth_methods(known, v._port, opts.user)
+    methods = methods or []
+    _lap(opts, v, "auth_methods_after_script", t)
     pw = [m for m in methods if m in ("password", "keyboard-interactive")]
     evidence = f"{opts.user} logged in with the run's key; host key pinned: {', '.join(pinned)}; " \
                f"server offers: {','.join(methods) or 'unknown'}"
     ssh_res = ck.failed("ssh", evidence, "password authentication is offered: " + ",".join(pw)) if pw \
         else ck.passed("ssh", evidence) if methods else \
         ck.failed("ssh", evidence, "could not learn which authentication methods sshd offers")
-    script = ck.guest_script(seed.NONCE_PATH, [*opts.wanted_packages, *opts.excluded_packages])
-    rc, err, out = runner_run_quiet(sshclient.argv(v._key, known, v._port, opts.user, "bash -s"),
-                                    opts.timeouts.guest_script, stdin=script)
     s = ck.sections(out)
+    v.seconds.update(ck.guest_timing(s))
     v.guest_uptime = _console(work).finished_uptime
     if "end" not in s:
         v.reason = f"the guest script did not finish (exit {rc}): {err.strip()[-200:]}"
@@ -350,8 +403,10 @@ def runner_run_quiet(argv, timeout, stdin: str | None = None):
     try:
         proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
                               errors="replace", stdin=None if stdin is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {timeout:.0f} s", ""
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stdout or ""
+        partial = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+        return -1, f"timed out after {timeout:.0f} s", partial
     return proc.returncode, proc.stderr, proc.stdout
 
 

@@ -22,6 +22,7 @@ class VmSpec:
     ssh_port: int
     memory_mib: int = 1024
     cpus: int = 1
+    tb_size_mib: int = 0  # TCG translation cache size; 0: qemu's default
 
 
 def random_mac(rand: bytes | None = None) -> str:
@@ -37,16 +38,20 @@ def binary(arch: str) -> str:
         raise ValueError(f"no qemu system emulator for arch {arch!r}") from None
 
 
-def _accel_arg(accel: str) -> str:
-    # TCG keeps its default translation cache: capping it (tb-size=64) made a cloud-init boot
-    # several times slower, at the price of a few hundred MiB more host memory per VM.
+def _accel_arg(accel: str, tb_size_mib: int = 0) -> str:
+    # TCG's translation cache is most of a VM's host memory beyond the guest's own: qemu's default
+    # (1 GiB on this host) took the appliance's boot to guest RAM + ~600 MiB. Measured side by
+    # side (bench/boot_test.py --tb-sizes): 256 MiB took 1-9% longer than the default at half
+    # the host memory, 128 ~7% longer, 64 ~30% longer (it flushes and retranslates all the time).
+    if accel == "tcg" and tb_size_mib:
+        return f"tcg,tb-size={tb_size_mib}"
     return accel
 
 
 def argv(spec: VmSpec) -> list[str]:
     """Boot the disk through the BIOS as a cloud does (never -kernel), console to a file."""
     cmd = [binary(spec.arch), "-nodefaults", "-no-user-config", "-display", "none",
-           "-machine", "pc", "-accel", _accel_arg(spec.accel), "-m", str(spec.memory_mib),
+           "-machine", "pc", "-accel", _accel_arg(spec.accel, spec.tb_size_mib), "-m", str(spec.memory_mib),
            "-smp", str(spec.cpus)]
     if spec.accel == "kvm":
         cmd += ["-cpu", "host"]

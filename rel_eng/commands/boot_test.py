@@ -46,7 +46,7 @@ def options_from(config, *, accel_request=None, checks=None, kickstart=None, use
         source = str(kickstart)
     return engine.BootOptions(
         accel=chosen, checks=checks or ck.CHECKS, user=user or config.default_user,
-        memory_mib=bt.memory_mib,
+        memory_mib=bt.memory_mib, tcg_tb_size_mib=bt.tcg_tb_size_mib,
         timeouts=engine.Timeouts(bt.console_timeout_s, bt.boot_timeout_s, bt.ssh_timeout_s,
                                  bt.guest_script_timeout_s),
         wanted_packages=tuple(wanted), excluded_packages=tuple(excluded), packages_source=source,

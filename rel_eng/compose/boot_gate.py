@@ -137,6 +137,7 @@ def _boot_groups(c, todo, chosen, boot):
     for (wanted, excluded), idx in groups.items():
         opts = engine.BootOptions(
             accel=chosen, checks=bt.checks, user=c.config.default_user, memory_mib=bt.memory_mib,
+            tcg_tb_size_mib=bt.tcg_tb_size_mib,
             timeouts=engine.Timeouts(bt.console_timeout_s, bt.boot_timeout_s, bt.ssh_timeout_s,
                                      bt.guest_script_timeout_s),
             wanted_packages=wanted, excluded_packages=excluded,
@@ -169,14 +170,11 @@ def _record_packages(c: Compose, key: str, v: engine.Verdict) -> None:
 
 def _reject(c: Compose, key: str, verdict: dict) -> None:
     """A gated failure: the image leaves the drop (no EC2, no staging) and counts as failed."""
-    with c.manifest.update() as m:
-        gone = [a for a in m["artifacts"] if a["job_key"] == key and a["kind"] != "log"]
-        m["artifacts"] = [a for a in m["artifacts"] if a not in gone]
-        if gone:
-            m.setdefault("rejected", {})[key] = gone
-        rec = m["steps"].get(f"build:{key}", {})
+    manifest = c.manifest
+    manifest.reject_artifacts(key)  # the compose store drops them too (a recorded manifest)
+    rec = manifest.read()["steps"].get(f"build:{key}", {})
     reason = f"boot test failed: {verdict.get('reason', '')}"[:500]
-    c.manifest.set_step(f"build:{key}", rec.get("digest", ""), "failed", reason)
+    manifest.set_step(f"build:{key}", rec.get("digest", ""), "failed", reason)
 
 
 def _write_metadata(c: Compose, fresh: dict[str, dict]) -> None:

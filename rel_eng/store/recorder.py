@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import update
+from sqlalchemy import and_, delete, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -130,6 +130,17 @@ class StoreRecorder:
             self._image_built(conn, c, Manifest(c.topdir).read(), {a.job_key for a in arts}, now)
 
         self._write(c, "artifacts", write)
+
+    def artifacts_rejected(self, c, arts: list[Artifact]) -> None:
+        """The boot gate took these out of the drop: the store no longer lists them as artifacts
+        (the image's failed build and boottest steps say why)."""
+        def write(conn: Connection, now: dt.datetime) -> None:
+            t = schema.artifacts
+            for a in arts:
+                conn.execute(delete(t).where(and_(t.c.compose_id == c.plan.compose_id,
+                                                  t.c.job_key == a.job_key, t.c.kind == a.kind)))
+
+        self._write(c, "rejected artifacts", write)
 
     def amis(self, c, ec2: dict, announce: bool = True) -> None:
         """AMI ids per image and region, as the EC2 publisher wrote them to ec2.json; with
@@ -280,6 +291,13 @@ class StoreRecorder:
             self._build(conn, cid, key, info, now)
         for a in data.get("artifacts", []):
             self._artifact(conn, cid, Artifact(**a), now)
+        # What left the manifest (a boot-gate rejection the store missed) leaves the store too.
+        t = schema.artifacts
+        listed = [(a["job_key"], a["kind"]) for a in data.get("artifacts", [])]
+        stale = t.c.compose_id == cid
+        if listed:
+            stale = and_(stale, tuple_(t.c.job_key, t.c.kind).not_in(listed))
+        conn.execute(delete(t).where(stale))
         # Catch up on "image built" messages a skipped write missed (ids are stable: no repeats).
         self._image_built(conn, c, data, {a["job_key"] for a in data.get("artifacts", [])}, now)
         self._boot_tested(conn, c, data, [s for s in data.get("steps", {})
@@ -327,6 +345,12 @@ class RecordedManifest(Manifest):
     def add_artifacts(self, artifacts: list[Artifact]) -> None:
         super().add_artifacts(artifacts)
         self._recorder.artifacts(self._compose, artifacts)
+
+    def reject_artifacts(self, job_key: str) -> list[Artifact]:
+        gone = super().reject_artifacts(job_key)
+        if gone:
+            self._recorder.artifacts_rejected(self._compose, gone)
+        return gone
 
 
 def _boot_verdict(c, job_key: str) -> dict | None:
