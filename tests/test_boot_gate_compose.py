@@ -30,7 +30,7 @@ from tests.appliance_builder import APPLIANCES, ApplianceBuilder
 
 DATE = dt.date(2013, 4, 5)
 # Bounds for a shared CI host (see tests/test_boot_test_vm.py); they only cap a hang.
-GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 60\nguest_script_timeout_s = 1200\n"
+GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 30\nguest_script_timeout_s = 1200\n"
 NO_BOOT_CONSOLE_S = 20
 CHECKS = ["console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
           "firewall-off", "root-locked", "sudo-nopasswd"]

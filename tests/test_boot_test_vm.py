@@ -58,7 +58,7 @@ def appliances():
 # Bounds for a shared CI host: under TCG with other work on the same cores a boot can take many
 # times its idle 40 s. They only cap a hang; a guest that is ready sooner is judged sooner. sshd
 # answers within seconds of cloud-init printing the host keys, so ssh needs no longer bound.
-GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 60\nguest_script_timeout_s = 1200\n"
+GENEROUS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 30\nguest_script_timeout_s = 1200\n"
 
 
 @pytest.fixture(scope="session")
