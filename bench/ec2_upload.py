@@ -139,7 +139,8 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from rel_eng import runner
-    from rel_eng.publish.ebs_upload import candidate_blocks, data_extents
+    from rel_eng.digest import data_extents
+    from rel_eng.publish.ebs_upload import candidate_blocks
 
     port = free_port()
     server = runner.start([sys.executable, str(Path(__file__).resolve()), "--serve", str(port),

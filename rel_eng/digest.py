@@ -14,6 +14,7 @@ import errno
 import hashlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 from rel_eng.errors import RelEngError
 
@@ -34,25 +35,28 @@ class DigestMismatch(RelEngError):
         self.path, self.expected, self.actual = str(path), expected, actual
 
 
-def _extents(fd: int, size: int):
-    """(start, end) of the regions that may hold data; the rest reads as zeros."""
-    pos = 0
-    while pos < size:
+def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) byte ranges that may hold data; holes are never read.
+
+    Filesystems without SEEK_DATA support report the whole file as data.
+    """
+    offset = 0
+    while offset < size:
         try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
+            start = os.lseek(fd, offset, os.SEEK_DATA)
         except OSError as exc:
-            if exc.errno == errno.ENXIO:
+            if exc.errno == errno.ENXIO:  # no data after offset
                 return
             if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
-                yield pos, size
+                yield offset, size
                 return
             raise
         end = min(size, os.lseek(fd, start, os.SEEK_HOLE))
-        if end <= start:
+        if end <= start:  # a filesystem answering nonsense: read the rest rather than loop
             yield start, size
             return
         yield start, end
-        pos = end
+        offset = end
 
 
 def update_zeros(digest, count: int) -> None:
@@ -121,7 +125,7 @@ def file_digest(path: Path | str, algo: str = "sha256") -> str:
         fd = fh.fileno()
         size = os.fstat(fd).st_size
         pos = 0
-        for start, end in _extents(fd, size):
+        for start, end in data_extents(fd, size):
             update_zeros(digest, start - pos)
             os.lseek(fd, start, os.SEEK_SET)
             left = end - start

@@ -13,9 +13,10 @@ import pytest
 from ec2_helpers import IMAGE_SIZE, MIB, image_layout, nonzero_blocks, write_sparse
 from rel_eng.publish import ami, ec2_tags, messages
 from rel_eng.publish.ebs_upload import (
-    block_checksum, candidate_blocks, data_extents, linear_checksum, read_block, volume_size_gib,
+    block_checksum, candidate_blocks, linear_checksum, read_block, volume_size_gib,
 )
 from rel_eng.config.ec2 import Ec2Config
+from rel_eng.digest import data_extents
 from rel_eng.publish.ec2_results import merge_results
 from rel_eng.publish.s3_import import import_params
 

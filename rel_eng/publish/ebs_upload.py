@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
-import errno
 import hashlib
 import logging
 import os
@@ -26,7 +25,7 @@ from typing import Callable, Iterator
 import botocore.exceptions
 
 from rel_eng import retry
-from rel_eng.digest import BlockDigest, DigestMismatch
+from rel_eng.digest import BlockDigest, DigestMismatch, data_extents
 from rel_eng.errors import RelEngError
 from rel_eng.publish import ec2_tags
 from rel_eng.publish.aws_clients import (
@@ -54,30 +53,6 @@ class UploadResult:
 def volume_size_gib(image_size: int, configured_gib: int) -> int:
     """The configured size, or the image rounded up to whole GiB (EBS sizes are GiB)."""
     return configured_gib or max(1, -(-image_size // GIB))
-
-
-def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
-    """(start, end) byte ranges that may hold data; holes are never read.
-
-    Filesystems without SEEK_DATA support report the whole file as data.
-    """
-    offset = 0
-    while offset < size:
-        try:
-            start = os.lseek(fd, offset, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:  # no data after offset
-                return
-            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
-                yield offset, size
-                return
-            raise
-        end = min(size, os.lseek(fd, start, os.SEEK_HOLE))
-        if end <= start:  # a filesystem answering nonsense: read the rest rather than loop
-            yield start, size
-            return
-        yield start, end
-        offset = end
 
 
 def candidate_blocks(extents: Iterator[tuple[int, int]], block_size: int) -> Iterator[int]:
