@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 from rel_eng.commands import common
+from rel_eng.config.table import rules
+from rel_eng.config.web import WebConfig
 from rel_eng.errors import InputError
 
 
@@ -30,8 +32,9 @@ def run(args) -> int:
     config = common.load(args)
     host, port = parse_bind(args.bind or config.web.bind)  # bad input first: nothing opened yet
     poll_ms = config.web.poll_ms if args.poll_ms is None else args.poll_ms
-    if not 100 <= poll_ms <= 600_000:
-        raise InputError(f"--poll-ms must be 100..600000, got {poll_ms}")
+    bound = rules(WebConfig)["poll_ms"]  # the flag takes what [web] poll_ms takes
+    if not bound.low <= poll_ms <= bound.high:
+        raise InputError(f"--poll-ms must be {bound.low}..{bound.high}, got {poll_ms}")
     if not config.store.enabled:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
     url = config.store.url_for(args.output or Path(config.schedule.output))

@@ -33,12 +33,6 @@ class Problems:
     def extend(self, lines) -> None:
         self.items.extend(lines)
 
-    def raise_if_any(self) -> None:
-        from rel_eng.errors import ConfigError
-
-        if self.items:
-            raise ConfigError(self.items)
-
     def take(self, table: dict, key: str, kind: type | tuple, default: Any, where: str,
              item: type | None = None) -> Any:
         """table[key] if it has the right type (lists: of `item`), else default and a problem."""

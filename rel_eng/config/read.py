@@ -8,14 +8,17 @@ from pathlib import Path
 from rel_eng.errors import ConfigError
 
 
-def read_toml(path: Path) -> dict:
+def read_toml(path: Path, named_by: str = "") -> dict:
+    """The parsed file; `named_by` is the config key that names it, told when it is missing."""
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
+        where = f" (set {named_by} in the config)" if named_by else ""
+        raise ConfigError([f"{path}: file not found{where}"]) from None
     except IsADirectoryError:
-        raise ConfigError([f"{path}: is a directory, expected a TOML file"]) from None
+        where = f" ({named_by})" if named_by else ""
+        raise ConfigError([f"{path}: is a directory, expected a TOML file{where}"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     except tomllib.TOMLDecodeError as exc:

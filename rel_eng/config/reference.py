@@ -42,8 +42,9 @@ def _bounds(rule: Rule) -> str:
 
 def _lines(obj: Any, data: dict[str, Any]) -> list[str]:
     out = []
+    defaults = type(obj)()
     for name, rule in rules(type(obj)).items():
-        kind = _KINDS.get(type(getattr(type(obj)(), name)), "")
+        kind = _KINDS.get(type(getattr(defaults, name)), "")
         notes = "; ".join(n for n in (kind, _bounds(rule), rule.help) if n)
         out.append(f"{name} = {_toml(data[name])}  # {notes}")
     return out

@@ -60,12 +60,8 @@ def load_streams(sched: ScheduleConfig, release_keys: list[str]) -> tuple[Schedu
     path = Path(sched.streams_file)
     problems = Problems(str(path))
     try:
-        doc = read_toml(path)
+        doc = read_toml(path, named_by="schedule.streams_file")
     except ConfigError as exc:
-        if "file not found" in exc.problems[0]:
-            return sched, [f"{exc.problems[0]} (set schedule.streams_file in the config)"]
-        if "is a directory" in exc.problems[0]:
-            return sched, [f"{exc.problems[0]} (schedule.streams_file)"]
         return sched, exc.problems
     problems.unknown(doc, {"milestones", "streams"}, "")
     milestone_time = sched.milestone_time

@@ -181,7 +181,8 @@ def _check_range(rule: Rule, name: str, value: Any, problems: Problems, where: s
 
 
 def _choice_message(rule: Rule, value: Any) -> str:
-    shown = [repr(c) if c == "" or any(c == "" for c in rule.choices) else str(c) for c in rule.choices]
+    quote = "" in rule.choices  # an empty choice must show
+    shown = [repr(c) if quote else str(c) for c in rule.choices]
     if rule.noun:
         return f"unknown {rule.noun} {value!r} (use {', '.join(shown)})"
     return f"must be one of {', '.join(shown)}, got {value!r}"
