@@ -64,6 +64,26 @@ def test_light_layers_load_no_backend_library(module):
     assert r.stdout.strip() == "", f"importing {module} loads {r.stdout.strip()}"
 
 
+# What a command needs only once its input is good: the CLI loads none of it to build its
+# parser or to refuse a bad config, so `--help` and a refusal stay quick.
+HEAVY = (*BACKENDS, "sqlalchemy", "pykickstart", "rel_eng.compose", "rel_eng.boottest.engine")
+
+
+def test_the_cli_parser_and_a_refusal_load_no_heavy_library(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("signing = 5\n")
+    code = ("import sys\nfrom rel_eng import cli\ncli.build_parser()\n"
+            f"print('parser:', ' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+            "for argv in ([\"compose\", \"--release\", \"19\", \"--weekly\"], [\"plan\", \"--release\", "
+            "\"19\", \"--weekly\"], [\"validate\"], [\"boot-test\", \"x.qcow2\"]):\n"
+            f"    assert cli.main([*argv, '--config', {str(bad)!r}]) == 2\n"
+            f"print('refusal:', ' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
+    r = python(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["parser: ", "refusal: "], r.stdout
+    assert r.stderr.count("signing: expected a table, got int 5") == 4, r.stderr
+
+
 def _type_checking_only(tree: ast.AST) -> set[int]:
     """ids of the nodes under `if TYPE_CHECKING:`: never run, so never a runtime edge."""
     skip = set()

@@ -103,10 +103,17 @@ def test_slow_task_times_out_then_resumes(koji_hub, tmp_path):
     clock = FakeClock()  # the watch's own time: 2 s of it pass in 8 sleeps, however slow
     builder = KojiBuilder(config, on_submitted=record, sleep=clock.sleep, clock=clock)
     handles = builder.submit(requests)
+    task = handles[0].external_id
+    # The simulated kojid opens tasks on its own real-time tick, and the watch below spends only
+    # fake time: wait (bounded) until the hub has opened the task, as a busy host can lag.
+    for _ in range(300):
+        with koji_hub.hub.lock:
+            if koji_hub.hub.tasks[int(task)].state == S["OPEN"]:
+                break
+        time.sleep(0.05)
 
     outcomes, during = _watch_round_trips(koji_hub, builder, handles, timeout=2.0)
     assert len(outcomes) == 2 and not any(o.ok for o in outcomes)
-    task = handles[0].external_id
     for o in outcomes:
         assert f"koji task {task} still OPEN" in o.reason
         assert f"taskinfo?taskID={task}" in o.reason and "resume" in o.reason

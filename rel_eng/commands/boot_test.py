@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rel_eng import runner
 from rel_eng.boottest import accel as accel_mod
-from rel_eng.boottest import engine, image, kspackages
 from rel_eng.boottest import checks as ck
 from rel_eng.commands import common
 from rel_eng.errors import InputError
+
+if TYPE_CHECKING:
+    from rel_eng.boottest import engine
 
 
 def register(sub) -> None:
@@ -35,6 +37,8 @@ def register(sub) -> None:
 
 def options_from(config, *, accel_request=None, checks=None, kickstart=None, user=None,
                  logs=None, packages_dir=None):
+    from rel_eng.boottest import engine, kspackages  # late: pykickstart and the engine
+
     bt = config.boot_test
     try:
         chosen = accel_mod.choose(accel_request or bt.accel)
@@ -55,6 +59,9 @@ def options_from(config, *, accel_request=None, checks=None, kickstart=None, use
 
 def run(args) -> int:
     config = common.load(args)
+    from rel_eng import runner  # late: the engine once the config is good
+    from rel_eng.boottest import engine, image
+
     try:
         checks = ck.parse_checks(args.checks)
     except ValueError as exc:

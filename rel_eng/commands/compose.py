@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rel_eng import preflight
 from rel_eng.commands import common
-from rel_eng.compose import FINISHED, INCOMPLETE, STARTED, Compose, resume, run_compose
-from rel_eng.compose.allocate import parse_label
 from rel_eng.errors import ConfigError, InputError
-from rel_eng.progress import Progress
 
 
 def register(sub) -> None:
@@ -28,8 +24,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from rel_eng.store.recorder import recorder_for  # late: SQLAlchemy only for composes
-
     if args.resume:
         return _resume(args)
     if not args.release or not (args.milestone or args.weekly):
@@ -39,8 +33,17 @@ def run(args) -> int:
         raise InputError("--label names a milestone respin; a --weekly drop has none",
                          hint="drop --label, or use --milestone")
     if args.label is not None:  # refused before anything (a store included) is opened
+        from rel_eng.compose.allocate import parse_label
+
         parse_label(args.label, args.milestone)
     config = common.load(args)
+    # Late: the compose package and SQLAlchemy load once the flags and the config are good, so
+    # that `--help` and a refusal of bad input stay quick.
+    from rel_eng import preflight
+    from rel_eng.compose import run_compose
+    from rel_eng.progress import Progress
+    from rel_eng.store.recorder import recorder_for
+
     common.check_builder(config, args.builder, args.koji_profile)
     from rel_eng.messaging.publisher import check_ready  # late: fedora-messaging when sending
 
@@ -76,8 +79,9 @@ _RESUME_IGNORES = {"release": "release", "milestone": "milestone", "weekly": "we
 
 
 def _resume(args) -> int:
-    from rel_eng import runner
-    from rel_eng.compose import required_tools
+    from rel_eng import preflight, runner
+    from rel_eng.compose import FINISHED, INCOMPLETE, STARTED, Compose, required_tools, resume
+    from rel_eng.progress import Progress
     from rel_eng.store.recorder import load_recorded
 
     if args.queue:

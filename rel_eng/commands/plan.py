@@ -8,9 +8,7 @@ from pathlib import Path
 
 from rel_eng.builders import BUILDERS
 from rel_eng.commands import common
-from rel_eng.compose import allocate
 from rel_eng.errors import InputError
-from rel_eng.compose.taken import TakenNames
 
 
 def register(sub) -> None:
@@ -25,6 +23,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     config = common.load(args)
+    # Late: the compose package (and SQLAlchemy behind it) once the flags and the config are good.
+    from rel_eng.compose import allocate
+    from rel_eng.compose.taken import TakenNames
+
     common.check_builder(config, args.builder, args.koji_profile)
     if args.output.exists() and not args.output.is_dir():
         raise InputError(f"--output {args.output}: is a file, not a directory",

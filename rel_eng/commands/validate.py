@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rel_eng import preflight, validate
 from rel_eng.commands import common
 
 
@@ -28,6 +27,8 @@ def run(args) -> int:
         sys.stdout.write(render())
         return 0
     config = common.load(args)
+    from rel_eng import preflight, validate  # late: the checks' libraries, once the config parses
+
     found, checked = validate.problems(config)
     output = args.output or Path(config.schedule.output)
     mirror = args.mirror or (Path(config.schedule.mirror) if config.schedule.mirror else None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rel_eng import verify
 from rel_eng.commands import common
 
 
@@ -27,6 +26,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from rel_eng import verify  # late: only once the flags parse
+
     signing = common.load(args).signing
     rep = verify.verify_tree(args.path, args.gpg_home or signing.gpg_home,
                              args.require_signed or signing.enabled, args.key or signing.key)
