@@ -1,4 +1,5 @@
-"""Shared fixtures: the default config, and one full synthetic compose reused by read-only tests."""
+"""Shared fixtures: the default config, one full synthetic compose reused by read-only tests, and
+the bootable test appliance."""
 
 from __future__ import annotations
 
@@ -60,3 +61,12 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def appliance_images():
+    """The Debian-based test appliance of each arch (cached by recipe; on a machine that has
+    none, both arches are built side by side, before the first boot test)."""
+    from rel_eng.boottest import fixture
+
+    return fixture.ensure_all()

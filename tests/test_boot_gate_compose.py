@@ -63,10 +63,9 @@ def _config(tmp_path, arches, optional, extra=""):
 
 
 def test_gated_compose_optional_failure_is_incomplete_and_kept_out(
-        appliance_builder_registered, tmp_path, capfd):
-    good = fixture.ensure("amd64")
-    APPLIANCES["generic-x86_64"] = good.path
-    APPLIANCES["generic-i686"] = fixture.derive(fixture.ensure("i386"), "no-sshd").path
+        appliance_builder_registered, appliance_images, tmp_path, capfd):
+    APPLIANCES["generic-x86_64"] = appliance_images["amd64"].path
+    APPLIANCES["generic-i686"] = fixture.derive(appliance_images["i386"], "no-sshd").path
     config = _config(tmp_path, ["x86_64", "i686"], ["i686"])
     out = tmp_path / "out"
     rec = recorder_for(config, out)
@@ -128,8 +127,9 @@ def test_gated_compose_optional_failure_is_incomplete_and_kept_out(
     assert calls == [] and verdicts["generic-x86_64"]["status"] == "pass"
 
 
-def test_gated_required_failure_dooms_the_compose(appliance_builder_registered, tmp_path):
-    APPLIANCES["generic-x86_64"] = fixture.derive(fixture.ensure("amd64"), "no-boot").path
+def test_gated_required_failure_dooms_the_compose(appliance_builder_registered, appliance_images,
+                                                  tmp_path):
+    APPLIANCES["generic-x86_64"] = fixture.derive(appliance_images["amd64"], "no-boot").path
     config = _config(tmp_path, ["x86_64"], [], f"console_timeout_s = {NO_BOOT_CONSOLE_S}\n")
     out = tmp_path / "out"
     with pytest.raises(ComposeDoomed, match="boot test failed: timeout"):

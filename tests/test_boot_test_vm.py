@@ -47,9 +47,9 @@ def qemu_pids_under(path: Path) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def appliances():
-    good = fixture.ensure("amd64")
-    images = {"good": good, "i386": fixture.ensure("i386")}
+def appliances(appliance_images):
+    good = appliance_images["amd64"]
+    images = {"good": good, "i386": appliance_images["i386"]}
     for variant in NEGATIVE:
         images[variant] = fixture.derive(good, variant)
     return images

@@ -29,6 +29,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +192,13 @@ def ensure(arch: str = "amd64", *, log=print) -> Fixture:
     fx = Fixture(out, arch, "qcow2", recipe_digest(arch))
     kickstart_path(fx)
     return fx
+
+
+def ensure_all(arches: tuple[str, ...] = tuple(KERNELS), *, log=print) -> dict[str, Fixture]:
+    """The good fixture of each arch; those missing are built side by side (a build keeps about
+    one core busy, so two arches on two cores take little longer than one)."""
+    with ThreadPoolExecutor(max_workers=len(arches)) as pool:
+        return dict(zip(arches, pool.map(lambda arch: ensure(arch, log=log), arches)))
 
 
 def _lock(out: Path):
