@@ -52,7 +52,7 @@ def _config(tmp_path, arches, optional, extra=""):
     cfg = tmp_path / "config.toml"
     cfg.write_text(
         f"[compose]\nbuilder = \"appliance\"\narches = {json.dumps(arches)}\n"
-        f"optional_arches = {json.dumps(optional)}\nxz_preset = 0\n"
+        f"optional_arches = {json.dumps(optional)}\n"
         # The gate boots the image whatever its deliverables: one uncompressed qcow2 is enough
         # here (the formats have their own tests), and saves compressing 2 GiB disks.
         "outputs = [\"qcow2\"]\nqcow2_compression = \"none\"\n"

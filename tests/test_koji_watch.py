@@ -12,6 +12,7 @@ import pytest
 from rel_eng.builders.base import BuildHandle
 from rel_eng.builders.koji import KojiBuilder
 
+from tests.distributed_support import wait_for
 from tests.fake_clock import FakeClock
 from tests.kojihub.fixtures import (Recorder, compose_requests, hub_assets,  # noqa: F401
                                     koji_config, koji_hub)
@@ -106,11 +107,8 @@ def test_slow_task_times_out_then_resumes(koji_hub, tmp_path):
     task = handles[0].external_id
     # The simulated kojid opens tasks on its own real-time tick, and the watch below spends only
     # fake time: wait (bounded) until the hub has opened the task, as a busy host can lag.
-    for _ in range(300):
-        with koji_hub.hub.lock:
-            if koji_hub.hub.tasks[int(task)].state == S["OPEN"]:
-                break
-        time.sleep(0.05)
+    wait_for(lambda: koji_hub.hub.tasks[int(task)].state == S["OPEN"], 15,
+             f"the hub to open task {task}", interval=0.05)
 
     outcomes, during = _watch_round_trips(koji_hub, builder, handles, timeout=2.0)
     assert len(outcomes) == 2 and not any(o.ok for o in outcomes)

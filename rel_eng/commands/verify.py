@@ -26,9 +26,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from rel_eng import verify  # late: only once the flags parse
-
     signing = common.load(args).signing
+    from rel_eng import verify  # late: once the flags and the config are good
+
     rep = verify.verify_tree(args.path, args.gpg_home or signing.gpg_home,
                              args.require_signed or signing.enabled, args.key or signing.key)
     for line in rep.problems:
