@@ -2,10 +2,12 @@
 
 `enqueue` runs in the same transaction as the state change it announces, so a message exists
 exactly when its change does. `flush` sends pending messages in `seq` order under a lease (one
-flusher at a time, so order holds and nothing is sent twice by two processes), and marks each
-sent right after the broker confirmed it. A crash between the send and the mark leaves the
-message pending: the next flush resends it with the same id, which consumers deduplicate on.
-A failed send stops the flush (order) and leaves the message pending with its error.
+flusher at a time, so order holds and nothing is sent twice by two processes). It works in
+batches: one transaction takes the lease and reads up to `batch` pending rows; each is sent and
+confirmed by the broker in turn; then one transaction marks the confirmed ones sent, renews the
+lease and reads the next batch. A crash between a confirm and its batch's mark leaves those
+messages pending: the next flush resends them with the same ids, which consumers deduplicate
+on. A failed send stops the flush (order) and leaves the message pending with its error.
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ log = logging.getLogger(__name__)
 O = schema.outbox
 L = schema.outbox_lease
 LEASE = "outbox"
-LEASE_S = 120.0  # renewed before every send; longer than one publish timeout
+LEASE_S = 120.0  # renewed with every batch, at the latest a quarter of it after the last renewal
+BATCH = 100  # messages sent between two commits
 
-# Built once: a flush runs these for every message.
-_NEXT = select(O).where(O.c.sent_at.is_(None)).order_by(O.c.seq).limit(1)
+# Built once: a flush runs these for every batch.
+_NEXT = select(O).where(O.c.sent_at.is_(None)).order_by(O.c.seq)
 _COUNT = select(func.count()).select_from(O).where(O.c.sent_at.is_(None))
 _LEASE = select(L).where(L.c.name == LEASE)
 _MINE = update(L).where(L.c.name == LEASE, L.c.holder == bindparam("me"))
-_MARK = update(O).where(O.c.seq == bindparam("row"))
+_MARK = update(O).where(O.c.seq.in_(bindparam("rows", expanding=True)))
 
 
 def utcnow() -> dt.datetime:
@@ -101,14 +104,24 @@ class FlushResult:
     busy: bool = False  # another process holds the lease: it sends what is pending
 
 
+@dataclass
+class _Batch:
+    """What one batch's sends left to record: confirmed rows, and the one that failed."""
+    sent: list[int]
+    failed: int | None = None
+
+
 class Flusher:
-    def __init__(self, engine: Engine, sender: Sender, clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(self, engine: Engine, sender: Sender, clock: Callable[[], dt.datetime] = utcnow,
+                 batch: int = BATCH):
         self.engine = engine
         self.sender = sender
         self.clock = clock
+        self.batch = batch
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renewed = clock()
 
-    # --- the lease (one transaction each with the outbox reads and marks) ---
+    # --- the lease ---
 
     def _stale(self, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
         if until <= now:
@@ -131,24 +144,27 @@ class Flusher:
         row = conn.execute(_LEASE).first()
         if row is None:
             conn.execute(L.insert().values(name=LEASE, holder=self.holder, until=until))
-            return True
-        if row.holder != self.holder and not self._stale(row.holder, row.until, now):
+        elif row.holder != self.holder and not self._stale(row.holder, row.until, now):
             return False
-        done = conn.execute(_MINE.values(holder=self.holder, until=until), {"me": row.holder})
-        return done.rowcount == 1
+        elif conn.execute(_MINE.values(holder=self.holder, until=until),
+                          {"me": row.holder}).rowcount != 1:
+            return False
+        self._renewed = now
+        return True
 
     def _renew(self, conn: Connection) -> bool:
-        until = self.clock() + dt.timedelta(seconds=LEASE_S)
-        done = conn.execute(_MINE.values(until=until), {"me": self.holder})
+        now = self.clock()
+        done = conn.execute(_MINE.values(until=now + dt.timedelta(seconds=LEASE_S)),
+                            {"me": self.holder})
+        self._renewed = now
         return done.rowcount == 1
 
     def _release(self, conn: Connection) -> None:
         conn.execute(_MINE.values(until=self.clock() - dt.timedelta(seconds=1)),
                      {"me": self.holder})
 
-    @staticmethod
-    def _next(conn: Connection):
-        return conn.execute(_NEXT).first()
+    def _rows(self, conn: Connection) -> list:
+        return conn.execute(_NEXT.limit(self.batch)).all()
 
     @staticmethod
     def _count(conn: Connection) -> int:
@@ -158,57 +174,85 @@ class Flusher:
         with self.engine.connect() as conn:
             return self._count(conn)
 
-    # --- flushing ---
+    # --- flushing: take the lease, then send a batch and settle it until done ---
 
     def flush(self, limit: int | None = None) -> FlushResult:
         """Send pending messages in order until none is left, one fails, or `limit` were sent.
-        One transaction per message: mark the last one sent, renew the lease, fetch the next."""
+        One connection for the whole flush; one transaction to take the lease, then one per
+        batch (marks, lease renewal, the next rows)."""
         result = FlushResult()
-        while True:
-            try:
-                with self.engine.begin() as conn:
-                    self._relaxed(conn)
-                    row = self._next(conn) if self._acquire(conn) else False
-            except IntegrityError:
-                row = False  # another flusher inserted the lease row first
-            if row is False:
-                result.busy = True
-                result.pending = self.pending()
-                return result
-            stop = released = False
-            failed = None
-            while row is not None:
-                try:
-                    self.sender.send(row.topic, json.loads(row.body), row.message_id)
-                except Exception as exc:  # PublishFailed, or anything the library raised
-                    result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    failed, stop = row.seq, True
-                    break
-                with self.engine.begin() as conn:
-                    self._relaxed(conn)
-                    conn.execute(_MARK.values(sent_at=self.clock(), attempts=O.c.attempts + 1,
-                                              last_error=""), {"row": row.seq})
-                    result.sent += 1
-                    if limit is not None and result.sent >= limit:
-                        stop, row = True, None
-                    elif not self._renew(conn):
-                        result.busy = stop = True  # our lease went stale; another took over
-                        row = None
-                    else:
-                        row = self._next(conn)
-                    if row is None and not result.busy:  # done: give the lease back here
-                        self._release(conn)
+        with self.engine.connect() as conn:
+            while True:
+                rows = self._take(conn)
+                if rows is None:
+                    result.busy = True
+                    with conn.begin():
                         result.pending = self._count(conn)
-                        released = True
-            if not released:
-                with self.engine.begin() as conn:
-                    if failed is not None:  # stays pending, with why
-                        conn.execute(update(O).where(O.c.seq == failed).values(
-                            attempts=O.c.attempts + 1, last_error=result.error[:2000]))
-                    self._relaxed(conn)
-                    self._release(conn)
+                    return result
+                while rows:
+                    budget = None if limit is None else limit - result.sent
+                    done = self._send(rows, budget, result)
+                    rows = self._settle(conn, done, result, limit, fetched=len(rows))
+                # A message committed while we held the lease, by a process that found it
+                # taken, is ours to send: look again after releasing.
+                if (result.busy or result.error or not result.pending
+                        or (limit is not None and result.sent >= limit)):
+                    return result
+
+    def _take(self, conn: Connection) -> list | None:
+        """The lease and the first batch, in one transaction; None when another holds it."""
+        try:
+            with conn.begin():
+                self._relaxed(conn)
+                return self._rows(conn) if self._acquire(conn) else None
+        except IntegrityError:
+            return None  # another flusher inserted the lease row first
+
+    def _send(self, rows: list, budget: int | None, result: FlushResult) -> _Batch:
+        """Send rows in order, each confirmed by the broker, until one fails, `budget` were
+        sent, or the lease has run a quarter of its time (it is renewed when the batch is
+        settled, so a slow broker never lets it lapse mid-batch)."""
+        done = _Batch(sent=[])
+        renew_by = self._renewed + dt.timedelta(seconds=LEASE_S / 4)
+        for row in rows:
+            if budget is not None and len(done.sent) >= budget:
+                break
+            if done.sent and self.clock() >= renew_by:
+                break
+            try:
+                self.sender.send(row.topic, json.loads(row.body), row.message_id)
+            except Exception as exc:  # PublishFailed, or anything the library raised
+                result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                done.failed = row.seq
+                break
+            done.sent.append(row.seq)
+        result.sent += len(done.sent)
+        return done
+
+    def _settle(self, conn: Connection, done: _Batch, result: FlushResult, limit: int | None,
+                fetched: int) -> list:
+        """One transaction: mark the confirmed rows sent (and the failed one with why), then
+        renew the lease and read the next batch, or give the lease back. Returns the next rows,
+        or [] once the lease is released (or lost)."""
+        with conn.begin():
+            self._relaxed(conn)
+            if done.sent:
+                conn.execute(_MARK.values(sent_at=self.clock(), attempts=O.c.attempts + 1,
+                                          last_error=""), {"rows": done.sent})
+            if done.failed is not None:  # stays pending, with why
+                conn.execute(update(O).where(O.c.seq == done.failed).values(
+                    attempts=O.c.attempts + 1, last_error=result.error[:2000]))
+            finished = done.failed is not None or (limit is not None and result.sent >= limit)
+            # A full batch may have more behind it; rows left unsent (the lease's time) are next.
+            more = fetched == self.batch or len(done.sent) < fetched
+            if not finished and more:
+                if not self._renew(conn):
+                    result.busy = True  # our lease went stale; another took over
                     result.pending = self._count(conn)
-            # A message committed while we held the lease, by a process that found it taken,
-            # is ours to send: look again after releasing.
-            if stop or not result.pending:
-                return result
+                    return []
+                rows = self._rows(conn)
+                if rows:
+                    return rows
+            self._release(conn)
+            result.pending = self._count(conn)
+            return []

@@ -9,6 +9,7 @@ import socket
 
 from rel_eng.config.web import BadBind, split_bind
 from rel_eng.errors import InputError
+from rel_eng.listen import tcp_listener
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +23,12 @@ def parse_bind(text: str) -> tuple[str, int]:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    """The listening socket, made by rel_eng.listen (proto IPPROTO_TCP, so uvicorn's asyncio
+    transports switch Nagle off on every accepted connection)."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
+        return tcp_listener(host, port)
     except OSError as exc:
-        sock.close()
-        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if exc.errno == errno.EADDRINUSE:
             raise InputError(f"--bind {shown}: the address is already in use",
                              hint="stop what listens there or pick another port") from None
@@ -39,11 +37,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EACCES:
             raise InputError(f"--bind {shown}: permission denied (ports below 1024 need root)") from None
         raise InputError(f"--bind {shown}: cannot listen: {exc.strerror}") from None
-    return sock
 
 
-def serve(app, sock: socket.socket, *, log_level: str = "warning") -> None:
+def make_server(app, *, log_level: str = "warning"):
+    """The uvicorn server `serve` runs (tests run the same one in a thread)."""
     import uvicorn
 
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    return uvicorn.Server(config)
+
+
+def serve(app, sock: socket.socket, *, log_level: str = "warning") -> None:
+    make_server(app, log_level=log_level).run(sockets=[sock])
