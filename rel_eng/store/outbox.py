@@ -59,11 +59,12 @@ def enqueue(conn: Connection, messages: Iterable[Outgoing], now: dt.datetime) ->
     """Insert messages not in the outbox yet (by id); returns how many are new."""
     new = 0
     for m in messages:
+        # Counted by what RETURNING gives back: psycopg's rowcount is -1 for this statement.
         done = conn.execute(_insert(conn).values(
             message_id=m.message_id, topic=m.topic, compose_id=m.compose_id,
             body=json.dumps(m.body, sort_keys=True), created_at=now, attempts=0, last_error="")
-            .on_conflict_do_nothing(index_elements=["message_id"]))
-        new += done.rowcount
+            .on_conflict_do_nothing(index_elements=["message_id"]).returning(O.c.seq))
+        new += len(done.all())
     return new
 
 
