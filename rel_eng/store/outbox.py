@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -37,12 +37,21 @@ LEASE = "outbox"
 LEASE_S = 120.0  # renewed with every batch, at the latest a quarter of it after the last renewal
 BATCH = 100  # messages sent between two commits
 
-# Built once: a flush runs these for every batch.
-_NEXT = select(O).where(O.c.sent_at.is_(None)).order_by(O.c.seq)
+# Built once, values as parameters: SQLAlchemy then compiles each only once per process.
+_NEXT = select(O).where(O.c.sent_at.is_(None)).order_by(O.c.seq).limit(bindparam("n"))
 _COUNT = select(func.count()).select_from(O).where(O.c.sent_at.is_(None))
 _LEASE = select(L).where(L.c.name == LEASE)
+# The usual way in: the lease is free (given back, or lapsed) or already ours; one statement.
+_TAKE = update(L).where(L.c.name == LEASE, or_(L.c.holder == bindparam("me"),
+                                               L.c.until <= bindparam("now"))) \
+    .values(holder=bindparam("me_"), until=bindparam("until_"))
 _MINE = update(L).where(L.c.name == LEASE, L.c.holder == bindparam("me"))
-_MARK = update(O).where(O.c.seq.in_(bindparam("rows", expanding=True)))
+_SET_UNTIL = _MINE.values(until=bindparam("until_"))
+_MARK = update(O).where(O.c.seq.in_(bindparam("rows", expanding=True))).values(
+    sent_at=bindparam("sent_at_"), attempts=O.c.attempts + 1, last_error="")
+_FAILED = update(O).where(O.c.seq == bindparam("row")).values(
+    attempts=O.c.attempts + 1, last_error=bindparam("error_"))
+_INSERTS: dict[str, object] = {}
 
 
 def utcnow() -> dt.datetime:
@@ -58,20 +67,26 @@ class Sender(Protocol):
 def enqueue(conn: Connection, messages: Iterable[Outgoing], now: dt.datetime) -> int:
     """Insert messages not in the outbox yet (by id); returns how many are new."""
     new = 0
+    stmt = _insert(conn.dialect.name)
     for m in messages:
         # Counted by what RETURNING gives back: psycopg's rowcount is -1 for this statement.
-        done = conn.execute(_insert(conn).values(
-            message_id=m.message_id, topic=m.topic, compose_id=m.compose_id,
-            body=json.dumps(m.body, sort_keys=True), created_at=now, attempts=0, last_error="")
-            .on_conflict_do_nothing(index_elements=["message_id"]).returning(O.c.seq))
+        done = conn.execute(stmt, {
+            "message_id": m.message_id, "topic": m.topic, "compose_id": m.compose_id,
+            "body": json.dumps(m.body, sort_keys=True), "created_at": now, "attempts": 0,
+            "last_error": ""})
         new += len(done.all())
     return new
 
 
-def _insert(conn: Connection):
-    from sqlalchemy.dialects import postgresql, sqlite
+def _insert(dialect: str):
+    """INSERT ... ON CONFLICT (message_id) DO NOTHING RETURNING seq, built once per dialect."""
+    if dialect not in _INSERTS:
+        from sqlalchemy.dialects import postgresql, sqlite
 
-    return (sqlite if conn.dialect.name == "sqlite" else postgresql).insert(O)
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert
+        _INSERTS[dialect] = insert(O).on_conflict_do_nothing(
+            index_elements=["message_id"]).returning(O.c.seq)
+    return _INSERTS[dialect]
 
 
 def count_status_changes(conn: Connection, compose_id: str) -> int:
@@ -142,30 +157,35 @@ class Flusher:
     def _acquire(self, conn: Connection) -> bool:
         now = self.clock()
         until = now + dt.timedelta(seconds=LEASE_S)
+        if conn.execute(_TAKE, {"me": self.holder, "now": now, "me_": self.holder,
+                                "until_": until}).rowcount == 1:
+            self._renewed = now
+            return True
+        # Missing, or held: by a live process, or by one on this host that is gone.
         row = conn.execute(_LEASE).first()
         if row is None:
             conn.execute(L.insert().values(name=LEASE, holder=self.holder, until=until))
         elif row.holder != self.holder and not self._stale(row.holder, row.until, now):
             return False
         elif conn.execute(_MINE.values(holder=self.holder, until=until),
-                          {"me": row.holder}).rowcount != 1:
+                          {"me": row.holder}).rowcount != 1:  # rare: not worth a prepared one
             return False
         self._renewed = now
         return True
 
     def _renew(self, conn: Connection) -> bool:
         now = self.clock()
-        done = conn.execute(_MINE.values(until=now + dt.timedelta(seconds=LEASE_S)),
-                            {"me": self.holder})
+        done = conn.execute(_SET_UNTIL, {"me": self.holder,
+                                         "until_": now + dt.timedelta(seconds=LEASE_S)})
         self._renewed = now
         return done.rowcount == 1
 
     def _release(self, conn: Connection) -> None:
-        conn.execute(_MINE.values(until=self.clock() - dt.timedelta(seconds=1)),
-                     {"me": self.holder})
+        conn.execute(_SET_UNTIL, {"me": self.holder,
+                                  "until_": self.clock() - dt.timedelta(seconds=1)})
 
     def _rows(self, conn: Connection) -> list:
-        return conn.execute(_NEXT.limit(self.batch)).all()
+        return conn.execute(_NEXT, {"n": self.batch}).all()
 
     @staticmethod
     def _count(conn: Connection) -> int:
@@ -238,11 +258,9 @@ class Flusher:
         with conn.begin():
             self._relaxed(conn)
             if done.sent:
-                conn.execute(_MARK.values(sent_at=self.clock(), attempts=O.c.attempts + 1,
-                                          last_error=""), {"rows": done.sent})
+                conn.execute(_MARK, {"rows": done.sent, "sent_at_": self.clock()})
             if done.failed is not None:  # stays pending, with why
-                conn.execute(update(O).where(O.c.seq == done.failed).values(
-                    attempts=O.c.attempts + 1, last_error=result.error[:2000]))
+                conn.execute(_FAILED, {"row": done.failed, "error_": result.error[:2000]})
             finished = done.failed is not None or (limit is not None and result.sent >= limit)
             # A full batch may have more behind it; rows left unsent (the lease's time) are next.
             more = fetched == self.batch or len(done.sent) < fetched
