@@ -92,7 +92,10 @@ def main() -> int:
     ap.add_argument("--tb-sizes", default="",
                     help="comma-separated TCG translation-cache sizes to compare (0: qemu's default)")
     ap.add_argument("--skip-drop", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="boot nothing: check the bench still runs")
     args = ap.parse_args()
+    if args.smoke:
+        return smoke(args)
     fx = fixture.ensure("amd64")
     img = image.inspect(fx.path)
     ks = engine_kickstart(fx)
@@ -136,6 +139,23 @@ def main() -> int:
         for tb, v in runs:
             report(f"tb-size {tb or 'default':>7}", [v], args.memory_mib)
         print(f"  load after the sweep: {load()}")
+    return 0
+
+
+def smoke(args) -> int:
+    """What every measurement goes through, booting nothing (the suite runs this): the accel
+    choice, a tiny disk inspected as an image is, and its boot options built."""
+    import tempfile
+
+    auto = accel_mod.choose("auto", env={})
+    print(f"machine: {os.cpu_count()} cores; load {load()}; auto chooses {auto.name}: {auto.reason}")
+    with tempfile.TemporaryDirectory(prefix="rel-eng-bench-") as tmp:
+        disk = Path(tmp) / "smoke.x86_64.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+        img = image.inspect(disk)
+        opts = options(auto, args.memory_mib, args.tb_size, ((), ()))
+        print(f"smoke: {img.path.name} ({img.fmt}, {img.arch}) inspected; {len(opts.checks)} checks, "
+              f"{engine.per_vm_mib(opts)} MiB per VM; nothing booted")
     return 0
 
 

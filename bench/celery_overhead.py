@@ -8,7 +8,9 @@ finalize (metadata, staging). Measured with a real redis-server on 127.0.0.1 and
 
   - a build worker, `--pool threads --concurrency N`, standing in for N bare-metal hosts so all
     builds run at once (overhead = wall - longest build is only meaningful then);
-  - a process/publish worker, prefork, 2 processes (this machine has 2 cores).
+    the build worker also serves `boottest`, as the bare-metal hosts do;
+  - a light worker for every other declared queue (process, publish, koji), prefork, 2
+    processes (this machine has 2 cores).
 
 Printed per size: wall, overhead = wall - build time, submission time, Redis commands per
 image from INFO commandstats (all clients, so the workers' idle polling is in it too; the idle
@@ -150,9 +152,13 @@ def run_size(images: int, build_seconds: float, tmp: Path, process_workers: int 
         run_compose(config, tmp / f"local-{images}", "19", "Beta", DATE, builder="fixed-time")
         local_work = time.monotonic() - t
 
-        workers.append(start_worker(cfg, tmp / f"build-{images}.log", "oz.x86_64,oz.i686",
+        # As deployed (workers/queues.env): the build hosts also run the boot tests; every other
+        # declared queue goes to the light worker, so a queue added later is served too.
+        build_queues = ["oz.x86_64", "oz.i686", "boottest"]
+        light_queues = [q for q in config.celery.queues if q not in build_queues]
+        workers.append(start_worker(cfg, tmp / f"build-{images}.log", ",".join(build_queues),
                                     "threads", images, "build", build_seconds))
-        workers.append(start_worker(cfg, tmp / f"light-{images}.log", "process,publish",
+        workers.append(start_worker(cfg, tmp / f"light-{images}.log", ",".join(light_queues),
                                     "prefork", process_workers, "light", build_seconds))
         deadline_wait(lambda: sum(1 for c in client.client_list() if c.get("cmd") == "brpop")
                       >= 2, 60, "both workers consuming")
