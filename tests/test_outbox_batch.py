@@ -98,6 +98,7 @@ class Counter:
 
 @pytest.mark.parametrize("n, batch", [(10, 4), (8, 4), (1, 100), (250, 100)])
 def test_one_lease_and_one_commit_per_batch_marks_after_confirm(engine, n, batch):
+    assert outbox.Flusher(engine, Recording()).flush().sent == 0  # the lease row exists now
     ids = _fill(engine, n)
     sender = Recording(engine if n <= 10 else None)
     counter = Counter(engine)
@@ -109,13 +110,21 @@ def test_one_lease_and_one_commit_per_batch_marks_after_confirm(engine, n, batch
     assert sender.sent == ids and sender.marked_early == []  # in order, marked after confirm
     batches = -(-n // batch)
     assert counter.commits == 1 + batches  # the lease, then one per batch
-    # The lease is taken once per flush (the first flush on a new store inserts its row).
-    assert counter.count("insert into outbox_lease") + counter.count(
-        "update outbox_lease set holder") == 1
+    # The lease is taken once per flush, in one statement when it is free.
+    assert counter.count("update outbox_lease set holder") == 1
+    assert counter.count("select outbox_lease") == counter.count("insert into outbox_lease") == 0
     assert counter.count("update outbox set sent_at") == batches
     assert all(r["state"] == "sent" and r["attempts"] == 1 for r in outbox.listing(engine))
     # The lease was given back: another flusher gets it at once and finds nothing to send.
     assert outbox.Flusher(engine, Recording()).flush() == outbox.FlushResult()
+
+
+def test_a_flush_with_nothing_to_send_gives_the_lease_back(engine):
+    for _ in range(3):  # each finds the lease free: nothing pending, nothing sent, not busy
+        assert outbox.Flusher(engine, Recording()).flush() == outbox.FlushResult()
+    ids = _fill(engine, 3)
+    sender = Recording()
+    assert outbox.Flusher(engine, sender).flush().sent == 3 and sender.sent == ids
 
 
 def test_a_failure_mid_batch_marks_what_was_confirmed_and_keeps_the_rest_pending(engine):

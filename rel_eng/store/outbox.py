@@ -221,11 +221,17 @@ class Flusher:
                     return result
 
     def _take(self, conn: Connection) -> list | None:
-        """The lease and the first batch, in one transaction; None when another holds it."""
+        """The lease and the first batch, in one transaction; None when another holds it.
+        With nothing pending the lease is given back in the same transaction."""
         try:
             with conn.begin():
                 self._relaxed(conn)
-                return self._rows(conn) if self._acquire(conn) else None
+                if not self._acquire(conn):
+                    return None
+                rows = self._rows(conn)
+                if not rows:
+                    self._release(conn)
+                return rows
         except IntegrityError:
             return None  # another flusher inserted the lease row first
 
