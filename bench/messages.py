@@ -19,7 +19,7 @@ Every variant of every store runs in alternating rounds (a loaded machine slows 
 Printed: the load average, ms per message, msgs/s and the ratios. No figure is asserted: the
 test suite runs this with --count 20 --rounds 2 to prove it still runs.
 
-Usage: python3 bench/messages.py [--count 300] [--rounds 10] [--stores sqlite,postgresql]
+Usage: python3 bench/messages.py [--count 300] [--rounds 30] [--stores sqlite,postgresql]
                                  [--pg-url postgresql+psycopg://... (an existing empty database)]
 """
 
@@ -144,7 +144,8 @@ def verdict(ratio: float, goal: float) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=300, help="messages per variant")
-    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=30,
+                    help="alternating rounds (more, smaller rounds: noise hits all variants alike)")
     ap.add_argument("--stores", default="sqlite,postgresql")
     ap.add_argument("--pg-url", default="", help="an existing empty PostgreSQL database "
                                                  "(default: a throw-away one)")
