@@ -19,10 +19,14 @@ class ApplianceBuilder(SyntheticBuilder):
     name = "appliance"
     tools = ("qemu-img",)
 
+    def submit(self, requests):
+        self.requests = {r.job.key: r for r in requests}  # its own record, not the base's
+        return super().submit(requests)
+
     def wait(self, handles, timeout=None):
         outcomes = []
         for handle in handles:
-            req = self._requests[handle.job_key]
+            req = self.requests[handle.job_key]
             src = APPLIANCES[handle.job_key]
             dest = raw_path(req)
             dest.parent.mkdir(parents=True, exist_ok=True)

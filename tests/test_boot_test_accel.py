@@ -93,5 +93,5 @@ def test_accel_tcg_runs_the_guest_under_tcg(appliance_images, tmp_path):
     log = Path(v["console_log"])
     assert log.is_file() and log.parent == logs
     text = log.read_text(errors="replace")
-    assert "GRUB" in text or "grub" in text  # the image's own boot loader ran, under TCG
+    assert "grub" in text.lower()  # the image's own boot loader ran, under TCG
     assert _qemu_under(no_boot.path) == []

@@ -128,7 +128,7 @@ def test_mirror_tree_is_staged_world_readable(alpha_drop):
     staged = {p.relative_to(drop) for p in drop.rglob("*") if p.is_file()}
     images = [p for p in staged if p.parts[0] == "Cloud" and p.suffix in (".qcow2", ".xz")]
     assert len(images) == 2 * len(c.plan.images), sorted(staged)  # qcow2 and raw.tar.xz each
-    for p in staged:
+    for p in staged:  # non-empty: holds the images counted above
         if p.parts[0] == "Cloud":
             assert (c.topdir / "compose" / p).read_bytes() == (drop / p).read_bytes()
     assert not [p for p in drop.parent.iterdir() if p.name.startswith(".")]

@@ -185,6 +185,7 @@ def test_weekly_stays_private_and_gets_deprecated(aws_env, tmp_path):
         base_created = r.images[BASE]["CreationDate"]
         expected = ami_deprecation(base_created, 28)
         got = {c["ImageId"]: c["DeprecateAt"] for c in calls}
+        assert BASE in r.amis
         for region, image_id in r.amis.items():
             assert got[image_id] == expected
         assert r.public is False and r.deprecate_at == expected
