@@ -670,6 +670,8 @@ class Hub:
             self.builds[nvr] = build
             task.sim["build"] = build
         elif not release:
+            # kojid asks getNextRelease({name, version}) here; rel-eng always sends a release,
+            # so the test hub, which keeps no release history for scratch, answers "1"
             release = "1"
         task.sim.update(release=release, subtasks={}, opts=opts)
         repo_info = {"id": 1, "create_event": 1}
