@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev openssl redis-server postgresql rabbitmq-server chromium chromium-driver qemu-system-x86 debootstrap genisoimage grub-pc-bin openssh-client
+SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev openssl redis-server postgresql rabbitmq-server chromium chromium-driver qemu-system-x86 debootstrap genisoimage grub-pc-bin openssh-client binutils
 
 .PHONY: demo demo-boot test deps system-deps services clean
 
@@ -42,8 +42,9 @@ demo-boot: deps
 	@rm -f out-fixture.path
 
 # pytest exits 5 when it collects nothing: a suite that finds no test is broken, say so.
+# REL_ENG_NO_SKIPS=1: a skipped test fails the run unless tests/skip_gate.py allows it, with why.
 test: deps services
-	@$(PY) -m pytest -q; rc=$$?; \
+	@REL_ENG_NO_SKIPS=1 $(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean:

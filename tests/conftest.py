@@ -11,6 +11,8 @@ import pytest
 
 from rel_eng.compose import run_compose
 from rel_eng.config import load_config
+from tests.skip_gate import (pytest_collectreport, pytest_runtest_logreport,  # noqa: F401
+                             pytest_sessionfinish, pytest_terminal_summary)
 
 ALPHA_DATE = dt.date(2013, 4, 5)
 
@@ -21,11 +23,43 @@ def config():
 
 
 @pytest.fixture(scope="session")
-def alpha_drop(tmp_path_factory, config):
-    """A full local compose of 19 Alpha; tests only read it."""
+def _alpha_drop_built(tmp_path_factory, config):
     out = tmp_path_factory.mktemp("alpha")
     c = run_compose(config, out, "19", "Alpha", ALPHA_DATE)
-    return c, out
+    return c, out, tree_state(out)
+
+
+@pytest.fixture
+def alpha_drop(_alpha_drop_built, request):
+    """A full local compose of 19 Alpha, shared by every test that asks: read it, never change it
+    (a test that must, copies it with `private_copy`). Checked after each test: any file added,
+    removed or touched fails that test, so no result depends on the order tests run in."""
+    c, out, before = _alpha_drop_built
+    yield c, out
+    after = tree_state(out)
+    if after != before:
+        changed = sorted(set(before.items()) ^ set(after.items()))[:5]
+        pytest.fail(f"{request.node.nodeid} changed the shared alpha_drop: {changed}", pytrace=False)
+
+
+def tree_state(root: Path) -> dict[str, tuple]:
+    """path -> (type and mode, size, mtime, symlink target) of everything under root."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            out[str(p.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns,
+                                             os.readlink(p) if p.is_symlink() else None)
+    return out
+
+
+def private_copy(src: Path, dest: Path) -> Path:
+    """A copy of a compose output dir that keeps holes, modes, times and symlinks (cp -a)."""
+    import subprocess
+
+    subprocess.run(["cp", "-a", "--sparse=always", str(src), str(dest)], check=True)
+    return dest
 
 
 def data_extents(path: Path) -> list[tuple[int, int]]:

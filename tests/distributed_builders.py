@@ -43,10 +43,14 @@ class SlowBuilder(SyntheticBuilder):
 
     name = "slow-synthetic"
 
+    def submit(self, requests):
+        self.requests = {r.job.key: r for r in requests}  # its own record, not the base's
+        return super().submit(requests)
+
     def wait(self, handles, timeout=None):
         outcomes = []
         for handle in handles:
-            req = self._requests[handle.job_key]
+            req = self.requests[handle.job_key]
             log_event(req.topdir, "start", handle.job_key)
             time.sleep(float(os.environ.get(BUILD_SECONDS_ENV, "2")))
             outcomes += super().wait([handle])

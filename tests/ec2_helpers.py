@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSResponse
 from moto.server import ThreadedMotoServer
 
 from rel_eng.config import Config, load_config
-from rel_eng.digest import raw_digest
+from tests.oracles import block_sha256
 from rel_eng.manifest import Artifact, Manifest, atomic_write
 from rel_eng.plan import DropPlan, plan_drop
 from rel_eng.config.ec2 import Ec2Config
@@ -126,7 +126,7 @@ def make_compose(root: Path, *, weekly: bool = False, release: str = "19",
         write_sparse(topdir / rel, size, image_layout(seed))
         artifacts.append(Artifact(job_key=job.key, image_type=job.image_type, arch=job.arch,
                                   kind="raw-disk", intent="build-output", path=str(rel), size=size,
-                                  sha256=raw_digest(topdir / rel)))
+                                  sha256=block_sha256(topdir / rel)))
     Manifest(topdir).add_artifacts(artifacts)
     return topdir, plan
 

@@ -95,7 +95,7 @@ def test_two_composes_of_one_milestone_started_together_get_consecutive_respins(
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     results = [p.communicate(timeout=600) + (p.returncode,) for p in procs]
-    for stdout, stderr, rc in results:
+    for stdout, stderr, rc in results:  # non-empty: two processes
         assert rc == 0, stderr
     ended = sorted(stdout.split()[:2] for stdout, _, _ in results)
     assert ended == [["Fedora-Cloud-19-20130405.0", "FINISHED"],

@@ -20,7 +20,7 @@ def test_two_resumes_started_together_never_run_a_step_twice(tmp_path, config):
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     results = [p.communicate(timeout=600) + (p.returncode,) for p in procs]
-    for out, err, rc in results:
+    for out, err, rc in results:  # non-empty: two processes
         assert rc == 0, err
         assert out.split()[:2] == [plan.compose_id, "FINISHED"]
     logs = "".join(err for _, err, _ in results)

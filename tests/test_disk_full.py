@@ -1,34 +1,32 @@
 """A real full disk (a small tmpfs) during a compose: one line with the path and the errno,
-STATUS DOOMED, no temp files left, and a --resume after freeing space finishes the compose."""
+STATUS DOOMED, no temp files left, and a --resume after freeing space finishes the compose.
+
+The tmpfs lives in a user and mount namespace (tests/tmpfs_ns.py): rel-eng runs inside it, the
+test reads the same files from outside."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.tmpfs_ns import NamespacedTmpfs
 
 TEMP_MARKS = (".part", ".tmp", ".staging-")
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    with NamespacedTmpfs(tmp_path / "disk", size="40m") as disk:
+        yield disk
 
 
-def rel_eng(*args, cwd):
+def rel_eng(disk: NamespacedTmpfs, *args, cwd):
     env = {k: v for k, v in os.environ.items() if not k.startswith("REL_ENG_")}
-    return subprocess.run([sys.executable, "-m", "rel_eng", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+    return disk.run([sys.executable, "-m", "rel_eng", *args], capture_output=True, text=True,
+                    cwd=cwd, env=env, timeout=600)
 
 
 def fill(disk: Path, leave: int) -> Path:
@@ -51,26 +49,27 @@ def leftovers(root: Path) -> list[str]:
 
 
 def test_disk_full_dooms_cleanly_and_resume_finishes(small_disk, tmp_path):
-    out = small_disk / "out"
+    disk = small_disk.outside  # the test's view; rel-eng sees small_disk.inside
+    out, inside_out = disk / "out", small_disk.inside / "out"
     # Room for the plan and the four raw disks (about 7 MiB of data), not for their deliverables.
-    filler = fill(small_disk, leave=15 << 19)
-    proc = rel_eng("compose", "--release", "19", "--weekly", "--date", "2013-04-05",
-                   "--output", str(out), cwd=tmp_path)
+    filler = fill(disk, leave=15 << 19)
+    proc = rel_eng(small_disk, "compose", "--release", "19", "--weekly", "--date", "2013-04-05",
+                   "--output", str(inside_out), cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("rel-eng: error:")]
     assert len(errors) == 1, proc.stderr
     assert errors[0].endswith("No space left on device (ENOSPC)"), errors[0]
-    assert f"{out}/" in errors[0]  # names the path it could not write
+    assert f"{inside_out}/" in errors[0]  # names the path it could not write
     (topdir,) = [p for p in out.iterdir() if p.name.startswith("Fedora-Cloud-")]
     assert (topdir / "STATUS").read_text().strip() == "DOOMED"
-    assert leftovers(small_disk) == []
+    assert leftovers(disk) == []
 
     filler.unlink()
-    again = rel_eng("compose", "--resume", str(topdir), cwd=tmp_path)
+    again = rel_eng(small_disk, "compose", "--resume", str(inside_out / topdir.name), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.split()[:2] == [topdir.name, "FINISHED"]
     assert (topdir / "STATUS").read_text().strip() == "FINISHED"
-    assert leftovers(small_disk) == []
+    assert leftovers(disk) == []
     weekly = out / "mirror" / "alt" / "cloud" / "weekly" / "19" / topdir.name
     assert (weekly / "Cloud" / "x86_64" / "images").is_dir()

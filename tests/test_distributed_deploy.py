@@ -77,6 +77,7 @@ def test_compose_has_the_services_and_leaves_oz_workers_outside(services):
 
 
 def test_every_service_command_is_a_real_entry_point_with_a_real_config(services, project):
+    assert services, "docker-compose.yml defines no service"
     for name, svc in services.items():
         argv = svc["command"]
         assert isinstance(argv, list), f"{name}: command must be an argv list"

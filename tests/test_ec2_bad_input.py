@@ -67,7 +67,9 @@ def test_image_larger_than_the_volume(aws_env, tmp_path):
     with pytest.raises(InputError) as exc:
         publish_ec2(topdir, config_with(ec2_config(volume_size_gib=1)), session=session)
     message = str(exc.value)
-    for job in ec2_jobs(plan):
+    jobs = ec2_jobs(plan)
+    assert len(jobs) == 2  # i686 and x86_64
+    for job in jobs:
         assert f"{job.nvra} is {GIB + 4096} bytes, larger than ec2.volume_size_gib = 1 GiB (set it to at least 2)" in message
         assert str(topdir / "work" / "build" / job.key) in message
     assert rec.sent == []  # not even a credentials or lookup call

@@ -14,7 +14,8 @@ from ec2_helpers import (
     BASE, REGIONS, aws_env, config_with, ec2_config, ec2_jobs, make_compose, moto_url,  # noqa: F401
     fake_response, nonzero_blocks, recording_session,
 )
-from rel_eng.digest import DigestMismatch, raw_digest
+from rel_eng.digest import DigestMismatch
+from tests.oracles import block_sha256
 from rel_eng.publish import ec2_tags
 from rel_eng.publish.aws_clients import Ec2Error
 from rel_eng.publish.ec2_publish import publish_ec2
@@ -122,7 +123,7 @@ def test_only_nonzero_blocks_are_sent(aws_env, tmp_path):
     session, rec = recording_session()
     clients = AwsClients(ec2_config(), session)
     result = upload_ebs_direct(clients, ec2_config(), BASE, path, 1, {"k": "v"}, "test upload",
-                               raw_sha256=raw_digest(path))
+                               raw_sha256=block_sha256(path))
 
     block_size = next(r["BlockSize"] for op, r in rec.responses if op == "StartSnapshot")
     assert result.block_size == block_size
@@ -161,7 +162,7 @@ def test_block_size_is_taken_from_start_snapshot(aws_env, tmp_path):
         parsed["BlockSize"] = 65536
     session.events.register("after-call.ebs.StartSnapshot", bigger_blocks)
     result = upload_ebs_direct(AwsClients(ec2_config(), session), ec2_config(), BASE, path, 1, {},
-                               "d", raw_sha256=raw_digest(path))
+                               "d", raw_sha256=block_sha256(path))
     expected = nonzero_blocks(path, 65536)
     assert result.block_size == 65536
     assert sorted(p["BlockIndex"] for p in rec.ops("PutSnapshotBlock")) == sorted(expected)
@@ -184,6 +185,7 @@ def test_weekly_stays_private_and_gets_deprecated(aws_env, tmp_path):
         base_created = r.images[BASE]["CreationDate"]
         expected = ami_deprecation(base_created, 28)
         got = {c["ImageId"]: c["DeprecateAt"] for c in calls}
+        assert BASE in r.amis
         for region, image_id in r.amis.items():
             assert got[image_id] == expected
         assert r.public is False and r.deprecate_at == expected
@@ -233,14 +235,14 @@ def _damage(path):
 def test_a_raw_disk_changed_since_the_build_is_never_completed_as_a_snapshot(aws_env, tmp_path):
     topdir, plan = make_compose(tmp_path)
     path = next(topdir.glob("work/build/ec2-x86_64/*.raw"))
-    recorded = raw_digest(path)
+    recorded = block_sha256(path)
     _damage(path)
     session, rec = recording_session()
     with pytest.raises(DigestMismatch) as err:
         upload_ebs_direct(AwsClients(ec2_config(), session), ec2_config(), BASE, path, 1, {}, "d",
                           raw_sha256=recorded)
     assert str(path) in str(err.value) and recorded in str(err.value)
-    assert raw_digest(path) in str(err.value)
+    assert block_sha256(path) in str(err.value)
     assert rec.ops("PutSnapshotBlock")  # checked in the same pass as the upload...
     assert rec.ops("CompleteSnapshot") == []  # ...and never completed
     (start,) = [r for op, r in rec.responses if op == "StartSnapshot"]

@@ -87,13 +87,14 @@ def test_s3_import_fallback(aws_env, tmp_path):
 
 
 def test_a_damaged_raw_disk_is_refused_before_anything_is_sent(aws_env, tmp_path):
-    from rel_eng.digest import DigestMismatch, raw_digest
+    from rel_eng.digest import DigestMismatch
+    from tests.oracles import block_sha256
     from rel_eng.publish.aws_clients import AwsClients
     from rel_eng.publish.s3_import import upload_s3_import
 
     topdir, plan = make_compose(tmp_path)
     path = next(topdir.glob("work/build/ec2-x86_64/*.raw"))
-    recorded = raw_digest(path)
+    recorded = block_sha256(path)
     with open(path, "r+b") as fh:
         fh.seek(os.lseek(fh.fileno(), 0, os.SEEK_DATA))
         fh.write(b"\x5a")

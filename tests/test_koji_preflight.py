@@ -42,7 +42,7 @@ def _nothing_sent_or_written(hub, tmp_path) -> None:
     assert hub.hub.submissions == []
     assert not {m for m, _ in hub.rpc_log} & WRITES
     out = tmp_path / "out"
-    assert not out.exists() or not any(out.glob("Fedora-Cloud-*"))
+    assert list(out.glob("Fedora-Cloud-*")) == []  # (a missing dir globs to nothing)
 
 
 # --- unique NVRs --------------------------------------------------------------------------------
@@ -82,6 +82,41 @@ def test_a_failed_builds_nvr_is_reused_as_koji_recycles_it(koji_hub, tmp_path):
     config = koji_config(koji_hub, tmp_path)
     c = run_compose(config, tmp_path / "out", "19", "Alpha", ALPHA, builder="koji")
     assert c.status == "FINISHED" and c.plan.label == "Alpha-1.1"
+
+
+@pytest.mark.parametrize("history", [{"archives": 1}, {"tagged": "f19"}],
+                         ids=["archives", "tag-history"])
+def test_a_failed_build_with_files_or_tag_history_is_not_recycled(koji_hub, tmp_path, history):
+    """kojihub's recycle_build refuses a FAILED/CANCELED build that has archives or tag history;
+    allocation counts past it instead of submitting a build the hub would refuse."""
+    koji_hub.hub.add_build("Fedora-Cloud-Base", "19_Alpha", "1.1", state="CANCELED", **history)
+    config = koji_config(koji_hub, tmp_path)
+    plan = allocate(config, tmp_path / "out", "19", "Alpha", ALPHA, builder="koji")
+    assert plan.label == "Alpha-1.2"
+
+
+def test_the_test_hub_refuses_to_recycle_as_kojihub_does(koji_hub, tmp_path):
+    """Submitted anyway (the label forced past preflight): the hub itself refuses, with
+    recycle_build's words, and a plain FAILED build is taken over with its build id."""
+    from rel_eng.builders.koji import KojiBuilder
+    from rel_eng.compose import create, prepare_inputs
+    from rel_eng.compose.build import build_request
+    from rel_eng.plan import plan_drop
+
+    koji_hub.hub.add_build("Fedora-Cloud-Base", "19_Alpha", "1.1", state="FAILED", tagged="f19")
+    reused = koji_hub.hub.add_build("Fedora-Cloud-Base-EC2", "19_Alpha", "1.1", state="FAILED")
+    config = koji_config(koji_hub, tmp_path)
+    plan = plan_drop(config, "19", milestone="Alpha", date=ALPHA, builder="koji")  # unchecked
+    c = create(config, plan, tmp_path / "out", prepare_inputs(config, plan))
+    builder = KojiBuilder(config)
+    reqs = [build_request(c, j.key) for j in plan.images]
+    outcomes = {o.job_key: o for o in builder.wait(builder.submit(reqs))}
+    generic = [o for k, o in outcomes.items() if k.startswith("generic")]
+    ec2 = [o for k, o in outcomes.items() if k.startswith("ec2")]
+    assert generic and all(not o.ok and "Unable to recycle, has tag history" in o.reason
+                           for o in generic)
+    assert ec2 and all(o.ok for o in ec2)
+    assert koji_hub.hub.builds[("Fedora-Cloud-Base-EC2", "19_Alpha", "1.1")]["id"] == reused["id"]
 
 
 def test_scratch_weeklies_ask_the_hub_nothing_about_builds(koji_hub, tmp_path):

@@ -29,6 +29,7 @@ def test_one_call_per_image_type_with_the_planned_opts(koji_hub, tmp_path):
     subs = koji_hub.hub.submissions
     assert len(subs) == 2  # generic and EC2, each with both arches
     planned = planned_calls(c.plan, config)
+    assert len(planned) == len(subs)
     for sub, plan in zip(subs, planned):
         assert sub["user"] == "releng" and sub["fault"] is None
         assert [sub["name"], sub["version"], sub["arches"], sub["target"],

@@ -109,7 +109,9 @@ def test_a_local_compose_announces_each_step_in_order_valid_and_without_secrets(
     for text in (proc.stdout, proc.stderr, pending.stdout, json.dumps(rows)):
         assert broker.password not in text
     assert broker.password.encode() not in (out / "rel-eng.db").read_bytes()
-    for p in (c.topdir / "work").glob("*.json"):
+    work_json = list((c.topdir / "work").glob("*.json"))
+    assert {"config.json", "plan.json", "manifest.json"} <= {p.name for p in work_json}
+    for p in work_json:
         assert broker.password.encode() not in p.read_bytes()
 
 

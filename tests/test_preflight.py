@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from rel_eng import preflight
 from rel_eng.config import Signing
+from tests.tmpfs_ns import in_readonly_tmpfs
 
 KEY = "preflight@example.org"
 PASSPHRASE = "preflight-passphrase-93c1"
@@ -66,16 +70,20 @@ def test_output_and_mirror_that_are_files(config, tmp_path):
 
 
 def test_a_read_only_output_is_refused(config, tmp_path):
+    """On a read-only filesystem (root ignores permission bits, not that), checked in a user and
+    mount namespace where `ro` is a read-only tmpfs."""
     ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here")
-    try:
-        (line,) = preflight.problems(config, output=ro / "out", mirror=None)
-        assert line.startswith(f"--output {ro / 'out'}: {ro} is not writable")
-    finally:
-        subprocess.run(["umount", str(ro)], capture_output=True)
+    code = ("import json, sys; from pathlib import Path; from rel_eng import preflight; "
+            "from rel_eng.config import load_config; "
+            "print(json.dumps(preflight.problems(load_config(), output=Path(sys.argv[1]), "
+            "mirror=None)))")
+    proc = subprocess.run(in_readonly_tmpfs(ro, [sys.executable, "-c", code, str(ro / "out")]),
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = json.loads(proc.stdout)
+    assert line.startswith(f"--output {ro / 'out'}: {ro} is not writable")
+    assert list(ro.iterdir()) == []
 
 
 def test_a_missing_koji_profile(config, tmp_path):

@@ -267,7 +267,9 @@ def _file_exists(href: str, root: Path) -> None:
 
 def test_download_pages_from_file_and_http(drops, page, screens):
     mirror, base, made = drops
-    for n, (html, root, ec2) in enumerate(_pages(mirror, made)):
+    pages = list(_pages(mirror, made))
+    assert pages
+    for n, (html, root, ec2) in enumerate(pages):
         page.goto(html.as_uri())
         files, launches = _check_browser_links(page, root, ec2, _file_exists)
         assert files >= 3 and launches == (4 if ec2 else 0)

@@ -120,6 +120,7 @@ def test_compose_page_shows_timeline_tasks_amis_and_failure(both):
     text = text_of(page.content)
     assert "Status FINISHED" in text and "4/4 built, 4/4 processed, 0 failed" in text
     data = c.get(f"/api/composes/{fin.plan.compose_id}").json()
+    assert len(data["images"]) == 4
     for image in data["images"]:
         assert [t["step"] for t in image["timeline"]] == ["build", "process", "boottest"]
         build, process, boot = image["timeline"]

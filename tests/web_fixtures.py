@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from rel_eng import compose
 from rel_eng.builders import BUILDERS, BuildHandle, BuildOutcome
-from rel_eng.builders.synthetic import SyntheticBuilder
+from rel_eng.builders.synthetic import SyntheticBuilder, build_disk
 from rel_eng.store import schema
 
 from web_support import ec2_document
@@ -34,8 +34,14 @@ class KojiLikeBuilder(SyntheticBuilder):
                                  data={"task_url": f"{KOJI_WEB}/taskinfo?taskID={task}"})
             self.on_submitted(handle)
             handles.append(handle)
-        self._requests = {r.job.key: r for r in requests}
+        self.requests = {r.job.key: r for r in requests}  # its own record, not the base's
         return handles
+
+    def wait(self, handles, timeout=None):
+        """The synthetic builder's disk, built through its public build_disk."""
+        for h in handles:
+            build_disk(self.requests[h.job_key])
+        return [BuildOutcome(h.job_key, True) for h in handles]
 
 
 FAIL_REASON = "koji task failed: anaconda: no space left on device"
@@ -51,7 +57,7 @@ class FailingI686(KojiLikeBuilder):
         bad = []
         for h in handles:
             if h.job_key.endswith("i686"):
-                logdir = self._requests[h.job_key].logdir / f"koji-task-{h.external_id}"
+                logdir = self.requests[h.job_key].logdir / f"koji-task-{h.external_id}"
                 logdir.mkdir(parents=True, exist_ok=True)
                 lines = [f"line {n}: installing package {n}" for n in range(100)]
                 (logdir / "oz.log").write_text("\n".join(lines + ["anaconda: No space left on device"]) + "\n")

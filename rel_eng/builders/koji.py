@@ -263,8 +263,10 @@ class KojiBuilder(Builder):
         archive = None
         if handle.data.get("scratch"):
             # kojihub moves scratch images to scratch/<owner>/task_<id>/ and leaves a symlink in
-            # the task's work dir, which stays until the task is garbage-collected (days, long
-            # after collect runs). The work dir needs no owner name, which the handle lacks.
+            # the task's work dir (HostExports.moveImageBuildToScratch with
+            # koji.util.move_and_symlink, koji 1.35), which stays until the task is
+            # garbage-collected (days, long after collect runs). The work dir needs no owner
+            # name, which the handle lacks.
             base = self.profile.pathinfo().task(child)  # koji records no checksum for these
         else:
             base = self.profile.pathinfo().imagebuild(nvr)

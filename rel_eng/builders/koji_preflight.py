@@ -22,7 +22,9 @@ from rel_eng.builders.koji_session import (HubError, HubProfile, fault_text, new
 from rel_eng.errors import ConfigError
 from rel_eng.plan import DropPlan
 
-# kojihub recycles the NVR of a FAILED or CANCELED build; in any other state it is taken.
+# kojihub's recycle_build (koji 1.35, kojihub/kojihub.py, reached from initImageBuild through
+# new_build) takes over the NVR of a FAILED or CANCELED build only when that build has no tag
+# history, no rpms and no archives; in any other state the NVR is taken.
 REUSABLE = (koji.BUILD_STATES["FAILED"], koji.BUILD_STATES["CANCELED"])
 
 
@@ -77,8 +79,26 @@ def taken_builds(hub: Hub, nvrs: list[str]) -> dict[str, str]:
     if not nvrs:
         return {}
     found = hub.multicall("looking up builds", lambda m: {n: m.getBuild(n) for n in nvrs})
-    return {nvr: f"koji build {b['id']} ({koji.BUILD_STATES[b['state']]}) on {hub.profile.server}"
-            for nvr, b in sorted(found.items()) if b and b["state"] not in REUSABLE}
+    where = {nvr: f"koji build {b['id']} ({koji.BUILD_STATES[b['state']]}) on {hub.profile.server}"
+             for nvr, b in found.items() if b}
+    taken = {nvr: where[nvr] for nvr, b in found.items() if b and b["state"] not in REUSABLE}
+    failed = {nvr: b["id"] for nvr, b in found.items() if b and b["state"] in REUSABLE}
+    if failed:
+        def ask(m):
+            out = {}
+            for nvr, bid in failed.items():
+                out[("history", nvr)] = m.queryHistory(tables=["tag_listing"], build=bid)
+                out[("archives", nvr)] = m.listArchives(buildID=bid)
+                out[("rpms", nvr)] = m.listRPMs(buildID=bid)
+            return out
+
+        left = hub.multicall("checking whether failed builds can be recycled", ask)
+        for nvr in failed:
+            if (left[("history", nvr)] or {}).get("tag_listing"):
+                taken[nvr] = where[nvr] + ", which was tagged once, so koji will not recycle it"
+            elif left[("archives", nvr)] or left[("rpms", nvr)]:
+                taken[nvr] = where[nvr] + ", which has files imported, so koji will not recycle it"
+    return dict(sorted(taken.items()))
 
 
 def preflight(plan: DropPlan, config, hub: Hub | None = None) -> None:

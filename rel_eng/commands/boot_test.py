@@ -44,6 +44,12 @@ def options_from(config, *, accel_request=None, checks=None, kickstart=None, use
         chosen = accel_mod.choose(accel_request or bt.accel)
     except ValueError as exc:
         raise InputError(str(exc), hint="use auto, kvm or tcg") from None
+    if chosen.name == "kvm" and chosen.reason.startswith("forced"):
+        # a forced kvm where KVM does not work hangs the guest or aborts qemu: refuse it first
+        auto = accel_mod.choose("auto", env={})
+        if auto.name != "kvm":
+            raise InputError(f"accel kvm ({chosen.reason}): KVM is not usable on this host: "
+                             f"{auto.reason}", hint="use --accel tcg, or auto (TCG here)")
     wanted, excluded, source = (), (), ""
     if kickstart is not None:
         wanted, excluded = kspackages.packages(kickstart)

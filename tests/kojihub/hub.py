@@ -8,6 +8,21 @@ CLOSED/FAILED/CANCELED the way kojid's BuildBaseImageTask (`image`) and BaseImag
 a required failure cancelling the siblings and failing the parent, scratch outputs moved to
 scratch/<user>/task_<id>/ and build outputs to packages/<n>/<v>/<r>/images/, with symlinks left
 in the task work dir. Image files are real (see assets.py).
+
+Each behaviour the client relies on follows koji's own source, read at koji 1.35.2-154-g2083513a
+(github koji-project/koji, kojihub/kojihub.py and builder/kojid):
+- NVR reuse: kojid BuildImageTask.initImageBuild -> HostExports.initImageBuild ->
+  get_next_build -> new_build -> recycle_build. A BUILDING build is refused unless it is the same
+  task; a FAILED or CANCELED build is recycled (same build id) only when it has no tag history,
+  no rpms and no archives; any other state is "Build already exists".
+- Scratch outputs: kojid BuildBaseImageTask.handler -> HostExports.moveImageBuildToScratch moves
+  every file and log of each createImage result to scratch/<owner name>/task_<subtask id>/ with
+  koji.util.move_and_symlink (relative symlink left in the task's work dir); the report names the
+  work dirs ("Scratch image build results in: ...").
+- Non-scratch outputs: HostExports.completeImageBuild -> importImage -> import_archive_internal,
+  which hashes each file itself (sha256 when no checksum is given) before the build is COMPLETE.
+- Package list: BuildImageTask.initImageBuild refuses an image not in the destination tag's
+  list (getPackageConfig), unless scratch or skip_tag; checkTagPackage says the same.
 """
 
 from __future__ import annotations
@@ -118,7 +133,8 @@ class Hub:
     exposed = ("hello", "getKojiVersion", "getAPIVersion", "getLoggedInUser", "sslLogin",
                "logout", "getBuildTarget", "buildImageOz", "getTaskInfo", "getTaskChildren",
                "getTaskResult", "listTaskOutput", "cancelTask", "uploadFile", "checkUpload",
-               "getBuild", "listArchives", "getTag", "listPackages", "checkTagPackage")
+               "getBuild", "listArchives", "listRPMs", "queryHistory", "getTag", "listPackages",
+               "checkTagPackage")
 
     def __init__(self, topdir: Path, images: Images, *, task_seconds: float = 0.1,
                  tick: float = 0.02, scm_root: Path | None = None):
@@ -133,6 +149,7 @@ class Hub:
         self.tasks: dict[int, Task] = {}
         self.builds: dict[tuple, dict] = {}
         self.archives: list[dict] = []  # import_archive's records of non-scratch image files
+        self.tag_history: list[dict] = []  # tag_listing rows (tagBuild/untagBuild), by build_id
         self.sessions: dict[int, dict] = {}
         self._ids = itertools.count(FIRST_TASK_ID)
         self._session_ids = itertools.count(100)
@@ -261,12 +278,46 @@ class Hub:
 
     # --- builds, tags and package lists (what koji's CLI reads before it submits) -------------
 
-    def add_build(self, name: str, version: str, release: str, state: str = "COMPLETE") -> dict:
-        """A build that exists on the hub already (made by someone else, on another host)."""
+    def add_build(self, name: str, version: str, release: str, state: str = "COMPLETE", *,
+                  archives: int = 0, tagged: str | None = None) -> dict:
+        """A build that exists on the hub already (made by someone else, on another host),
+        optionally with archive records or a tag_listing history row (once tagged into `tagged`)."""
         build = {"id": len(self.builds) + 1, "name": name, "version": version,
                  "release": release, "state": koji.BUILD_STATES[state], "task_id": None}
         self.builds[(name, version, release)] = build
+        for n in range(archives):
+            self.archives.append({"id": len(self.archives) + 1, "build_id": build["id"],
+                                  "filename": f"{name}-{version}-{release}.{n}.raw.xz",
+                                  "btype": "image"})
+        if tagged:
+            self.tag_history.append({"build_id": build["id"], "tag_name": tagged,
+                                     "active": None, "revoke_event": 1})
         return build
+
+    def listRPMs(self, buildID=None, buildrootID=None, imageID=None, componentBuildrootID=None,
+                 hostID=None, arches=None, queryOpts=None, draft=None):
+        return []  # image builds here never carry rpms (no specfile wrapper)
+
+    def queryHistory(self, tables=None, **kwargs):
+        """query_history, for the one table and filter served: tag_listing by build."""
+        build = kwargs.get("build")
+        rows = [dict(r) for r in self.tag_history if build is None or r["build_id"] == build]
+        return {t: (rows if t == "tag_listing" else []) for t in (tables or ["tag_listing"])}
+
+    def _recycle(self, old: dict, task: Task) -> None:
+        """kojihub recycle_build: which existing NVRs a new build may take over."""
+        st = koji.BUILD_STATES[old["state"]]
+        if st == "BUILDING":
+            if old.get("task_id") == task.id:
+                return
+            raise koji.GenericError(f"Build already in progress (task {old['task_id']})")
+        if st not in ("FAILED", "CANCELED"):
+            raise koji.GenericError(f"Build already exists (id={old['id']}, state={st}): "
+                                    f"{old['name']}-{old['version']}-{old['release']}")
+        if any(r["build_id"] == old["id"] for r in self.tag_history):
+            raise koji.GenericError("Build already exists. Unable to recycle, has tag history")
+        if any(a["build_id"] == old["id"] for a in self.archives):
+            raise koji.GenericError("Build already exists. Unable to recycle, has archive data")
 
     def getBuild(self, buildInfo, strict=False):
         if isinstance(buildInfo, str):
@@ -610,18 +661,17 @@ class Hub:
                 raise koji.BuildError(f"package (image) {name} not in list for tag {dest}")
             nvr = (name, version, release)
             old = self.builds.get(nvr)
-            # kojihub recycles a FAILED or CANCELED build's NVR; any other state is taken.
-            if old and old["state"] not in (koji.BUILD_STATES["FAILED"],
-                                            koji.BUILD_STATES["CANCELED"]):
-                state = koji.BUILD_STATES[old["state"]]
-                raise koji.GenericError(f"Build already exists (id={old['id']}, state={state}): "
-                                        f"{name}-{version}-{release}")
-            build = {"id": len(self.builds) + 1, "name": name, "version": version,
+            if old:
+                self._recycle(old, task)  # raises unless kojihub would take the NVR over
+            build = {"id": old["id"] if old else len(self.builds) + 1,  # recycled: same id
+                     "name": name, "version": version,
                      "release": release, "state": koji.BUILD_STATES["BUILDING"],
                      "task_id": task.id}
             self.builds[nvr] = build
             task.sim["build"] = build
         elif not release:
+            # kojid asks getNextRelease({name, version}) here; rel-eng always sends a release,
+            # so the test hub, which keeps no release history for scratch, answers "1"
             release = "1"
         task.sim.update(release=release, subtasks={}, opts=opts)
         repo_info = {"id": 1, "create_event": 1}
