@@ -17,11 +17,11 @@ def problems(config: Config, *, output: Path | None, mirror: Path | None,
     """Every problem found, one line each; an empty list means go."""
     found = Problems()  # each line names its own flag, file or key
     if output is not None:
-        found.extend(_writable_dir(output, output_flag))
+        found.extend(writable_dir(output, output_flag))
         if mirror is None and not found:
             mirror = output / "mirror"
     if mirror is not None:
-        found.extend(_writable_dir(mirror, mirror_flag))
+        found.extend(writable_dir(mirror, mirror_flag))
     if config.signing.enabled:
         from rel_eng import runner
         from rel_eng.checksums import signing_problem
@@ -40,7 +40,7 @@ def problems(config: Config, *, output: Path | None, mirror: Path | None,
     return found.items
 
 
-def _writable_dir(path: Path, flag: str) -> list[str]:
+def writable_dir(path: Path, flag: str) -> list[str]:
     """`path` is, or can be made as, a directory this process may write in."""
     if "\0" in str(path):
         return [f"{flag} {path!r}: contains a NUL character"]

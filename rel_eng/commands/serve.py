@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from rel_eng.store.engine import StoreUnavailable, open_engine, redacted
+    from rel_eng.store.engine import redacted
     from rel_eng.web.dashboard.app import create_app
     from rel_eng.web.dashboard.server import bind_socket, parse_bind, serve
 
@@ -38,10 +38,7 @@ def run(args) -> int:
     if not config.store.enabled:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
     url = config.store.url_for(args.output or Path(config.schedule.output))
-    try:
-        engine = open_engine(url, must_exist=True, readonly=True)
-    except StoreUnavailable as exc:  # at start-up an unreachable store is the user's to fix
-        raise InputError(exc.message, hint=exc.hint) from None
+    engine = common.open_store(url, must_exist=True, readonly=True)
     try:
         sock = bind_socket(host, port)
         shown = sock.getsockname()
