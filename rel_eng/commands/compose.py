@@ -50,7 +50,7 @@ def run(args) -> int:
 
     check_ready(config)
     found = preflight.problems(config, output=args.output, mirror=args.mirror,
-                               builder=args.builder)
+                               builder=args.builder, drops=[(args.release, args.milestone)])
     if found:
         raise ConfigError(found)
     if args.queue:
@@ -109,7 +109,8 @@ def _resume(args) -> int:
         return 0
     runner.require_all(required_tools(c.config, c.plan.builder))
     found = preflight.problems(c.config, output=None, mirror=args.mirror or topdir.parent / "mirror",
-                               builder=c.plan.builder)
+                               builder=c.plan.builder,
+                               drops=[(c.plan.release_key, c.plan.milestone)])
     if found:
         raise ConfigError(found)
     c = load_recorded(topdir)

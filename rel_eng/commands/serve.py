@@ -27,6 +27,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from rel_eng.store.engine import redacted
     from rel_eng.web.dashboard.app import create_app
+    from rel_eng.web.dashboard.hosts import HostCheck
     from rel_eng.web.dashboard.server import bind_socket, parse_bind, serve
 
     config = common.load(args)
@@ -45,7 +46,9 @@ def run(args) -> int:
         where = f"[{shown[0]}]:{shown[1]}" if ":" in shown[0] else f"{shown[0]}:{shown[1]}"
         print(f"rel-eng serve: http://{where}/ (read-only) over {redacted(url)}",
               file=sys.stderr, flush=True)
-        serve(create_app(engine, config, poll_ms=poll_ms), sock, log_level="debug" if args.debug else "warning")
+        hosts = HostCheck(host, frozenset(h.lower() for h in config.web.allowed_hosts))
+        serve(create_app(engine, config, poll_ms=poll_ms, hosts=hosts), sock,
+              log_level="debug" if args.debug else "warning")
     finally:
         engine.dispose()
     return 0

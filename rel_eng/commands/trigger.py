@@ -27,7 +27,8 @@ def run(args) -> int:
     config.release(args.release)  # an unknown release is refused before the store is opened
     output = args.output or Path(config.schedule.output)
     mirror = args.mirror or (Path(config.schedule.mirror) if config.schedule.mirror else None)
-    found = preflight.problems(config, output=output, mirror=mirror)
+    found = preflight.problems(config, output=output, mirror=mirror,
+                               drops=[(args.release, args.milestone)])
     if found:
         raise ConfigError(found)
     from rel_eng.config.celery import effective

@@ -6,6 +6,7 @@ A problem is "file: key: what is wrong"; all of them are gathered and reported t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rel_eng.naming import path_component_problem
@@ -85,11 +86,17 @@ def short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def bad_value(value: Any, item: type | None) -> str | None:
     """Values of the right TOML type that no consumer can take: NUL bytes, 64-bit overflow,
     list items of the wrong type."""
     if isinstance(value, str) and "\0" in value:
         return "contains a NUL character"
+    if isinstance(value, str) and (ctl := _CONTROL.search(value)):
+        # A newline or an ESC would break the one-line files, logs and errors it reaches.
+        return f"contains a control character ({ctl.group()!r}); a value is one line of text"
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
         return f"{value} is too large (at most {INT_MAX})"
     if isinstance(value, list):
