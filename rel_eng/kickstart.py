@@ -48,8 +48,10 @@ class _TrackingParser(KickstartParser):
         if bad:
             raise InputError(f"{including}: %include {f}: {bad}",
                              hint="include only files from the kickstart dir")
-        if any(target == p.resolve() for p in self.reading):  # pykickstart would recurse forever
-            chain = " -> ".join(p.name for p in [*self.reading, target])
+        seen = [p.resolve() for p in self.reading]
+        if target in seen:  # pykickstart would recurse forever
+            # the loop alone, so every kickstart that reaches it reports the same one line
+            chain = " -> ".join(p.name for p in [*seen[seen.index(target):], target])
             raise InputError(f"{including}: %include {f}: an include loop ({chain})",
                              hint="a kickstart may not include itself, directly or through others")
         return super()._handleInclude(str(target))
@@ -137,7 +139,7 @@ def _unechoed(msg: str) -> str:
         return msg
     word = rest.split(" ", 1)[0]
     if _COMMAND_NAME.fullmatch(word):
-        return f"{head}unknown command '{word}'"
+        return f"{head}Unknown command: {word}"
     return f"{head}not a kickstart command (the line is not shown)"
 
 

@@ -33,8 +33,6 @@ def problems(config: Config) -> tuple[list[str], list[str]]:
                 versions = ks_errors.setdefault(str(exc).replace(release.ksversion, "{v}"), [])
                 if release.ksversion not in versions:
                     versions.append(release.ksversion)
-    for text, versions in ks_errors.items():
-        found.line(text.replace("{v}", ", ".join(versions)))
         milestone = release.milestones[0][0] if release.milestones else None
         plan = plan_drop(config, release.key, milestone=milestone, date=dt.date(2000, 1, 1))
         for job in plan.images:
@@ -43,6 +41,8 @@ def problems(config: Config) -> tuple[list[str], list[str]]:
             except InputError as exc:
                 found.line(str(exc))
                 break
+    for text, versions in ks_errors.items():
+        found.line(text.replace("{v}", ", ".join(versions)))
     if tdls:
         for name, err in sorted(tdl.validate_with_oz(tdls).items()):
             found.line(f"{template}: TDL for {name} rejected by Oz: {err}")

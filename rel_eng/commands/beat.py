@@ -32,12 +32,12 @@ def run(args) -> int:
     output = Path(config.schedule.output)
     schedule_db = args.schedule_db or output / "celerybeat-schedule"
     # Every check before the first write: the store below is created when it is missing.
-    s = effective(config.celery)
-    check_reachable(s, config.source)
     found = schedule_db_problems(schedule_db, "--schedule-db" if args.schedule_db else
                                  "[schedule] output")
     if found:
         raise ConfigError(found)
+    s = effective(config.celery)
+    check_reachable(s, config.source)
     common.open_store(beat.store_url(config)).dispose()  # the claims need it: fail now
     app = make_app(s)
     beat.configure(app, config)

@@ -20,11 +20,15 @@ class Problems:
     def __init__(self, source: str = ""):
         self.source = source
         self.items: list[str] = []
+        self._keys: set[str] = set()
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
     def add(self, key: str, message: str) -> None:
+        if key in self._keys:  # one bad value, one line: what follows from it is not repeated
+            return
+        self._keys.add(key)
         self.items.append(f"{self.source}: {key}: {message}" if self.source else f"{key}: {message}")
 
     def line(self, text: str) -> None:
