@@ -14,7 +14,7 @@ import os
 import sys
 
 from rel_eng import redact
-from rel_eng.errors import ConfigError, RelEngError
+from rel_eng.errors import ConfigError, RelEngError, one_line
 
 COMMAND_MODULES = [
     "rel_eng.commands.plan",
@@ -79,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         for problem in exc.problems:
-            print(f"rel-eng: error: {redact.redact(problem)}", file=sys.stderr)
+            print(f"rel-eng: error: {one_line(redact.redact(problem))}", file=sys.stderr)
         return exc.exit_code
     except RelEngError as exc:
         if args.debug:
             raise
-        print(f"rel-eng: error: {redact.redact(' '.join(str(exc).split()))}", file=sys.stderr)
+        print(f"rel-eng: error: {one_line(redact.redact(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("rel-eng: interrupted", file=sys.stderr)
@@ -92,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if args.debug:
             raise
-        print(f"rel-eng: error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"rel-eng: error: {one_line(os_error_line(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: still one line, the traceback behind --debug
         if args.debug:
             raise
-        text = " ".join(str(exc).split())
+        text = one_line(str(exc))
         print(f"rel-eng: error: internal error: {type(exc).__name__}: {text} "
               "(rerun with --debug for the traceback, and report it)", file=sys.stderr)
         return 1

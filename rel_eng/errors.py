@@ -1,5 +1,16 @@
 """One exception tree. Known failures print one line and exit non-zero; no traceback without --debug."""
 
+import re
+
+# C0 and C1 controls and DEL: an ESC sequence from a file must not reach the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """`text` as one printable line: whitespace runs become one space, every other control
+    character is shown escaped (`\\x1b`), never sent to the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", " ".join(text.split()))
+
 
 class RelEngError(Exception):
     """Base of every error this project raises on purpose."""

@@ -6,6 +6,8 @@ a serial console, no MAC binding, a locked root); those checks read pykickstart'
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,11 @@ from pykickstart.parser import KickstartParser
 from pykickstart.version import makeVersion
 
 from rel_eng.errors import InputError
+from rel_eng.inputfile import MAX_INPUT_BYTES, InputTooLarge
+
+# A kickstart command or section name; anything else in an "Unknown command" error is a line of
+# a file that is no kickstart (say /etc/shadow), and is never echoed.
+_COMMAND_NAME = re.compile(r"%?[A-Za-z][A-Za-z0-9_-]{0,40}")
 
 REQUIRED_PACKAGES = ("cloud-init", "cloud-utils-growpart")
 
@@ -41,9 +48,22 @@ class _TrackingParser(KickstartParser):
         if bad:
             raise InputError(f"{including}: %include {f}: {bad}",
                              hint="include only files from the kickstart dir")
+        seen = [p.resolve() for p in self.reading]
+        if target in seen:  # pykickstart would recurse forever
+            # the loop alone, so every kickstart that reaches it reports the same one line
+            chain = " -> ".join(p.name for p in [*seen[seen.index(target):], target])
+            raise InputError(f"{including}: %include {f}: an include loop ({chain})",
+                             hint="a kickstart may not include itself, directly or through others")
         return super()._handleInclude(str(target))
 
     def readKickstart(self, f, reset=True):  # noqa: N802 (pykickstart's name)
+        try:
+            too_big = os.stat(f).st_size > MAX_INPUT_BYTES
+        except OSError:
+            too_big = False  # pykickstart says what is wrong with it
+        if too_big:
+            raise InputTooLarge(f"{f}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB, too "
+                                "large for a kickstart", hint="name the right file")
         self.reading.append(Path(f))
         try:
             return super().readKickstart(f, reset=reset)
@@ -91,13 +111,16 @@ def flatten(path: Path, ksversion: str, root: Path | None = None) -> FlatKicksta
         where = _abs(getattr(exc, "ks_file", path), path.parent)
         line = f":{exc.lineno}" if getattr(exc, "lineno", None) else ""
         msg = " ".join(str(exc.value if hasattr(exc, "value") else exc).split()) or "parse error"
-        msg = msg.split("kickstart file: ", 1)[-1]
+        msg = _unechoed(msg.split("kickstart file: ", 1)[-1])
         raise InputError(f"{where}{line}: invalid kickstart for {ksversion}: {msg}",
                          hint="fix the kickstart and run 'rel-eng validate'") from None
     except KickstartError as exc:
         where = _abs(getattr(exc, "ks_file", path), path.parent)
-        msg = " ".join(str(exc).split()).split("kickstart file: ", 1)[-1]
+        msg = _unechoed(" ".join(str(exc).split()).split("kickstart file: ", 1)[-1])
         raise InputError(f"{where}: cannot read kickstart: {msg}") from None
+    except RecursionError:  # a chain of distinct includes deeper than Python's stack
+        raise InputError(f"{path}: %include chain too deep",
+                         hint="flatten the kickstart's includes") from None
     problems = cloud_problems(handler)
     if problems:
         raise InputError(f"{path}: not a usable cloud image kickstart: {'; '.join(problems)}")
@@ -105,8 +128,19 @@ def flatten(path: Path, ksversion: str, root: Path | None = None) -> FlatKicksta
 
 
 def _abs(f: str | Path, base: Path) -> Path:
-    p = Path(f)
-    return p if p.is_absolute() else base / p
+    return Path(f)  # an included file is absolute; the top one is as the caller named it
+
+
+def _unechoed(msg: str) -> str:
+    """pykickstart's message, without the line it quotes when that line is no kickstart
+    command: a file that is not a kickstart (a secret, say) is never echoed."""
+    head, sep, rest = msg.partition("Unknown command: ")
+    if not sep:
+        return msg
+    word = rest.split(" ", 1)[0]
+    if _COMMAND_NAME.fullmatch(word):
+        return f"{head}Unknown command: {word}"
+    return f"{head}not a kickstart command (the line is not shown)"
 
 
 def cloud_problems(handler) -> list[str]:

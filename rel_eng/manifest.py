@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rel_eng.atomic import atomic_write  # noqa: F401  (re-exported: its old home)
+from rel_eng.errors import InputError
+from rel_eng.inputfile import read_capped
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,27 @@ class Manifest:
 
     def read(self) -> dict:
         try:
-            return json.loads(self.path.read_text())
+            data = json.loads(read_capped(self.path))
         except FileNotFoundError:
             return {"steps": {}, "artifacts": [], "builds": {}}
+        except (OSError, ValueError, RecursionError, InputError) as exc:
+            raise self._damaged(f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}") from None
+        if not (isinstance(data, dict) and isinstance(data.get("steps"), dict)
+                and isinstance(data.get("artifacts"), list) and isinstance(data.get("builds"), dict)
+                and all(isinstance(a, dict) for a in data["artifacts"])):
+            raise self._damaged("not the manifest's shape")
+        return data
+
+    def _damaged(self, why: str) -> InputError:
+        return InputError(f"{self.path}: damaged ({why})",
+                          hint="this compose cannot be resumed; start a new one")
+
+    def check(self) -> None:
+        """Raise InputError (exit 2) when the manifest cannot be read back whole."""
+        try:
+            self.artifacts()
+        except TypeError as exc:  # an artifact record with missing or unknown fields
+            raise self._damaged(f"an artifact record: {exc}") from None
 
     @contextlib.contextmanager
     def update(self) -> Iterator[dict]:

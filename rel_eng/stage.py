@@ -204,12 +204,17 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
     try:
         for f in sorted(files, key=lambda f: f.rel):
             dst = tmp / f.rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            same = earlier.get((f.sha256, f.size)) if f.sha256 else None
-            # unchanged since an earlier drop (by digest, re-hashed now): no copy
-            if same is None or not _link_verified(f, same, dst):
-                _copy_verified(f, dst)
-            os.chmod(dst, 0o644)
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                same = earlier.get((f.sha256, f.size)) if f.sha256 else None
+                # unchanged since an earlier drop (by digest, re-hashed now): no copy
+                if same is None or not _link_verified(f, same, dst):
+                    _copy_verified(f, dst)
+                os.chmod(dst, 0o644)
+            except OSError as exc:
+                if exc.filename is None:  # write() errors (a full disk) carry no path
+                    exc.filename = str(dst)
+                raise
         for dirpath, dirnames, _ in os.walk(tmp):
             for d in dirnames:
                 os.chmod(Path(dirpath) / d, 0o755)

@@ -22,6 +22,7 @@ def problems(config: Config) -> tuple[list[str], list[str]]:
     checked += broker_checked
     template = Path(config.tdl_dir) / tdl.TEMPLATE_NAME
     tdls: dict[str, str] = {}
+    ks_errors: dict[str, list[str]] = {}  # one bad line, one error, whatever the releases
     for release in config.releases:
         for itype in config.image_types:
             path = Path(config.kickstart_dir) / itype.kickstart
@@ -29,7 +30,9 @@ def problems(config: Config) -> tuple[list[str], list[str]]:
                 kickstart.flatten(path, release.ksversion, Path(config.kickstart_dir))
                 checked.append(f"kickstart {path} ({release.ksversion})")
             except InputError as exc:
-                found.line(str(exc))
+                versions = ks_errors.setdefault(str(exc).replace(release.ksversion, "{v}"), [])
+                if release.ksversion not in versions:
+                    versions.append(release.ksversion)
         milestone = release.milestones[0][0] if release.milestones else None
         plan = plan_drop(config, release.key, milestone=milestone, date=dt.date(2000, 1, 1))
         for job in plan.images:
@@ -38,6 +41,8 @@ def problems(config: Config) -> tuple[list[str], list[str]]:
             except InputError as exc:
                 found.line(str(exc))
                 break
+    for text, versions in ks_errors.items():
+        found.line(text.replace("{v}", ", ".join(versions)))
     if tdls:
         for name, err in sorted(tdl.validate_with_oz(tdls).items()):
             found.line(f"{template}: TDL for {name} rejected by Oz: {err}")

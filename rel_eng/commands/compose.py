@@ -36,6 +36,7 @@ def run(args) -> int:
         from rel_eng.compose.allocate import parse_label
 
         parse_label(args.label, args.milestone)
+    date = common.date_of(args)
     config = common.load(args)
     # Late: the compose package and SQLAlchemy load once the flags and the config are good, so
     # that `--help` and a refusal of bad input stay quick.
@@ -49,20 +50,20 @@ def run(args) -> int:
 
     check_ready(config)
     found = preflight.problems(config, output=args.output, mirror=args.mirror,
-                               builder=args.builder)
+                               builder=args.builder, drops=[(args.release, args.milestone)])
     if found:
         raise ConfigError(found)
     if args.queue:
         from rel_eng.distributed.canvas import submit_compose
 
         cid = submit_compose(config, args.output, args.release, args.milestone,
-                             common.date_of(args), label=args.label, builder=args.builder,
+                             date, label=args.label, builder=args.builder,
                              mirror_root=args.mirror)
         print(f"{cid} QUEUED {args.output.resolve() / cid}")
         return 0
     recorder = recorder_for(config, args.output)
     try:
-        c = run_compose(config, args.output, args.release, args.milestone, common.date_of(args),
+        c = run_compose(config, args.output, args.release, args.milestone, date,
                         label=args.label, builder=args.builder, mirror_root=args.mirror,
                         progress=Progress(), recorder=recorder)
     finally:
@@ -74,7 +75,8 @@ def run(args) -> int:
 
 # Flags that choose what to compose: a resume already knows (dest names by flag).
 _RESUME_IGNORES = {"release": "release", "milestone": "milestone", "weekly": "weekly",
-                   "label": "label", "date": "date", "builder": "builder",
+                   "label": "label", "date": "date", "allow-future-date": "allow_future_date",
+                   "builder": "builder",
                    "koji-profile": "koji_profile"}
 
 
@@ -99,12 +101,16 @@ def _resume(args) -> int:
     given = Path(args.resume)
     topdir = given if (given / "work" / "plan.json").is_file() else args.output / args.resume
     c = Compose.load(topdir)  # its own config, as it was created with
+    from rel_eng.manifest import Manifest
+
+    Manifest(topdir).check()  # damaged: one line now, before anything is written
     if c.status in (FINISHED, INCOMPLETE):
         print(f"{c.plan.compose_id} {c.status} {topdir} (already ended: nothing to resume)")
         return 0
     runner.require_all(required_tools(c.config, c.plan.builder))
     found = preflight.problems(c.config, output=None, mirror=args.mirror or topdir.parent / "mirror",
-                               builder=c.plan.builder)
+                               builder=c.plan.builder,
+                               drops=[(c.plan.release_key, c.plan.milestone)])
     if found:
         raise ConfigError(found)
     c = load_recorded(topdir)

@@ -20,6 +20,9 @@ def _regions(text: str) -> list[str]:
     return regions
 
 
+MAX_DAYS = 36500  # a century: older than any AMI EC2 has
+
+
 def _days(text: str) -> int:
     try:
         days = int(text)
@@ -27,6 +30,8 @@ def _days(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of days") from None
     if days < 1:
         raise argparse.ArgumentTypeError("must be at least 1 day")
+    if days > MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DAYS} days, got {text}")
     return days
 
 

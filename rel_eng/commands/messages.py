@@ -28,7 +28,6 @@ def register(sub) -> None:
 def run(args) -> int:
     from rel_eng.messaging.bodies import TOPICS
     from rel_eng.store import outbox
-    from rel_eng.store.engine import open_engine
 
     if args.topic and args.topic not in TOPICS:
         raise InputError(f"--topic: unknown topic '{args.topic}'",
@@ -40,7 +39,7 @@ def run(args) -> int:
     url = config.store.url_for(args.output or Path(config.schedule.output))
     if args.action == "flush":
         return _flush(config, url, args.json)
-    engine = open_engine(url, must_exist=True)
+    engine = common.open_store(url, must_exist=True)
     try:
         rows = outbox.listing(engine, args.pending, args.topic, args.compose)
     finally:
@@ -74,13 +73,12 @@ def _summary(row: dict) -> str:
 def _flush(config, url: str, as_json: bool) -> int:
     from rel_eng.messaging.publisher import Publisher, broker, require_config, sending
     from rel_eng.store import outbox
-    from rel_eng.store.engine import open_engine
 
     if not sending(config):
         raise InputError("messaging is switched off: nothing is sent",
                          hint=f"set [messaging] enabled = true in {config.source}")
     require_config(config.messaging)
-    engine = open_engine(url, must_exist=True)
+    engine = common.open_store(url, must_exist=True)
     try:
         result = outbox.Flusher(engine, Publisher(config.messaging)).flush()
     finally:

@@ -22,6 +22,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    date = common.date_of(args)
     config = common.load(args)
     # Late: the compose package (and SQLAlchemy behind it) once the flags and the config are good.
     from rel_eng.compose import allocate
@@ -32,7 +33,7 @@ def run(args) -> int:
         raise InputError(f"--output {args.output}: is a file, not a directory",
                          hint="name the output dir whose composes decide the respin")
     taken = TakenNames(config, args.output, strict=False)  # reads only; unreachable = noted
-    plan = allocate(config, args.output, args.release, args.milestone, common.date_of(args),
+    plan = allocate(config, args.output, args.release, args.milestone, date,
                     builder=args.builder, taken_names=taken)
     release = plan.images[0].release if plan.images else ""
     sources = f"{args.output}" + (", the compose store" if config.store.enabled else "")

@@ -29,7 +29,10 @@ def _utc_time(text: str) -> dt.datetime:
         t = dt.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a time (YYYY-MM-DDTHH:MM, UTC)") from None
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+    t = t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+    if t.year < 1970:
+        raise argparse.ArgumentTypeError(f"'{text}' is before 1970 (UTC)")
+    return t
 
 
 def run(args) -> int:
@@ -42,7 +45,11 @@ def run(args) -> int:
     now = args.at or utcnow()
     claims, note = _claims(config, args.output)
     window = dt.timedelta(hours=config.schedule.catch_up_hours)
-    upcoming = [_firing(f) for f in firings.upcoming(config, now, args.count)]
+    try:
+        upcoming = [_firing(f) for f in firings.upcoming(config, now, args.count)]
+    except OverflowError:  # datetime ends at 9999-12-31
+        raise InputError(f"--at {now:%Y-%m-%dT%H:%M}: the next firings fall after the year 9999",
+                         hint="pick an earlier --at, or a smaller --count") from None
     stones = []
     for f in firings.milestones(config):
         claim = claims.get(f.key)

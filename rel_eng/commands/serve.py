@@ -25,8 +25,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from rel_eng.store.engine import StoreUnavailable, open_engine, redacted
+    from rel_eng.store.engine import redacted
     from rel_eng.web.dashboard.app import create_app
+    from rel_eng.web.dashboard.hosts import HostCheck
     from rel_eng.web.dashboard.server import bind_socket, parse_bind, serve
 
     config = common.load(args)
@@ -38,17 +39,16 @@ def run(args) -> int:
     if not config.store.enabled:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
     url = config.store.url_for(args.output or Path(config.schedule.output))
-    try:
-        engine = open_engine(url, must_exist=True, readonly=True)
-    except StoreUnavailable as exc:  # at start-up an unreachable store is the user's to fix
-        raise InputError(exc.message, hint=exc.hint) from None
+    engine = common.open_store(url, must_exist=True, readonly=True)
     try:
         sock = bind_socket(host, port)
         shown = sock.getsockname()
         where = f"[{shown[0]}]:{shown[1]}" if ":" in shown[0] else f"{shown[0]}:{shown[1]}"
         print(f"rel-eng serve: http://{where}/ (read-only) over {redacted(url)}",
               file=sys.stderr, flush=True)
-        serve(create_app(engine, config, poll_ms=poll_ms), sock, log_level="debug" if args.debug else "warning")
+        hosts = HostCheck(host, frozenset(h.lower() for h in config.web.allowed_hosts))
+        serve(create_app(engine, config, poll_ms=poll_ms, hosts=hosts), sock,
+              log_level="debug" if args.debug else "warning")
     finally:
         engine.dispose()
     return 0

@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from rel_eng.store import queries
-    from rel_eng.store.engine import open_engine, redacted
+    from rel_eng.store.engine import redacted
 
     config = common.load(args)
     if not 1 <= args.limit <= 10000:
@@ -32,7 +32,7 @@ def run(args) -> int:
     if not config.store.enabled:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
     url = config.store.url_for(args.output or Path(config.schedule.output))
-    engine = open_engine(url, must_exist=True)
+    engine = common.open_store(url, must_exist=True)
     try:
         if args.compose:
             data = queries.compose_detail(engine, args.compose)

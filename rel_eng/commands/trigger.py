@@ -22,16 +22,20 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from rel_eng.schedule.beat import dispatcher, store_url, utcnow
-    from rel_eng.store.engine import open_engine
 
     config = common.load(args)
     config.release(args.release)  # an unknown release is refused before the store is opened
     output = args.output or Path(config.schedule.output)
     mirror = args.mirror or (Path(config.schedule.mirror) if config.schedule.mirror else None)
-    found = preflight.problems(config, output=output, mirror=mirror)
+    found = preflight.problems(config, output=output, mirror=mirror,
+                               drops=[(args.release, args.milestone)])
     if found:
         raise ConfigError(found)
-    engine = open_engine(store_url(config, args.output))
+    from rel_eng.config.celery import effective
+    from rel_eng.distributed.broker import check_reachable
+
+    check_reachable(effective(config.celery), config.source)  # before the store is created
+    engine = common.open_store(store_url(config, args.output))
     try:
         d = dispatcher(config, engine, output=args.output, mirror_root=args.mirror)
         compose_id = d.trigger(args.release, args.milestone, utcnow())

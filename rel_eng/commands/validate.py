@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from rel_eng.commands import common
+from rel_eng.errors import one_line
 
 
 def register(sub) -> None:
@@ -39,5 +40,5 @@ def run(args) -> int:
     for line in checked:
         print(f"checked: {line}")
     for line in dict.fromkeys(found):  # one kickstart fails alike for every release
-        print(f"rel-eng: error: {line}", file=sys.stderr)
+        print(f"rel-eng: error: {one_line(line)}", file=sys.stderr)
     return 2 if found else 0

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from rel_eng.config import Config
 from rel_eng.errors import InputError, Interrupted, RelEngError
+from rel_eng.inputfile import read_capped
 from rel_eng.manifest import Manifest, atomic_write
 from rel_eng.plan import DropPlan
 
@@ -52,11 +53,12 @@ class Compose:
             raise InputError(f"{topdir} is not a compose directory (no work/plan.json)",
                              hint="name an <output>/<compose id> directory")
         try:
-            plan = DropPlan.from_dict(json.loads((work / "plan.json").read_text()))
-            config = Config.from_dict(json.loads((work / "config.json").read_text()))
+            plan = DropPlan.from_dict(json.loads(read_capped(work / "plan.json")))
+            config = Config.from_dict(json.loads(read_capped(work / "config.json")))
         except FileNotFoundError:
             raise InputError(f"{topdir} is not a compose directory (no work/plan.json)") from None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
+                InputError) as exc:
             # Damaged or hand-edited: say which record, never guess at a partial compose.
             raise InputError(f"{work}: plan.json or config.json is damaged ({type(exc).__name__}: "
                              f"{' '.join(str(exc).split())[:120]})",

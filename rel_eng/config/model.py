@@ -121,7 +121,7 @@ class Config:
 def check_config(cfg: Config, problems: Problems) -> None:
     """The rules that tie tables together, and the files the config names."""
     for arch in cfg.optional_arches:
-        if arch not in cfg.arches:
+        if arch in ARCHES and arch not in cfg.arches:  # an unknown arch is told once, above
             problems.add("compose.optional_arches", f"'{arch}' is not in compose.arches")
     if not cfg.arches:
         problems.add("compose.arches", f"must name at least one arch ({', '.join(ARCHES)})")
@@ -134,6 +134,7 @@ def check_config(cfg: Config, problems: Problems) -> None:
         if t.name in names:
             problems.add(f"images.{t.key}.name", f"'{t.name}' is also the name of images.{names[t.name]}")
         names.setdefault(t.name, t.key)
+    missing = []
     for t in cfg.image_types if Path(cfg.kickstart_dir).is_dir() else ():
         ks_dir = Path(cfg.kickstart_dir).resolve()
         ks = (ks_dir / t.kickstart).resolve()
@@ -141,7 +142,15 @@ def check_config(cfg: Config, problems: Problems) -> None:
             problems.add(f"images.{t.key}.kickstart",
                          f"'{t.kickstart}' is outside the kickstart dir {ks_dir} (name a file in it)")
         elif not ks.is_file():
-            problems.add(f"images.{t.key}.kickstart", f"{Path(cfg.kickstart_dir) / t.kickstart} is not a file")
+            missing.append(t)
+    if len(missing) > 1 and len(missing) == len(cfg.image_types):
+        # One bad value, one line: the dir holds none of them, so the dir is what is wrong.
+        problems.add("compose.kickstart_dir", f"{cfg.kickstart_dir or '.'} holds none of the "
+                     f"kickstarts the images name ({', '.join(t.kickstart for t in missing)})")
+    else:
+        for t in missing:
+            problems.add(f"images.{t.key}.kickstart",
+                         f"{Path(cfg.kickstart_dir) / t.kickstart} is not a file")
     if len({t.subvariant for t in cfg.image_types}) != len(cfg.image_types):
         problems.add("images", "subvariants must be unique")
     if (cfg.messaging.enabled or cfg.ec2.messaging) and not cfg.store.enabled:

@@ -6,6 +6,7 @@ A problem is "file: key: what is wrong"; all of them are gathered and reported t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rel_eng.naming import path_component_problem
@@ -19,11 +20,15 @@ class Problems:
     def __init__(self, source: str = ""):
         self.source = source
         self.items: list[str] = []
+        self._keys: set[str] = set()
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
     def add(self, key: str, message: str) -> None:
+        if key in self._keys:  # one bad value, one line: what follows from it is not repeated
+            return
+        self._keys.add(key)
         self.items.append(f"{self.source}: {key}: {message}" if self.source else f"{key}: {message}")
 
     def line(self, text: str) -> None:
@@ -85,11 +90,17 @@ def short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def bad_value(value: Any, item: type | None) -> str | None:
     """Values of the right TOML type that no consumer can take: NUL bytes, 64-bit overflow,
     list items of the wrong type."""
     if isinstance(value, str) and "\0" in value:
         return "contains a NUL character"
+    if isinstance(value, str) and (ctl := _CONTROL.search(value)):
+        # A newline or an ESC would break the one-line files, logs and errors it reaches.
+        return f"contains a control character ({ctl.group()!r}); a value is one line of text"
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
         return f"{value} is too large (at most {INT_MAX})"
     if isinstance(value, list):

@@ -6,13 +6,15 @@ import tomllib
 from pathlib import Path
 
 from rel_eng.errors import ConfigError
+from rel_eng.inputfile import InputTooLarge, read_capped
 
 
 def read_toml(path: Path, named_by: str = "") -> dict:
     """The parsed file; `named_by` is the config key that names it, told when it is missing."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(read_capped(path).decode())
+    except InputTooLarge as exc:
+        raise ConfigError([str(exc)]) from None
     except FileNotFoundError:
         where = f" (set {named_by} in the config)" if named_by else ""
         raise ConfigError([f"{path}: file not found{where}"]) from None
@@ -25,3 +27,5 @@ def read_toml(path: Path, named_by: str = "") -> dict:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: invalid TOML: not UTF-8 text"]) from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise ConfigError([f"{path}: invalid TOML: nested too deeply"]) from None

@@ -43,9 +43,19 @@ def _bind(text: str) -> str | None:
     return None
 
 
+def _hosts(values) -> str | None:
+    for name in values:
+        if not name or any(c in name for c in "/:@ \t[]") or name != name.strip("."):
+            return f"'{name}' is not a host name (e.g. releng.example.org)"
+    return None
+
+
 @dataclass(frozen=True)
 class WebConfig(Section):
     bind: str = setting(DEFAULT_BIND, "the dashboard's HOST:PORT (--bind overrides it; port 0 "
                         "picks a free one)", valid=_bind)
     poll_ms: int = setting(2000, "how often open pages fetch live status (--poll-ms overrides it)",
                            low=100, high=600_000)
+    allowed_hosts: tuple[str, ...] = setting((), "host names the dashboard answers to besides its "
+                                             "bind address (the Host: header; DNS rebinding "
+                                             "cannot read it)", valid=_hosts)

@@ -15,7 +15,7 @@ from typing import Callable
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
 from rel_eng import retry
 from rel_eng.errors import InputError, RelEngError
@@ -59,8 +59,13 @@ def open_engine(url: str, *, must_exist: bool = False, readonly: bool = False,
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
         _sqlite_setup(engine, immediate=not readonly)
     else:
-        engine = create_engine(url, pool_pre_ping=True,
-                               connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+        try:
+            engine = create_engine(url, pool_pre_ping=True,
+                                   connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+        except ImportError as exc:  # the URL names a driver this host lacks (psycopg2, say)
+            raise StoreUnavailable(f"cannot open the compose store {redacted(url)}: its driver "
+                                   f"{exc.name or exc} is not installed",
+                                   hint="use postgresql+psycopg:// (the installed driver)") from None
     try:
         retry.call(lambda: metadata.create_all(engine), CREATE_RETRY, transient=_racing_create,
                    catch=(IntegrityError, ProgrammingError, OperationalError), sleep=sleep)
@@ -73,6 +78,11 @@ def open_engine(url: str, *, must_exist: bool = False, readonly: bool = False,
         raise StoreUnavailable(f"cannot open the compose store {redacted(url)}: "
                                f"{str(exc.orig).strip().splitlines()[0]}",
                                hint="check [store] url and that the database is running") from None
+    except DatabaseError as exc:  # e.g. SQLite's "file is not a database"
+        engine.dispose()
+        raise StoreUnavailable(f"cannot open the compose store {redacted(url)}: "
+                               f"{str(exc.orig).strip().splitlines()[0]}",
+                               hint="point [store] url or --output at a compose store") from None
 
 
 def _racing_create(exc: BaseException) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -22,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from rel_eng.store import queries
 from rel_eng.web.dashboard import logs, views
+from rel_eng.web.dashboard.hosts import HostCheck, HostCheckMiddleware
 from rel_eng.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -164,7 +166,8 @@ class Dashboard:
 
 
 def create_app(engine: Engine, config=None, *, clock: Callable[[], dt.datetime] = _utcnow,
-               poll_ms: int = POLL_MS) -> Starlette:
+               poll_ms: int = POLL_MS, hosts: HostCheck | None = None) -> Starlette:
+    """`hosts`: the Host check `rel-eng serve` always installs (see hosts.py)."""
     d = Dashboard(engine, config, clock=clock, poll_ms=poll_ms)
     routes = [
         Route("/", d.list_page, methods=["GET"]),
@@ -176,5 +179,6 @@ def create_app(engine: Engine, config=None, *, clock: Callable[[], dt.datetime] 
         Route("/api/schedule", d.api_schedule, methods=["GET"]),
         Mount("/static", StaticFiles(packages=[("rel_eng.web", "static")]), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={
+    middleware = [Middleware(HostCheckMiddleware, check=hosts)] if hosts is not None else []
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={
         HTTPException: d.error, SQLAlchemyError: d.error})
