@@ -55,10 +55,13 @@ def test_same_input_gives_same_bytes(tmp_path):
 
 
 def _built_compose(tmp_path, config):
+    import dataclasses
     import datetime as dt
 
     from rel_eng import compose as steps
 
+    # 1 GiB: the oracle reads every byte of the disk, holes included
+    config = dataclasses.replace(config, disk_size_gib=1)
     plan = steps.allocate(config, tmp_path, "19", "Alpha", dt.date(2013, 4, 5))
     c = steps.create(config, plan, tmp_path, steps.prepare_inputs(config, plan))
     outcomes = steps.build(c, ["generic-x86_64"])

@@ -23,6 +23,13 @@ Each behaviour the client relies on follows koji's own source, read at koji 1.35
   which hashes each file itself (sha256 when no checksum is given) before the build is COMPLETE.
 - Package list: BuildImageTask.initImageBuild refuses an image not in the destination tag's
   list (getPackageConfig), unless scratch or skip_tag; checkTagPackage says the same.
+- Arches: BuildBaseImageTask.handler refuses an arch whose koji.canonArch is not in the build
+  tag's arches ("Invalid arch for build tag"); a hyphen in version or release is an
+  ApplianceError; required children failing fail the parent (wait(failany=True, canfail=...)),
+  "all subtasks failed" when every child failed.
+- listTaskOutput(stat=True): list_task_output walks the task's work dir and os.stat()s each file
+  (so a moved image's symlink reports the moved file), st_size as a string.
+- cancelTask: RootExports.cancelTask -> Task.cancel(recurse=True) cancels the children too.
 """
 
 from __future__ import annotations
