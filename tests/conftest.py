@@ -15,6 +15,13 @@ from rel_eng.config import load_config
 ALPHA_DATE = dt.date(2013, 4, 5)
 
 
+@pytest.fixture(autouse=True)
+def _uploader_schema_judges_ami_messages(monkeypatch):
+    import uploader_schema
+
+    uploader_schema.install(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def config():
     return load_config()
