@@ -45,7 +45,9 @@ def _sync_command(argv: Any, problems: Problems, key: str, base_dir) -> Any:
 def _http_url(url: str) -> str | None:
     if url and not url.startswith(("http://", "https://")):
         return f"'{url}' must be an http(s) URL"
-    if url and "@" in url.split("//", 1)[-1].split("/", 1)[0]:
+    from rel_eng.redact import credential_params
+
+    if url and ("@" in url.split("//", 1)[-1].split("/", 1)[0] or credential_params(url)):
         return "must not hold credentials"
     return None
 

@@ -29,12 +29,14 @@ class PublishFailed(RelEngError):
 
 
 def redacted_amqp(url: str) -> str:
+    from rel_eng.redact import redact
+
     parts = urlsplit(url)
     if parts.password is None:
-        return url
+        return redact(url)
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact(urlunsplit(parts._replace(netloc=netloc)))
 
 
 def require_config(cfg: MessagingConfig) -> Path:
