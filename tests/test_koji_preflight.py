@@ -237,3 +237,60 @@ def test_unreachable_store_is_noted_and_allocation_goes_on(tmp_path, config):
     assert [n.split(":")[0] for n in taken.notes] == ["compose store not checked"]
     assert "OperationalError" in taken.notes[0] and "rel_eng@" in taken.notes[0]
     assert not (tmp_path / "out").exists()
+
+
+# --- the image permission -------------------------------------------------------------------------
+
+def _compose_as(hub, tmp_path, capsys, user: str, authtype: str = "ssl") -> tuple[int, list[str]]:
+    conf = client_config(hub, tmp_path / f"koji-{user}.conf", user=user, authtype=authtype)
+    cfg = tmp_path / f"rel-eng-{user}.toml"
+    cfg.write_text(open(_config_file(hub, tmp_path)).read().replace(
+        str(tmp_path / "koji.conf"), str(conf)))
+    rc = main(["compose", "--config", str(cfg), "--release", "19", "--milestone", "Alpha",
+               "--date", "2013-04-05", "--output", str(tmp_path / "out")])
+    return rc, capsys.readouterr().err.splitlines()
+
+
+def test_a_user_without_the_image_permission_is_refused_before_anything_is_written(
+        koji_hub, tmp_path, capsys):
+    rc, err = _compose_as(koji_hub, tmp_path, capsys, "nobody")
+    assert rc == 2
+    assert err == [f"rel-eng: error: koji user nobody on {koji_hub.server_url} lacks the 'image' "
+                   "permission (profile test-hub): ask the Koji admins for it "
+                   "(koji grant-permission image nobody)"]
+    assert ("sslLogin", []) in koji_hub.rpc_log  # it did log in to ask
+    _nothing_sent_or_written(koji_hub, tmp_path)
+    # The hub agrees: buildImageOz refuses that user (assertPerm), as the preflight said.
+    session = koji.ClientSession(koji_hub.server_url, {"serverca": str(koji_hub.certs.ca)})
+    session.ssl_login(str(koji_hub.certs.clients["nobody"]), None, str(koji_hub.certs.ca))
+    with pytest.raises(koji.ActionNotAllowed):
+        session.buildImageOz("x", "1", ["x86_64"], "f19-candidate", "http://h/", opts={})
+
+
+def test_an_admin_passes_the_permission_check_and_an_anonymous_profile_does_not(
+        koji_hub, tmp_path, capsys):
+    from rel_eng.builders.koji_preflight import preflight
+    from rel_eng.plan import plan_drop
+
+    admin = koji_config(koji_hub, tmp_path, user="kojiadmin")
+    preflight(plan_drop(admin, "19", milestone="Alpha", date=ALPHA, builder="koji"), admin)
+    rc, err = _compose_as(koji_hub, tmp_path, capsys, "releng", authtype="noauth")
+    assert rc == 2 and len(err) == 1
+    assert "has authtype noauth: submitting image builds needs a login" in err[0]
+    _nothing_sent_or_written(koji_hub, tmp_path)
+
+
+def test_a_refused_login_is_one_line_exit_2_and_nothing_written(koji_hub, tmp_path, capsys):
+    koji_hub.hub.sessions.clear()
+    import tests.kojihub.hub as hubmod
+
+    saved = dict(hubmod.USERS)
+    del hubmod.USERS["releng"]  # the certificate names a user the hub does not know
+    try:
+        rc, err = _compose_as(koji_hub, tmp_path, capsys, "releng")
+    finally:
+        hubmod.USERS.clear()
+        hubmod.USERS.update(saved)
+    assert rc == 2 and len(err) == 1
+    assert "cannot log in to koji hub" in err[0] and "Unknown user: releng" in err[0]
+    _nothing_sent_or_written(koji_hub, tmp_path)

@@ -9,7 +9,11 @@ preflight     the checks koji's own CLI makes before it uploads: the target exis
               (checkTagPackage). The hub queues buildImageOz without any of these checks; kojid
               fails the task later, after the compose has started.
 
-Reads only, with no login, one multicall round trip per question asked of every image.
+permission   the login the builds will use, and `hasPerm('image') or hasPerm('admin')`, the
+              check kojihub's buildImageOz makes (assertPerm('image')): a user without it is
+              refused before the compose dir exists, not after the kickstart upload.
+
+Reads only (after the login), one multicall round trip per question asked of every image.
 """
 
 from __future__ import annotations
@@ -39,6 +43,22 @@ class Hub:
         if self._profile is None:
             self._profile = read_profile(self.config.koji)
         return self._profile
+
+    def login(self) -> None:
+        """Log in the way the builder will (kojihub refuses buildImageOz anonymously)."""
+        from rel_eng.builders.koji_session import NOAUTH, login
+
+        if self.profile.authtype in NOAUTH:
+            raise ConfigError([f"koji profile '{self.profile.name}' has authtype "
+                               f"{self.profile.authtype}: submitting image builds needs a login "
+                               "(use a profile with authtype ssl or gssapi)"])
+        if self._session is None:
+            self._session = new_session(self.profile)
+        try:
+            with_retries(lambda: login(self._session, self.profile), "logging in", self.profile,
+                         self.config.koji)
+        except HubError as exc:
+            raise ConfigError([str(exc)]) from None
 
     def multicall(self, what: str, ask):
         """{key: result} of `ask(m)` -> {key: call}, in one round trip, retried when unsent."""
@@ -84,6 +104,10 @@ def taken_builds(hub: Hub, nvrs: list[str]) -> dict[str, str]:
 def preflight(plan: DropPlan, config, hub: Hub | None = None) -> None:
     """Every check koji's CLI makes before submitting; all failures at once, one line each."""
     hub = hub or Hub(config)
+    hub.login()
+    perms = hub.multicall("checking the image permission",
+                          lambda m: {p: m.hasPerm(p) for p in ("image", "admin")})
+    user = hub.multicall("asking who is logged in", lambda m: {"me": m.getLoggedInUser()})["me"]
     calls = koji_opts.image_calls(list(plan.images), config, weekly=plan.weekly,
                                   kickstarts=koji_opts.planned_kickstarts(plan.images, config),
                                   release=config.release(plan.release_key))
@@ -91,7 +115,13 @@ def preflight(plan: DropPlan, config, hub: Hub | None = None) -> None:
     names = sorted({c.target for c in calls})
     targets = hub.multicall("checking build targets",
                             lambda m: {t: m.getBuildTarget(t) for t in names})
-    problems = [f"koji target '{t}' does not exist on {server}: ask the Koji admins for it "
+    problems = []
+    if not (perms["image"] or perms["admin"]):  # kojihub's assertPerm('image') in buildImageOz
+        name = (user or {}).get("name") or "the profile's user"
+        problems.append(f"koji user {name} on {server} lacks the 'image' permission "
+                        f"(profile {hub.profile.name}): ask the Koji admins for it "
+                        f"(koji grant-permission image {name})")
+    problems += [f"koji target '{t}' does not exist on {server}: ask the Koji admins for it "
                 f"(koji add-target {t} BUILD_TAG DEST_TAG), or set koji_target in "
                 f"{config.releases_file} / [koji] target" for t in names if not targets[t]]
     known = [c for c in calls if targets[c.target]]

@@ -118,7 +118,8 @@ class Hub:
     exposed = ("hello", "getKojiVersion", "getAPIVersion", "getLoggedInUser", "sslLogin",
                "logout", "getBuildTarget", "buildImageOz", "getTaskInfo", "getTaskChildren",
                "getTaskResult", "listTaskOutput", "cancelTask", "uploadFile", "checkUpload",
-               "getBuild", "listArchives", "getTag", "listPackages", "checkTagPackage")
+               "getBuild", "listArchives", "getTag", "listPackages", "checkTagPackage",
+               "hasPerm", "listTasks")
 
     def __init__(self, topdir: Path, images: Images, *, task_seconds: float = 0.1,
                  tick: float = 0.02, scm_root: Path | None = None):
@@ -242,6 +243,13 @@ class Hub:
         self.sessions[sid] = {"id": sid, "key": key, "user": user, "callnum": None,
                               "closed": False}
         return {"session-id": sid, "session-key": key, "header-auth": True}
+
+    def hasPerm(self, perm, strict=False):
+        """kojihub RootExports.hasPerm (koji 1.35.2): the session's own permission only (an
+        admin is not told True for 'image'; assertPerm is what accepts either)."""
+        if strict and perm not in {p for _uid, perms in USERS.values() for p in perms}:
+            raise koji.GenericError(f"No such permission {perm} defined")
+        return self.has_perm(perm)
 
     def logout(self, session_id=None):
         if self.ctx.session:
