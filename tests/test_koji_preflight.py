@@ -294,3 +294,41 @@ def test_a_refused_login_is_one_line_exit_2_and_nothing_written(koji_hub, tmp_pa
     assert rc == 2 and len(err) == 1
     assert "cannot log in to koji hub" in err[0] and "Unknown user: releng" in err[0]
     _nothing_sent_or_written(koji_hub, tmp_path)
+
+
+def test_a_hub_down_at_start_says_nothing_was_submitted(koji_hub, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = _config_file(koji_hub, tmp_path)
+    conf = tmp_path / "koji.conf"
+    conf.write_text(conf.read_text().replace(koji_hub.server_url,
+                                             f"https://127.0.0.1:{port}/kojihub"))
+    rc = main(["compose", "--config", cfg, "--release", "19", "--milestone", "Alpha",
+               "--date", "2013-04-05", "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.splitlines()
+    errors = [ln for ln in err if ln.startswith("rel-eng: error:")]
+    assert rc == 1 and len(errors) == 1, err  # the hub's trouble, not bad input
+    assert f"127.0.0.1:{port}" in errors[0] and "unreachable" in errors[0]
+    assert "nothing was submitted" in errors[0] and "koji keeps the tasks" not in errors[0]
+    _nothing_sent_or_written(koji_hub, tmp_path)
+
+
+def test_the_resume_hint_appears_only_once_a_task_exists(koji_hub, tmp_path):
+    from rel_eng.builders.koji import KojiBuilder
+    from rel_eng.builders.koji_session import HubError
+
+    config = koji_config(koji_hub, tmp_path, retries=1)
+    _c, reqs = compose_requests(config, tmp_path / "out")
+    builder = KojiBuilder(config, sleep=lambda s: None)
+    handles = builder.submit([r for r in reqs if r.job.image_type == "generic"])
+    koji_hub.stop()  # the hub goes away while its tasks run
+    with pytest.raises(HubError) as exc:
+        builder.wait(handles)
+    assert "koji keeps the tasks; rerun the compose to resume watching them" in str(exc.value)
+    fresh = KojiBuilder(config, sleep=lambda s: None)
+    with pytest.raises(HubError) as exc:
+        fresh.submit([r for r in reqs if r.job.image_type == "ec2"])
+    assert "nothing was submitted" in str(exc.value) and "koji keeps" not in str(exc.value)

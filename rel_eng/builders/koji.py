@@ -34,9 +34,10 @@ from rel_eng.builders.koji_download import (DownloadFailed, Retry, UnsafeFileNam
                                             check_name, download, unxz_sparse)
 from rel_eng.builders.koji_opts import planned_calls
 from rel_eng.builders.koji_preflight import preflight
-from rel_eng.builders.koji_session import (NOAUTH, HubError, HubProfile, fault_from_result,
-                                           fault_text, login, never_sent, new_session,
-                                           read_profile, with_retries)
+from rel_eng.builders.koji_session import (NOAUTH, NOTHING_SUBMITTED, TASKS_KEPT, HubError,
+                                           HubProfile, fault_from_result,
+                                           fault_text, full_fault, login, never_sent,
+                                           new_session, read_profile, with_retries)
 from rel_eng.digest import BlockDigest, raw_digest
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.manifest import Artifact
@@ -89,7 +90,8 @@ class KojiBuilder(Builder):
                                  f"{self.profile.authtype}: submitting and cancelling image "
                                  "builds need a login",
                                  hint="use a profile with authtype ssl or gssapi")
-            login(self._session, self.profile)
+            session = self._session
+            self._hub(lambda: login(session, self.profile), "logging in")
         return self._session
 
     def http(self) -> requests.Session:
@@ -103,6 +105,9 @@ class KojiBuilder(Builder):
                      self._sleep)
 
     def _hub(self, call, what: str, **kw):
+        # Only once a task exists (submitted here, or recorded by an earlier run and being
+        # watched) does koji keep anything a rerun could resume.
+        kw.setdefault("hint", TASKS_KEPT if self.submitted else NOTHING_SUBMITTED)
         return with_retries(call, what, self.profile, self.kcfg, sleep=self._sleep,
                             clock=self._clock, **kw)
 
@@ -208,6 +213,12 @@ class KojiBuilder(Builder):
                 where = self._save_logs(child, watcher.failed_outputs[child],
                                         Path(handle.data["logdir"]))
                 outcome = BuildOutcome(outcome.job_key, False, f"{outcome.reason}; {where}")
+            if not outcome.ok:
+                kept = _keep_faults(watcher, [watcher.parent_of(handle), child],
+                                    Path(handle.data["logdir"]))
+                if kept:
+                    outcome = BuildOutcome(outcome.job_key, False,
+                                           f"{outcome.reason}; the whole fault in {kept}")
             outcomes.append(outcome)
         return outcomes
 
@@ -378,7 +389,8 @@ class TaskWatcher:
                                  hint="remove the stale build record and rebuild")
             tree = self.trees.setdefault(int(h.external_id), _Tree(int(h.external_id), set()))
             tree.arches.add(h.data["koji_arch"])
-        self.faults: dict[int, str] = {}  # FAILED task -> its fault
+        self.faults: dict[int, str] = {}  # FAILED task -> its fault, one line
+        self.fault_details: dict[int, str] = {}  # FAILED task -> the whole fault text
         self.failed_outputs: dict[int, dict] = {}  # FAILED createImage -> listTaskOutput(stat)
         self._pending: set[int] = set()  # FAILED tasks whose fault is not fetched yet
 
@@ -430,6 +442,7 @@ class TaskWatcher:
             result = self._result(call, [task_id])
             if isinstance(result, dict) and "faultCode" in result:
                 self.faults[task_id] = fault_from_result(result)
+                self.fault_details[task_id] = full_fault(result)
             else:
                 self.faults[task_id] = f"task failed: {result!r}"
             self._pending.discard(task_id)
@@ -497,6 +510,28 @@ class TaskWatcher:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _keep_faults(watcher: TaskWatcher, task_ids: list, logdir: Path) -> str:
+    """Write the whole text of each multi-line fault (kojid's traceback) of these tasks into
+    the image's log dir; returns where, "" when there was none."""
+    from rel_eng.atomic import atomic_write
+    from rel_eng.redact import redact
+
+    kept = []
+    for task_id in task_ids:
+        text = watcher.fault_details.get(task_id, "") if task_id else ""
+        if "\n" not in text.strip():
+            continue  # one line: the reason already says all of it
+        path = logdir / f"koji-task-{task_id}-fault.txt"
+        try:
+            logdir.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, redact(text).rstrip("\n") + "\n")
+        except OSError as exc:
+            log.warning("koji task %s: fault not kept in %s: %s", task_id, path, exc)
+            continue
+        kept.append(str(path))
+    return ", ".join(kept)
+
 
 def _weekly(requests_: list[BuildRequest]) -> bool:
     """Whether these requests belong to a weekly (scratch) drop."""

@@ -54,11 +54,10 @@ class Hub:
                                "(use a profile with authtype ssl or gssapi)"])
         if self._session is None:
             self._session = new_session(self.profile)
-        try:
-            with_retries(lambda: login(self._session, self.profile), "logging in", self.profile,
-                         self.config.koji)
-        except HubError as exc:
-            raise ConfigError([str(exc)]) from None
+        # A refused login is LoginRefused (exit 2); an unreachable hub a HubError, as for
+        # every other question asked before the compose exists.
+        with_retries(lambda: login(self._session, self.profile), "logging in", self.profile,
+                     self.config.koji)
 
     def multicall(self, what: str, ask):
         """{key: result} of `ask(m)` -> {key: call}, in one round trip, retried when unsent."""

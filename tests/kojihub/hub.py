@@ -72,6 +72,8 @@ class Injections:
     truncate: dict | None = None  # {"suffix": ".raw.xz", "at": bytes, "times": 1}
     corrupt: dict | None = None  # {"suffix": ".raw.xz", "at": byte offset}: served flipped
     hostile_name: str = ""  # listed in every createImage result and output
+    crash_arches: dict = field(default_factory=dict)  # koji arch -> a non-koji exception kojid
+    # raises in createImage (e.g. libvirt's OSError): a Fault 1 holding the traceback
 
 
 @dataclass
@@ -105,11 +107,16 @@ def _when(ts: float | None) -> str | None:
 
 
 def _as_fault(exc: BaseException) -> Fault:
+    """koji.daemon.TaskManager.runTask (koji 1.35.2): a koji error passes through as its
+    faultCode and message; any other exception becomes Fault(1, <the whole traceback>)."""
     if isinstance(exc, Fault):
         return exc
     if isinstance(exc, koji.GenericError):
         return Fault(exc.faultCode, str(exc))
-    return Fault(1, f"{type(exc).__name__}: {exc}")  # kojid's fallback for foreign errors
+    import traceback
+
+    return Fault(getattr(type(exc), "faultCode", 1),
+                 "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
 class Hub:
@@ -737,6 +744,8 @@ class Hub:
         workdir = self.task_dir(task.id)
         workdir.mkdir(parents=True, exist_ok=True)
         ozlog = workdir / f"oz-{arch}.log"
+        if arch in self.inject.crash_arches:
+            _libvirt_open(self.inject.crash_arches[arch])
         if arch in self.inject.fail_arches:
             ozlog.write_text(f"oz-install for {name} {arch}: no disk activity in 300 seconds\n")
             # A small real PPM, as libvirt's screenshot of the stuck installer would be.
@@ -822,6 +831,11 @@ class Hub:
         except kserrors.KickstartError as exc:
             raise koji.BuildError(f"Failed to parse kickstart file '{kspath}' : {exc}") from None
         return ks
+
+
+def _libvirt_open(exc: BaseException) -> None:
+    """Where oz's libvirt connection fails inside kojid: a frame of its own in the traceback."""
+    raise exc
 
 
 def _link(source: Path, dest: Path) -> None:
