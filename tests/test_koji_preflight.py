@@ -332,3 +332,68 @@ def test_the_resume_hint_appears_only_once_a_task_exists(koji_hub, tmp_path):
     with pytest.raises(HubError) as exc:
         fresh.submit([r for r in reqs if r.job.image_type == "ec2"])
     assert "nothing was submitted" in str(exc.value) and "koji keeps" not in str(exc.value)
+
+
+# --- open image tasks hold their NVR ------------------------------------------------------------
+
+def test_a_queued_image_task_holds_its_release_for_the_next_compose(koji_hub, tmp_path):
+    """Compose A's tasks are queued, not started (no build exists yet, getBuild sees nothing);
+    compose B, a second later from another output dir, takes the next label."""
+    from rel_eng.builders.koji import KojiBuilder
+
+    koji_hub.inject.hold_free = True  # no builder free: A's tasks stay FREE
+    config = koji_config(koji_hub, tmp_path)
+    c_a, reqs = compose_requests(config, tmp_path / "out-a")
+    assert c_a.plan.label == "Alpha-1.1"
+    handles = KojiBuilder(config).submit(reqs)
+    assert {koji_hub.hub.tasks[int(h.external_id)].state for h in handles} == {S["FREE"]}
+    assert koji_hub.hub.builds == {}
+    # A hostile or odd open task never breaks allocation: skipped, not trusted.
+    for request in (["x"], None, ["Fedora-Cloud-Base", "19_Alpha", [], "t", "u", "opts"],
+                    ["Fedora-Cloud-Base", "19_Alpha", [], "t", "u", {"release": 7}]):
+        koji_hub.hub._make_task("image", request, arch="noarch", owner=1, channel="image")
+
+    plan = allocate(config, tmp_path / "out-b", "19", "Alpha", ALPHA, builder="koji")
+    assert plan.label == "Alpha-1.2"
+    nvrs = {j.release for j in plan.images}
+    assert nvrs == {"1.2"}
+
+
+def test_the_hubs_build_in_progress_fault_names_the_nvr_the_task_and_the_rerun(koji_hub,
+                                                                              tmp_path):
+    """Allocation bypassed (the race it cannot close: both composes allocated before either
+    task existed): the second task fails at the hub with "Build already in progress"."""
+    from rel_eng.builders.koji import KojiBuilder
+    from rel_eng.compose import create, prepare_inputs
+    from rel_eng.compose.build import build_request
+    from rel_eng.plan import plan_drop
+
+    koji_hub.inject.slow = {"x86_64": 3.0, "i386": 3.0}  # A's build stays BUILDING meanwhile
+    config = koji_config(koji_hub, tmp_path)
+    outcomes = []
+    for out in ("out-a", "out-b"):
+        plan = plan_drop(config, "19", milestone="Alpha", date=ALPHA, builder="koji")
+        c = create(config, plan, tmp_path / out, prepare_inputs(config, plan))
+        reqs = [build_request(c, j.key) for j in plan.images if j.image_type == "generic"]
+        builder = KojiBuilder(config)
+        handles = builder.submit(reqs)
+        if out == "out-a":
+            first = int(handles[0].external_id)
+            import time
+            for _ in range(200):  # until A's image task has made its build
+                if koji_hub.hub.builds:
+                    break
+                time.sleep(0.05)
+            continue
+        outcomes = builder.wait(handles)
+    second = int(handles[0].external_id)
+    assert len(outcomes) == 2 and not any(o.ok for o in outcomes)
+    for o in outcomes:
+        assert o.reason == (
+            f"koji build Fedora-Cloud-Base-19_Alpha-1.1 is already in progress in task {first} "
+            f"({koji_hub.weburl}/taskinfo?taskID={first}), so task {second} failed "
+            f"({koji_hub.weburl}/taskinfo?taskID={second}); a rerun of the compose takes the "
+            "next respin")
+    # ... and the rerun does: allocation sees the BUILDING build.
+    plan = allocate(config, tmp_path / "out-c", "19", "Alpha", ALPHA, builder="koji")
+    assert plan.label == "Alpha-1.2"

@@ -17,6 +17,7 @@ Only koji.ClientSession talks to the hub; the koji CLI is never run.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import string
 import time
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 STATES = koji.TASK_STATES
 FINAL = (STATES["CLOSED"], STATES["FAILED"], STATES["CANCELED"])
 LOG_SUFFIXES = (".log",)
+# kojihub's recycle_build when a BUILDING build holds the NVR (koji 1.35: "Build already in
+# progress (task %(task_id)d)"), the fault kojid's image task ends with.
+IN_PROGRESS = re.compile(r"Build already in progress \(task (\d+)\)")
 LOG_PREFIXES = ("screenshot.",)  # kojid uploads the Oz VM's last screen as screenshot.<ext>
 
 __all__ = ["KojiBuilder", "planned_calls"]
@@ -138,6 +142,7 @@ class KojiBuilder(Builder):
                     "task_id": task_id, "koji_arch": arch, "optional": job.optional,
                     "scratch": bool(opts.get("scratch")), "logdir": str(by_key[job.key].logdir),
                     "hub": self.profile.server, "task_url": url,
+                    "nvr": f"{call.name}-{call.version}-{opts.get('release') or job.release}",
                 })
                 self.submitted.append(handle)
                 self.on_submitted(handle)  # recorded before anything else can fail
@@ -502,6 +507,13 @@ class TaskWatcher:
             return fail(f"koji task {tree.task_id} was cancelled ({url})")
         if state == STATES["FAILED"]:
             why = self.faults.get(tree.task_id, "no fault reported")
+            held = IN_PROGRESS.search(why)
+            if held:  # kojihub's recycle_build: another task holds the NVR (a compose racing us)
+                other = int(held.group(1))
+                nvr = handle.data.get("nvr") or "this image's build"
+                return fail(f"koji build {nvr} is already in progress in task {other} "
+                            f"({self.profile.task_url(other)}), so task {tree.task_id} failed "
+                            f"({url}); a rerun of the compose takes the next respin")
             done = (f"; its {arch} task {child_id} was {STATES[child['state']]}"
                     if child else f"; no {arch} task was started")
             return fail(f"koji task {tree.task_id} FAILED: {why} ({url}){done}")

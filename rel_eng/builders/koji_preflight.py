@@ -1,8 +1,10 @@
 """What a production Koji hub is asked before a compose writes or submits anything.
 
-taken_builds  which planned non-scratch NVRs exist on the hub already (getBuild). NVRs are unique
-              per hub: allocation counts the label or respin up past them, so a milestone
-              composed from a fresh output dir, or on another host, does not reuse `1.1`.
+taken_builds  which planned non-scratch NVRs exist on the hub already (getBuild), or belong to
+              an open `image` task (listTasks: queued tasks have no build yet). NVRs are
+              unique per hub: allocation counts the label or respin up past them, so a
+              milestone composed from a fresh output dir, or on another host, or a second
+              after another compose, does not reuse `1.1`.
 preflight     the checks koji's own CLI makes before it uploads: the target exists
               (getBuildTarget), its build tag's arches cover the planned arches (getTag), and,
               for non-scratch builds, each image name is in the destination tag's package list
@@ -91,13 +93,53 @@ def planned_nvrs(plan: DropPlan, config) -> list[str]:
     return sorted({f"{j.name}-{j.version}-{j.release}" for j in plan.images})
 
 
+# An `image` task holds its NVR from submission: kojid's BuildBaseImageTask makes the build
+# (host.initImageBuild) only once it starts, so a queued task is invisible to getBuild.
+OPEN_TASK_STATES = [koji.TASK_STATES[s] for s in ("FREE", "OPEN", "ASSIGNED")]
+
+
 def taken_builds(hub: Hub, nvrs: list[str]) -> dict[str, str]:
-    """nvr -> why it is taken, for each of `nvrs` that exists on the hub and is not reusable."""
+    """nvr -> why it is taken, for each of `nvrs` that exists on the hub and is not reusable,
+    or that an open `image` task (queued or running, not scratch) will build."""
     if not nvrs:
         return {}
-    found = hub.multicall("looking up builds", lambda m: {n: m.getBuild(n) for n in nvrs})
-    return {nvr: f"koji build {b['id']} ({koji.BUILD_STATES[b['state']]}) on {hub.profile.server}"
-            for nvr, b in sorted(found.items()) if b and b["state"] not in REUSABLE}
+    wanted = set(nvrs)
+
+    def ask(m):
+        out = {("build", n): m.getBuild(n) for n in nvrs}
+        out["tasks"] = m.listTasks({"method": "image", "state": OPEN_TASK_STATES,
+                                    "decode": True})
+        return out
+
+    found = hub.multicall("looking up builds and open image tasks", ask)
+    taken = {}
+    for task in found["tasks"] or []:
+        nvr = _task_nvr(task)
+        if nvr in wanted and nvr not in taken:
+            state = koji.TASK_STATES.get(task.get("state"), "open")
+            taken[nvr] = (f"koji task {task.get('id')} ({state}) builds it on "
+                          f"{hub.profile.server}")
+    for (_kind, nvr), b in sorted((k, v) for k, v in found.items() if k != "tasks"):
+        if b and b["state"] not in REUSABLE:
+            taken[nvr] = (f"koji build {b['id']} ({koji.BUILD_STATES[b['state']]}) on "
+                          f"{hub.profile.server}")
+    return dict(sorted(taken.items()))
+
+
+def _task_nvr(task: object) -> str | None:
+    """The NVR a non-scratch `image` task will build, from its request
+    [name, version, arches, target, inst_tree, opts]; None when it has none (scratch, no
+    release yet, or a request of another shape)."""
+    request = task.get("request") if isinstance(task, dict) else None
+    if not isinstance(request, (list, tuple)) or len(request) < 6:
+        return None
+    name, version, opts = request[0], request[1], request[5]
+    if not isinstance(opts, dict) or opts.get("scratch"):
+        return None
+    release = opts.get("release")
+    if not all(isinstance(v, str) and v for v in (name, version, release)):
+        return None
+    return f"{name}-{version}-{release}"
 
 
 def preflight(plan: DropPlan, config, hub: Hub | None = None) -> None:

@@ -72,6 +72,7 @@ class Injections:
     truncate: dict | None = None  # {"suffix": ".raw.xz", "at": bytes, "times": 1}
     corrupt: dict | None = None  # {"suffix": ".raw.xz", "at": byte offset}: served flipped
     hostile_name: str = ""  # listed in every createImage result and output
+    hold_free: bool = False  # kojid takes no task: each stays FREE (queued, not started)
     crash_arches: dict = field(default_factory=dict)  # koji arch -> a non-koji exception kojid
     # raises in createImage (e.g. libvirt's OSError): a Fault 1 holding the traceback
 
@@ -399,6 +400,28 @@ class Hub:
             out.append(self._info(task, request) if task else None)
         return out[0] if single else out
 
+    def listTasks(self, opts=None, queryOpts=None):
+        """kojihub RootExports.listTasks (koji 1.35.2), the options rel-eng uses: method,
+        state (a list), owner, parent, and decode (the request as the call's params, not XML)."""
+        opts = opts or {}
+        out = []
+        for task in sorted(self.tasks.values(), key=lambda t: t.id):
+            if "method" in opts and task.method != opts["method"]:
+                continue
+            if "state" in opts and task.state not in opts["state"]:
+                continue
+            if "owner" in opts and task.owner != opts["owner"]:
+                continue
+            if "parent" in opts and task.parent != opts["parent"]:
+                continue
+            info = self._info(task, True)
+            if not opts.get("decode"):
+                info["request"] = koji.xmlrpcplus.dumps(tuple(task.request), methodname=task.method,
+                                                        allow_none=1)
+            owner = next((u for u, (uid, _) in USERS.items() if uid == task.owner), None)
+            out.append({**info, "owner_name": owner, "owner_type": 0, "result": None})
+        return out
+
     def getTaskChildren(self, task_id, request=False, strict=False):
         if strict and self._task(task_id) is None:
             raise koji.GenericError("query returned no rows")
@@ -582,6 +605,8 @@ class Hub:
 
     def _step(self, task: Task) -> None:
         now = time.monotonic()
+        if task.state == S["FREE"] and self.inject.hold_free:
+            return  # no builder has taken it yet: submitted, not started
         if task.state == S["FREE"]:
             task.state, task.start_ts, task.host_id = S["OPEN"], time.time(), 1
             if task.method == "image":
@@ -625,7 +650,11 @@ class Hub:
                 raise koji.BuildError(f"package (image) {name} not in list for tag {dest}")
             nvr = (name, version, release)
             old = self.builds.get(nvr)
-            # kojihub recycles a FAILED or CANCELED build's NVR; any other state is taken.
+            # host.initImageBuild -> new_build -> recycle_build (kojihub 1.35.2): a FAILED or
+            # CANCELED build's NVR is recycled; a BUILDING one is "already in progress" (the
+            # task that holds it named), any other state "already exists".
+            if old and old["state"] == koji.BUILD_STATES["BUILDING"]:
+                raise koji.GenericError(f"Build already in progress (task {old['task_id']})")
             if old and old["state"] not in (koji.BUILD_STATES["FAILED"],
                                             koji.BUILD_STATES["CANCELED"]):
                 state = koji.BUILD_STATES[old["state"]]
