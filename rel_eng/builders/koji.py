@@ -330,6 +330,29 @@ class KojiBuilder(Builder):
         raise HubError(f"koji task {parent} ({self.profile.task_url(parent)}) has no createImage "
                        f"task for {arch}")
 
+    def cancelled(self, handles: list[BuildHandle]) -> set[str]:
+        """Job keys of recorded handles whose `image` task was cancelled (a TERMINATED compose):
+        nothing to watch there, the image is submitted again. Koji marks the task's BUILDING
+        build CANCELED with it, and recycles a CANCELED NVR, so the same release is reused."""
+        parents = sorted({int(h.external_id) for h in handles if h.external_id})
+        if not parents:
+            return set()
+        session = self.session()
+
+        def ask():
+            with session.multicall() as m:
+                call = m.getTaskInfo(parents)
+            return call.result
+
+        infos = self._hub(ask, f"looking up recorded tasks {parents}", hint=TASKS_KEPT)
+        gone = {p for p, info in zip(parents, infos or [])
+                if isinstance(info, dict) and info.get("state") == STATES["CANCELED"]}
+        keys = {h.job_key for h in handles if h.external_id and int(h.external_id) in gone}
+        for p in sorted(gone):
+            log.warning("koji task %d (%s) was cancelled: its images are submitted again", p,
+                        self.profile.task_url(p))
+        return keys
+
     # --- cancel -----------------------------------------------------------------------------
 
     def cancel(self, handles: list[BuildHandle]) -> None:

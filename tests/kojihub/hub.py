@@ -488,6 +488,11 @@ class Hub:
             return False
         task.state = S["CANCELED"]
         task.completion_ts = time.time()
+        # kojihub Task.cancel (1.35.2): a BUILDING build of the task is cancelled with it
+        # (cancel_build), so its NVR may be recycled by the next build.
+        build = task.sim.get("build")
+        if build and build["state"] == koji.BUILD_STATES["BUILDING"]:
+            build["state"] = koji.BUILD_STATES["CANCELED"]
         if recurse:
             for child in [t for t in self.tasks.values() if t.parent == task.id]:
                 self._cancel(child, True)
