@@ -62,6 +62,11 @@ _QUOTED_FIELD = re.compile(
 _BARE_HEADER = re.compile(
     r"(?P<head>(?<![\w-])(?P<name>" + _FIELD_NAMES + r")\s*:\s*)(?P<value>[^\r\n'\"]+)",
     re.IGNORECASE)
+# An XML-RPC struct member (koji's sslLogin answer, logged with debug_xmlrpc, maybe as a repr
+# with escaped newlines): <name>session-key</name><value><string>KEY</string></value>.
+_SPACE = r"(?:\s|\\n|\\r|\\t)*"
+_XMLRPC_MEMBER = re.compile(r"(?P<head><name>(?P<name>[^<]{1,64})</name>" + _SPACE + r"<value>"
+                            + _SPACE + r"(?:<string>)?)(?P<value>[^<]+)", re.IGNORECASE)
 _XML_FIELD = re.compile(r"(?P<head><(?P<name>SecretAccessKey|SessionToken|Token)>)[^<]*(?=</)",
                         re.IGNORECASE)
 
@@ -114,7 +119,16 @@ def redact(text: str) -> str:
         text = _QUOTED_FIELD.sub(_mask_quoted, text)
         text = _BARE_HEADER.sub(lambda m: f"{m.group('head')}{MASK}", text)
         text = _XML_FIELD.sub(lambda m: f"{m.group('head')}{MASK}", text)
+    if "<name>" in text:
+        text = _XMLRPC_MEMBER.sub(_mask_member, text)
     return text
+
+
+def _mask_member(m: re.Match) -> str:
+    name = m.group("name").strip().lower()
+    if _is_credential(name) or name in CREDENTIAL_FIELDS:
+        return f"{m.group('head')}{MASK}"
+    return m.group(0)
 
 
 def password_problem(url: str, instead: str) -> str:

@@ -335,6 +335,10 @@ def test_any_failure_after_the_claim_gives_it_back_and_requeues(tmp_path, store_
         with pytest.raises(Drop):
             sync(hostile)
     assert handled.state("m-10") is None
+    for bad_id in ("", None, "x" * 65, "id\nwith a newline", "\x1b[2J"):
+        hostile = type("BadId", (), {"topic": msg.topic, "id": bad_id, "body": body})()
+        with pytest.raises(Drop):
+            sync(hostile)
     engine.dispose()
 
 

@@ -140,26 +140,27 @@ class MirrorSync:
         if not str(message.topic).endswith(DROP_STAGED):
             return  # not ours: acknowledged, nothing to do
         mid = message.id
-        problem = body_problem(message.body) if mid else "no message id"
+        problem = id_problem(mid) or body_problem(message.body)
         if problem:
             log.error("message %s rejected: its body does not match %s: %s", _shown(mid),
                       DROP_STAGED, problem)
             raise Drop()
         body = message.body
+        shown = _shown(mid)  # the id as a hostile sender wrote it, safe for one log line
         try:
             state = self.handled.claim(mid, message.topic)
         except Exception as exc:  # the store is unreachable: nothing claimed, try again later
             log.error("message %s: cannot claim it in the compose store (%s: %s); requeued, "
-                      "retried in %gs", mid, type(exc).__name__, _shown(str(exc)),
+                      "retried in %gs", shown, type(exc).__name__, _shown(str(exc)),
                       self.cfg.retry_delay_s)
             self.sleep(self.cfg.retry_delay_s)
             raise Nack() from None
         if state == DONE:
-            log.info("message %s (%s) already synced: acknowledged, not run again", mid,
-                     body["compose_id"])
+            log.info("message %s (%s) already synced: acknowledged, not run again", shown,
+                     _shown(body["compose_id"]))
             return
         if state == BUSY:
-            log.info("message %s is being synced by another consumer: requeued", mid)
+            log.info("message %s is being synced by another consumer: requeued", shown)
             self.sleep(self.cfg.retry_delay_s)
             raise Nack()
         try:  # from here on the claim is ours: every way out releases it or marks it done
@@ -169,20 +170,20 @@ class MirrorSync:
             self._give_back(mid, f"mirror sync of {body['mirror_path']} failed: {exc}")
             raise Nack() from None
         except Exception as exc:
-            self._give_back(mid, f"mirror sync of {body['mirror_path']} (message {mid}) failed: "
+            self._give_back(mid, f"mirror sync of {body['mirror_path']} (message {shown}) failed: "
                                  f"{type(exc).__name__}: {_shown(str(exc))}")
             raise Nack() from None
         except BaseException:
             self._release(mid)
             raise
-        log.info("mirror sync of %s done (message %s)", body["mirror_path"], mid)
+        log.info("mirror sync of %s done (message %s)", body["mirror_path"], shown)
 
     def _release(self, mid: str) -> None:
         try:
             self.handled.release(mid)
         except Exception as exc:  # the claim goes stale and is taken over after sync_timeout_s
             log.warning("message %s: claim not released (%s); it is taken over once stale",
-                        mid, type(exc).__name__)
+                        _shown(mid), type(exc).__name__)
 
     def _give_back(self, mid: str, why: str) -> None:
         self._release(mid)
@@ -197,6 +198,19 @@ def _shown(value: object) -> str:
     """A value from a message, safe for one log line: printable, bounded."""
     text = "".join(ch if ch.isprintable() else "?" for ch in str(value)[:SHOWN])
     return text + ("..." if len(str(value)) > SHOWN else "")
+
+
+MAX_ID = 64  # the compose store's message_id column
+
+
+def id_problem(mid: object) -> str:
+    """Why a message id cannot key the claim ("" when it can): the id is what makes a sync
+    happen once, so a message without a usable one is rejected like a bad body."""
+    if not isinstance(mid, str) or not mid:
+        return "no message id"
+    if len(mid) > MAX_ID or not mid.isprintable():
+        return f"unusable message id (more than {MAX_ID} characters, or not printable)"
+    return ""
 
 
 def body_problem(body: object) -> str:
