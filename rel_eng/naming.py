@@ -59,6 +59,20 @@ def checksum_file(short: str, version: str, label_: str | None, release: str, ar
 # One rule for every config value that becomes a file or directory name (image names and keys,
 # release keys and versions, variant, short, stream names, labels): a plain name that cannot
 # climb out of, or hide in, the directory it is joined to.
+# A POSIX user name: the portable filename characters, not starting with "-" (it would read
+# as an option) or a digit or ".", at most 32 bytes (useradd's limit). It becomes an ssh
+# argument, cloud-init user-data and README text, so nothing else is let through.
+USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+
+def user_name_problem(value: object) -> str | None:
+    """Why `value` is not a POSIX user name (None when it is one)."""
+    if not isinstance(value, str) or not USER_NAME_RE.match(value):
+        return (f"{value!r:.60} is not a POSIX user name (letters, digits, '_', '.', '-', "
+                "starting with a letter or '_', at most 32 characters)")
+    return None
+
+
 PATH_COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 PATH_COMPONENT_MAX = 100
 

@@ -17,6 +17,13 @@ from tests.skip_gate import (pytest_collectreport, pytest_runtest_logreport,  # 
 ALPHA_DATE = dt.date(2013, 4, 5)
 
 
+@pytest.fixture(autouse=True)
+def _uploader_schema_judges_ami_messages(monkeypatch):
+    import uploader_schema
+
+    uploader_schema.install(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def config():
     return load_config()

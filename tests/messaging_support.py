@@ -110,6 +110,10 @@ class Tap:
                     break
                 msg = get_message(method.routing_key, props, body)
                 msg.validate()
+                if ".fedora_image_uploader." in f".{msg.topic}":
+                    from uploader_schema import check_ami_message
+
+                    check_ami_message(msg.body, msg.topic.removeprefix(f"{PREFIX}."))
                 out.append(msg)
         finally:
             conn.close()

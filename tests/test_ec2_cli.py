@@ -55,3 +55,24 @@ wait_timeout_s = 60
     assert not any(needle in blob for blob in outputs)
     leaked = [p for p in files if needle in p.read_bytes()]
     assert leaked == []
+
+
+def test_debug_logs_carry_no_session_token_signature_or_secret(aws_env, tmp_path, monkeypatch):
+    """botocore's DEBUG log writes every request's headers (Authorization, X-Amz-Security-Token),
+    its canonical request and signature: --debug shows that they were sent, never their values."""
+    import re
+
+    token = "FwoGZXIvYXdzEJr" + os.urandom(24).hex() + "/+="
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    conf = tmp_path / "rel-eng.toml"
+    conf.write_text(f'[ec2]\nenabled = true\nbase_region = "{BASE}"\n'
+                    f"regions = {json.dumps(list(REGIONS))}\n")
+    prune = rel_eng(["--debug", "ec2", "prune", "--days", "1", "--config", str(conf)], tmp_path)
+    text = (prune.stdout + prune.stderr).decode()
+    assert text.count("X-Amz-Security-Token") >= 2 and "Authorization" in text  # logged...
+    assert "x-amz-security-token:***" in text  # ... in the canonical request too, masked
+    from urllib.parse import quote
+    for needle in (token, quote(token, safe=""), token[:32], aws_env):
+        assert needle not in text
+    assert not re.search(r"Signature=[0-9a-f]{64}", text)
+    assert not re.search(r"Signature:\s*[0-9a-f]{64}", text)

@@ -39,8 +39,8 @@ def test_cancel_stops_parents_and_children_and_says_so(koji_hub, tmp_path, caplo
     assert koji_hub.rpc_log[-1] == ("multiCall", ["cancelTask"] * len(parents))
 
 
-def test_sigterm_during_compose_cancels_the_submitted_tasks(koji_hub, tmp_path):
-    koji_hub.inject.slow = {"i386": 60.0, "x86_64": 60.0}
+def _terminated_compose(koji_hub, tmp_path):
+    """A real `rel-eng compose` SIGTERMed while its four createImage tasks run."""
     cfg = client_config(koji_hub, tmp_path / "koji.conf")
     toml = tmp_path / "rel-eng.toml"
     toml.write_text(f'[koji]\nprofile = "{PROFILE}"\nconfig_file = "{cfg}"\n'
@@ -74,6 +74,12 @@ def test_sigterm_during_compose_cancels_the_submitted_tasks(koji_hub, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    return proc, out, err, argv, env
+
+
+def test_sigterm_during_compose_cancels_the_submitted_tasks(koji_hub, tmp_path):
+    koji_hub.inject.slow = {"i386": 60.0, "x86_64": 60.0}
+    proc, _out, err, _argv, _env = _terminated_compose(koji_hub, tmp_path)
     assert proc.returncode == 130, err
     tasks = list(koji_hub.hub.tasks.values())
     assert len(tasks) == 6 and all(t.state == S["CANCELED"] for t in tasks)
@@ -84,3 +90,30 @@ def test_sigterm_during_compose_cancels_the_submitted_tasks(koji_hub, tmp_path):
     assert "interrupted by signal SIGTERM" in err
     status = next((tmp_path / "out").glob("*/STATUS")).read_text().strip()
     assert status == "TERMINATED"
+
+
+def test_resume_of_a_terminated_compose_submits_the_cancelled_images_again(koji_hub, tmp_path):
+    koji_hub.inject.slow = {"i386": 60.0, "x86_64": 60.0}
+    proc, _out, err, argv, env = _terminated_compose(koji_hub, tmp_path)
+    assert proc.returncode == 130, err
+    topdir = next((tmp_path / "out").glob("Fedora-Cloud-*"))
+    assert (topdir / "STATUS").read_text().strip() == "TERMINATED"
+    cancelled = {t.id for t in koji_hub.hub.tasks.values() if t.method == "image"}
+    builds = {nvr: b["state"] for nvr, b in koji_hub.hub.builds.items()}
+    assert set(builds.values()) <= {koji.BUILD_STATES["CANCELED"]}  # Koji recorded the NVRs
+
+    koji_hub.inject.slow = {}
+    toml = argv[argv.index("--config") + 1]
+    resumed = subprocess.run([sys.executable, "-m", "rel_eng", "compose", "--resume",
+                              str(topdir)], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (topdir / "STATUS").read_text().strip() == "FINISHED", resumed.stderr
+    new = [s for s in koji_hub.hub.submissions if s["task_id"] not in cancelled]
+    assert len(new) == 2 and all(s["fault"] is None for s in new)  # both image types again
+    assert all(s["opts"]["release"] == "1.1" for s in new)  # the CANCELED NVR, recycled
+    for parent in sorted(cancelled):
+        assert f"koji task {parent} ({koji_hub.weburl}/taskinfo?taskID={parent}) was " \
+               "cancelled: its images are submitted again" in resumed.stderr
+    assert "DOOMED" not in resumed.stderr + resumed.stdout
+    assert toml  # the resume used the compose's own config (no --config given)

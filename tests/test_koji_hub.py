@@ -63,3 +63,26 @@ def test_files_are_served_with_range(koji_hub):
     assert part.headers["Content-Range"] == "bytes 1000-1023/1024"
     assert requests.get(url, headers={"Range": "bytes=2000-"}, verify=ca).status_code == 416
     assert requests.get(f"{koji_hub.topurl}/../../etc/passwd", verify=ca).status_code == 404
+
+
+def test_debug_logs_never_carry_the_koji_session_key(koji_hub, caplog):
+    """koji logs its request headers (Koji-Session-Key) with debug_xmlrpc, and old-style hubs
+    take the key in the URL that urllib3 logs: --debug masks both."""
+    import logging
+
+    from rel_eng import redact
+
+    redact.install()  # what the CLI does first
+    session = koji.ClientSession(koji_hub.server_url, {"serverca": str(koji_hub.certs.ca),
+                                                        "debug_xmlrpc": True})
+    with caplog.at_level(logging.DEBUG):
+        session.ssl_login(str(koji_hub.certs.clients["releng"]), None, str(koji_hub.certs.ca))
+        assert session.getLoggedInUser()["name"] == "releng"
+        key = session.sinfo["session-key"]
+        logging.getLogger("urllib3.connectionpool").debug(
+            '%s "POST /kojihub?session-id=%s&session-key=%s&callnum=3 HTTP/1.1" 200 0',
+            koji_hub.server_url, session.sinfo["session-id"], key)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Koji-Session-Key" in text and "session-key=***" in text  # logged, masked
+    assert key not in text and key.split("-", 1)[1] not in text
+    session.logout()

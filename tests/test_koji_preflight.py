@@ -272,3 +272,163 @@ def test_unreachable_store_is_noted_and_allocation_goes_on(tmp_path, config):
     assert [n.split(":")[0] for n in taken.notes] == ["compose store not checked"]
     assert "OperationalError" in taken.notes[0] and "rel_eng@" in taken.notes[0]
     assert not (tmp_path / "out").exists()
+
+
+# --- the image permission -------------------------------------------------------------------------
+
+def _compose_as(hub, tmp_path, capsys, user: str, authtype: str = "ssl") -> tuple[int, list[str]]:
+    conf = client_config(hub, tmp_path / f"koji-{user}.conf", user=user, authtype=authtype)
+    cfg = tmp_path / f"rel-eng-{user}.toml"
+    cfg.write_text(open(_config_file(hub, tmp_path)).read().replace(
+        str(tmp_path / "koji.conf"), str(conf)))
+    rc = main(["compose", "--config", str(cfg), "--release", "19", "--milestone", "Alpha",
+               "--date", "2013-04-05", "--output", str(tmp_path / "out")])
+    return rc, capsys.readouterr().err.splitlines()
+
+
+def test_a_user_without_the_image_permission_is_refused_before_anything_is_written(
+        koji_hub, tmp_path, capsys):
+    rc, err = _compose_as(koji_hub, tmp_path, capsys, "nobody")
+    assert rc == 2
+    assert err == [f"rel-eng: error: koji user nobody on {koji_hub.server_url} lacks the 'image' "
+                   "permission (profile test-hub): ask the Koji admins for it "
+                   "(koji grant-permission image nobody)"]
+    assert ("sslLogin", []) in koji_hub.rpc_log  # it did log in to ask
+    _nothing_sent_or_written(koji_hub, tmp_path)
+    # The hub agrees: buildImageOz refuses that user (assertPerm), as the preflight said.
+    session = koji.ClientSession(koji_hub.server_url, {"serverca": str(koji_hub.certs.ca)})
+    session.ssl_login(str(koji_hub.certs.clients["nobody"]), None, str(koji_hub.certs.ca))
+    with pytest.raises(koji.ActionNotAllowed):
+        session.buildImageOz("x", "1", ["x86_64"], "f19-candidate", "http://h/", opts={})
+
+
+def test_an_admin_passes_the_permission_check_and_an_anonymous_profile_does_not(
+        koji_hub, tmp_path, capsys):
+    from rel_eng.builders.koji_preflight import preflight
+    from rel_eng.plan import plan_drop
+
+    admin = koji_config(koji_hub, tmp_path, user="kojiadmin")
+    preflight(plan_drop(admin, "19", milestone="Alpha", date=ALPHA, builder="koji"), admin)
+    rc, err = _compose_as(koji_hub, tmp_path, capsys, "releng", authtype="noauth")
+    assert rc == 2 and len(err) == 1
+    assert "has authtype noauth: submitting image builds needs a login" in err[0]
+    _nothing_sent_or_written(koji_hub, tmp_path)
+
+
+def test_a_refused_login_is_one_line_exit_2_and_nothing_written(koji_hub, tmp_path, capsys):
+    koji_hub.hub.sessions.clear()
+    import tests.kojihub.hub as hubmod
+
+    saved = dict(hubmod.USERS)
+    del hubmod.USERS["releng"]  # the certificate names a user the hub does not know
+    try:
+        rc, err = _compose_as(koji_hub, tmp_path, capsys, "releng")
+    finally:
+        hubmod.USERS.clear()
+        hubmod.USERS.update(saved)
+    assert rc == 2 and len(err) == 1
+    assert "cannot log in to koji hub" in err[0] and "Unknown user: releng" in err[0]
+    _nothing_sent_or_written(koji_hub, tmp_path)
+
+
+def test_a_hub_down_at_start_says_nothing_was_submitted(koji_hub, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = _config_file(koji_hub, tmp_path)
+    conf = tmp_path / "koji.conf"
+    conf.write_text(conf.read_text().replace(koji_hub.server_url,
+                                             f"https://127.0.0.1:{port}/kojihub"))
+    rc = main(["compose", "--config", cfg, "--release", "19", "--milestone", "Alpha",
+               "--date", "2013-04-05", "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.splitlines()
+    errors = [ln for ln in err if ln.startswith("rel-eng: error:")]
+    assert rc == 1 and len(errors) == 1, err  # the hub's trouble, not bad input
+    assert f"127.0.0.1:{port}" in errors[0] and "unreachable" in errors[0]
+    assert "nothing was submitted" in errors[0] and "koji keeps the tasks" not in errors[0]
+    _nothing_sent_or_written(koji_hub, tmp_path)
+
+
+def test_the_resume_hint_appears_only_once_a_task_exists(koji_hub, tmp_path):
+    from rel_eng.builders.koji import KojiBuilder
+    from rel_eng.builders.koji_session import HubError
+
+    config = koji_config(koji_hub, tmp_path, retries=1)
+    _c, reqs = compose_requests(config, tmp_path / "out")
+    builder = KojiBuilder(config, sleep=lambda s: None)
+    handles = builder.submit([r for r in reqs if r.job.image_type == "generic"])
+    koji_hub.stop()  # the hub goes away while its tasks run
+    with pytest.raises(HubError) as exc:
+        builder.wait(handles)
+    assert "koji keeps the tasks; rerun the compose to resume watching them" in str(exc.value)
+    fresh = KojiBuilder(config, sleep=lambda s: None)
+    with pytest.raises(HubError) as exc:
+        fresh.submit([r for r in reqs if r.job.image_type == "ec2"])
+    assert "nothing was submitted" in str(exc.value) and "koji keeps" not in str(exc.value)
+
+
+# --- open image tasks hold their NVR ------------------------------------------------------------
+
+def test_a_queued_image_task_holds_its_release_for_the_next_compose(koji_hub, tmp_path):
+    """Compose A's tasks are queued, not started (no build exists yet, getBuild sees nothing);
+    compose B, a second later from another output dir, takes the next label."""
+    from rel_eng.builders.koji import KojiBuilder
+
+    koji_hub.inject.hold_free = True  # no builder free: A's tasks stay FREE
+    config = koji_config(koji_hub, tmp_path)
+    c_a, reqs = compose_requests(config, tmp_path / "out-a")
+    assert c_a.plan.label == "Alpha-1.1"
+    handles = KojiBuilder(config).submit(reqs)
+    assert {koji_hub.hub.tasks[int(h.external_id)].state for h in handles} == {S["FREE"]}
+    assert koji_hub.hub.builds == {}
+    # A hostile or odd open task never breaks allocation: skipped, not trusted.
+    for request in (["x"], None, ["Fedora-Cloud-Base", "19_Alpha", [], "t", "u", "opts"],
+                    ["Fedora-Cloud-Base", "19_Alpha", [], "t", "u", {"release": 7}]):
+        koji_hub.hub._make_task("image", request, arch="noarch", owner=1, channel="image")
+
+    plan = allocate(config, tmp_path / "out-b", "19", "Alpha", ALPHA, builder="koji")
+    assert plan.label == "Alpha-1.2"
+    nvrs = {j.release for j in plan.images}
+    assert nvrs == {"1.2"}
+
+
+def test_the_hubs_build_in_progress_fault_names_the_nvr_the_task_and_the_rerun(koji_hub,
+                                                                              tmp_path):
+    """Allocation bypassed (the race it cannot close: both composes allocated before either
+    task existed): the second task fails at the hub with "Build already in progress"."""
+    from rel_eng.builders.koji import KojiBuilder
+    from rel_eng.compose import create, prepare_inputs
+    from rel_eng.compose.build import build_request
+    from rel_eng.plan import plan_drop
+
+    koji_hub.inject.slow = {"x86_64": 3.0, "i386": 3.0}  # A's build stays BUILDING meanwhile
+    config = koji_config(koji_hub, tmp_path)
+    outcomes = []
+    for out in ("out-a", "out-b"):
+        plan = plan_drop(config, "19", milestone="Alpha", date=ALPHA, builder="koji")
+        c = create(config, plan, tmp_path / out, prepare_inputs(config, plan))
+        reqs = [build_request(c, j.key) for j in plan.images if j.image_type == "generic"]
+        builder = KojiBuilder(config)
+        handles = builder.submit(reqs)
+        if out == "out-a":
+            first = int(handles[0].external_id)
+            import time
+            for _ in range(200):  # until A's image task has made its build
+                if koji_hub.hub.builds:
+                    break
+                time.sleep(0.05)
+            continue
+        outcomes = builder.wait(handles)
+    second = int(handles[0].external_id)
+    assert len(outcomes) == 2 and not any(o.ok for o in outcomes)
+    for o in outcomes:
+        assert o.reason == (
+            f"koji build Fedora-Cloud-Base-19_Alpha-1.1 is already in progress in task {first} "
+            f"({koji_hub.weburl}/taskinfo?taskID={first}), so task {second} failed "
+            f"({koji_hub.weburl}/taskinfo?taskID={second}); a rerun of the compose takes the "
+            "next respin")
+    # ... and the rerun does: allocation sees the BUILDING build.
+    plan = allocate(config, tmp_path / "out-c", "19", "Alpha", ALPHA, builder="koji")
+    assert plan.label == "Alpha-1.2"

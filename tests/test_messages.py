@@ -190,6 +190,27 @@ def test_ami_messages_keep_the_uploaders_body_and_are_recorded_once(recorded_sql
                                "subvariant": "Cloud_Base_EC2"}
 
 
+def test_ami_messages_go_out_on_the_uploaders_per_image_topic(recorded_sqlite):
+    from fedora_image_uploader_messages.publish import AwsPublishedV1
+
+    from rel_eng.messaging.publisher import build_message
+
+    c, rec = recorded_sqlite
+    ec2 = {"images": {j.nvra: {"arch": j.arch, "subvariant": j.subvariant,
+                               "regions": {"us-east-1": f"ami-{j.arch}"}}
+                      for j in c.plan.images if j.image_type == "ec2"}}
+    rec.amis(c, ec2)
+    rows = outbox.listing(rec.engine, topic=bodies.AMI_PUBLISHED)
+    sent = [build_message(r["topic"], r["body"], r["id"]) for r in rows]
+    assert sorted(m.topic for m in sent) == [
+        f"fedora_image_uploader.published.v1.aws.Cloud_Base_EC2.19.{arch}"
+        for arch in ("i686", "x86_64")]
+    for m in sent:  # the uploader's own class accepts what we send, on the topic we send it
+        AwsPublishedV1(body=m.body, topic=m.topic).validate()
+        assert m.id in {r["id"] for r in rows}
+        assert build_message(m.topic, m.body, m.id).topic == m.topic  # a full topic stays
+
+
 def test_a_drop_that_differs_from_the_recorded_digests_is_not_announced(recorded_sqlite, caplog):
     c, rec = recorded_sqlite
     drop = c.topdir.parent / "mirror" / c.plan.mirror_path
@@ -254,7 +275,9 @@ def test_the_consumer_runs_its_command_once_per_id_and_nacks_a_failure(tmp_path,
     class Msg:
         topic = f"org.example.{bodies.DROP_STAGED}"
         id = "m-1"
-        body = {"compose_id": "C", "label": "Beta-1.1", "mirror_path": "alt/stage/19_Beta-1.1"}
+        body = {"compose_id": "C", "label": "Beta-1.1", "mirror_path": "alt/stage/19_Beta-1.1",
+                "files": [{"path": "a.qcow2", "size": 1, "sha256": "a" * 64}],
+                "checksum_files": []}
 
     with pytest.raises(Nack):
         sync(Msg())  # the command failed: requeue, after the retry delay
@@ -273,6 +296,55 @@ def test_the_consumer_runs_its_command_once_per_id_and_nacks_a_failure(tmp_path,
     assert len(runs) == 2
     other = type("Other", (), {"topic": "x.rel_eng.compose.status.change", "id": "m-3", "body": {}})
     sync(other())  # not a drop: acknowledged and ignored
+    engine.dispose()
+
+
+def test_any_failure_after_the_claim_gives_it_back_and_requeues(tmp_path, store_url):  # noqa: F811
+    """Not only a failing command: a broken sync_command template, a crashing runner, a store
+    that fails to mark the message done. The consumer never exits on one message."""
+    from fedora_messaging.exceptions import Drop, Nack
+
+    engine = open_engine(store_url)
+    body = {"compose_id": "C", "label": None, "mirror_path": "alt/x", "checksum_files": [],
+            "files": [{"path": "a", "size": 1, "sha256": "a" * 64}]}
+    failures = [KeyError("mirror_path"), OSError(7, "Argument list too long"),
+                RuntimeError("runner bug"), None]
+    waits: list[float] = []
+
+    def run(argv, timeout):
+        exc = failures.pop(0)
+        if exc:
+            raise exc
+
+    cfg = MessagingConfig(sync_command=("true", "{mirror_path}"), retry_delay_s=3)
+    handled = HandledIds(engine)
+    sync = MirrorSync(cfg, handled, run=run, sleep=waits.append)
+    msg = type("Msg", (), {"topic": f"p.{bodies.DROP_STAGED}", "id": "m-9", "body": body})()
+    for _ in range(3):
+        with pytest.raises(Nack):
+            sync(msg)
+        assert handled.state("m-9") is None  # released: the next delivery may claim it
+    sync(msg)
+    assert handled.state("m-9") == "done" and waits == [3, 3, 3]
+
+    # The store failing to record "done" after the sync: released and requeued, not a crash.
+    broken = HandledIds(engine)
+    broken.done = lambda mid: (_ for _ in ()).throw(RuntimeError("database is locked"))
+    failures.append(None)
+    again = type("Again", (), {"topic": msg.topic, "id": "m-11", "body": body})()
+    with pytest.raises(Nack):
+        MirrorSync(cfg, broken, run=run, sleep=waits.append)(again)
+    assert handled.state("m-11") is None
+    # A body that fails its schema is never claimed: no claim can be left behind.
+    for bad in ({**body, "compose_id": None}, "a string", None, {**body, "files": "x"}):
+        hostile = type("Hostile", (), {"topic": msg.topic, "id": "m-10", "body": bad})()
+        with pytest.raises(Drop):
+            sync(hostile)
+    assert handled.state("m-10") is None
+    for bad_id in ("", None, "x" * 65, "id\nwith a newline", "\x1b[2J"):
+        hostile = type("BadId", (), {"topic": msg.topic, "id": bad_id, "body": body})()
+        with pytest.raises(Drop):
+            sync(hostile)
     engine.dispose()
 
 

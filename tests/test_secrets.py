@@ -254,3 +254,75 @@ def test_broker_password_from_environment_reaches_no_file_log_or_output(tmp_path
     assert "redis://:***@127.0.0.1" in worker.log.read_text()  # the banner shows it, redacted
     assert _leaks(tmp_path, texts, password) == []
     assert _leaks(tmp_path, texts, password[::-1]) == []
+
+
+# A credential in the query string, as each driver spells it (names percent-encoded too:
+# libpq and redis-py decode them before they look the name up).
+QUERY_SECRETS = ["password", "PASSWORD", "pass%77ord", "passwd", "sslpassword", "pwd",
+                 "session-key", "X-Amz-Security-Token", "x-amz-signature"]
+
+
+@pytest.mark.parametrize("name", QUERY_SECRETS)
+@pytest.mark.parametrize("template", [
+    "postgresql://releng@db.example.org/releng?sslmode=require&{}={}",
+    "redis://127.0.0.1:6379/0?{}={}",
+    "amqps://rabbit.example.org/%2F?{}={};heartbeat=30",
+    "https://hub.example.org/kojihub?session-id=1&{}={}&callnum=2",
+])
+def test_redact_hides_credential_query_parameters(name, template):
+    secret = "S3cr%2Bt" + name[:3].replace("%", "")
+    url = template.format(name, secret)
+    assert redact.password_of(url) == secret
+    text = redact.redact(f"cannot connect to {url}: refused ({json.dumps({'url': url})})")
+    assert secret not in text and "S3cr" not in text
+    assert text.count(f"{name}=***") == 2
+    assert "sslmode=require" in redact.redact(url) or "sslmode" not in url  # others stay
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0?db=2&socket_timeout=5",
+                                 "postgresql://db/releng?sslmode=require&passfile=/etc/pgpass",
+                                 "redis://h/0?password=", "https://h/x?keyword=password",
+                                 "https://h/compose?password_hint=1"])
+def test_query_parameters_that_hold_no_credential_pass(url):
+    assert redact.password_of(url) == "" and redact.redact(url) == url
+
+
+QUERY_KEYS = {
+    "store.url": "postgresql://releng@db.example.org/releng?{}={}",
+    "celery.broker_url": "redis://127.0.0.1:6379/0?{}={}",
+    "celery.result_backend": "rediss://127.0.0.1:6379/1?ssl_cert_reqs=required&{}={}",
+    "koji.ksurl": "git+https://pagure.io/fedora-kickstarts.git?{}={}#f19",
+    "install_tree": "https://dl.example.org/19/$arch/os/?{}={}",
+    "repos": "https://dl.example.org/19/Everything/$arch/os/?{}={}",
+    "messaging.location_url": "https://dl.example.org/composes?{}={}",
+}
+
+
+@pytest.mark.parametrize("name", ["password", "pass%77ord", "sslpassword", "passwd"])
+@pytest.mark.parametrize("where", QUERY_KEYS)
+def test_config_refuses_a_credential_in_any_urls_query(tmp_path, where, name):
+    secret = "qS3cret" + RAW["at"]
+    config, releases, key = _with_secret(where, QUERY_KEYS[where].format(name, quote(secret)))
+    cfg = write(tmp_path / "rel-eng.toml", config)
+    rel = write(tmp_path / "releases.toml", releases)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg, rel)
+    [problem] = err.value.problems
+    assert f": {key}: " in problem and ("credential" in problem), problem
+    assert not any(f in problem for f in forms(quote(secret)))
+
+
+def test_a_query_password_from_the_environment_is_never_printed(tmp_path):
+    """REL_ENG_BROKER_URL may carry the broker's password (the environment is the allowed
+    place); `?password=` is redacted like user:password wherever the URL is printed."""
+    secret = "envS3cret" + RAW["slash"]
+    env = {"REL_ENG_BROKER_URL": f"redis://127.0.0.1:1/0?password={quote(secret, safe='')}"}
+    out = tmp_path / "out"
+    for argv in (["validate"], ["--debug", "validate"],
+                 ["compose", "--queue", "--release", "19", "--milestone", "Beta",
+                  "--output", str(out)]):
+        proc = _rel_eng(*argv, env=env)
+        shown = proc.stdout + proc.stderr
+        assert proc.returncode == 2, (argv, shown)
+        assert "password=***" in shown, shown
+        assert not any(f in shown for f in forms(quote(secret, safe=""))), shown

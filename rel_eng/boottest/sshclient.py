@@ -41,14 +41,14 @@ def pinned_known_hosts(work: Path, port: int, host_keys, fingerprints) -> tuple[
 
 def argv(key: Path, known_hosts: Path, port: int, user: str, *extra: str) -> list[str]:
     return ["ssh", *COMMON, "-o", f"UserKnownHostsFile={known_hosts}", "-i", str(key),
-            "-p", str(port), f"{user}@127.0.0.1", *extra]
+            "-p", str(port), "-l", user, "--", "127.0.0.1", *extra]
 
 
 def auth_methods(known_hosts: Path, port: int, user: str, timeout: float = 30) -> list[str] | None:
     """The methods the server offers before any credential is given (None: no answer)."""
     cmd = ["ssh", "-v", *COMMON, "-o", f"UserKnownHostsFile={known_hosts}",
            "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
-           "-p", str(port), f"{user}@127.0.0.1", "true"]
+           "-p", str(port), "-l", user, "--", "127.0.0.1", "true"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)

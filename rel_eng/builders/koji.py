@@ -17,6 +17,7 @@ Only koji.ClientSession talks to the hub; the koji CLI is never run.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import string
 import time
@@ -34,9 +35,10 @@ from rel_eng.builders.koji_download import (DownloadFailed, Retry, UnsafeFileNam
                                             check_name, download, unxz_sparse)
 from rel_eng.builders.koji_opts import planned_calls
 from rel_eng.builders.koji_preflight import preflight
-from rel_eng.builders.koji_session import (NOAUTH, HubError, HubProfile, fault_from_result,
-                                           fault_text, login, never_sent, new_session,
-                                           read_profile, with_retries)
+from rel_eng.builders.koji_session import (NOAUTH, NOTHING_SUBMITTED, TASKS_KEPT, HubError,
+                                           HubProfile, fault_from_result,
+                                           fault_text, full_fault, login, never_sent,
+                                           new_session, read_profile, with_retries)
 from rel_eng.digest import BlockDigest, raw_digest
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.manifest import Artifact
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 STATES = koji.TASK_STATES
 FINAL = (STATES["CLOSED"], STATES["FAILED"], STATES["CANCELED"])
 LOG_SUFFIXES = (".log",)
+# kojihub's recycle_build when a BUILDING build holds the NVR (koji 1.35: "Build already in
+# progress (task %(task_id)d)"), the fault kojid's image task ends with.
+IN_PROGRESS = re.compile(r"Build already in progress \(task (\d+)\)")
 LOG_PREFIXES = ("screenshot.",)  # kojid uploads the Oz VM's last screen as screenshot.<ext>
 
 __all__ = ["KojiBuilder", "planned_calls"]
@@ -89,7 +94,8 @@ class KojiBuilder(Builder):
                                  f"{self.profile.authtype}: submitting and cancelling image "
                                  "builds need a login",
                                  hint="use a profile with authtype ssl or gssapi")
-            login(self._session, self.profile)
+            session = self._session
+            self._hub(lambda: login(session, self.profile), "logging in")
         return self._session
 
     def http(self) -> requests.Session:
@@ -103,6 +109,9 @@ class KojiBuilder(Builder):
                      self._sleep)
 
     def _hub(self, call, what: str, **kw):
+        # Only once a task exists (submitted here, or recorded by an earlier run and being
+        # watched) does koji keep anything a rerun could resume.
+        kw.setdefault("hint", TASKS_KEPT if self.submitted else NOTHING_SUBMITTED)
         return with_retries(call, what, self.profile, self.kcfg, sleep=self._sleep,
                             clock=self._clock, **kw)
 
@@ -133,6 +142,7 @@ class KojiBuilder(Builder):
                     "task_id": task_id, "koji_arch": arch, "optional": job.optional,
                     "scratch": bool(opts.get("scratch")), "logdir": str(by_key[job.key].logdir),
                     "hub": self.profile.server, "task_url": url,
+                    "nvr": f"{call.name}-{call.version}-{opts.get('release') or job.release}",
                 })
                 self.submitted.append(handle)
                 self.on_submitted(handle)  # recorded before anything else can fail
@@ -208,6 +218,12 @@ class KojiBuilder(Builder):
                 where = self._save_logs(child, watcher.failed_outputs[child],
                                         Path(handle.data["logdir"]))
                 outcome = BuildOutcome(outcome.job_key, False, f"{outcome.reason}; {where}")
+            if not outcome.ok:
+                kept = _keep_faults(watcher, [watcher.parent_of(handle), child],
+                                    Path(handle.data["logdir"]))
+                if kept:
+                    outcome = BuildOutcome(outcome.job_key, False,
+                                           f"{outcome.reason}; the whole fault in {kept}")
             outcomes.append(outcome)
         return outcomes
 
@@ -316,6 +332,29 @@ class KojiBuilder(Builder):
         raise HubError(f"koji task {parent} ({self.profile.task_url(parent)}) has no createImage "
                        f"task for {arch}")
 
+    def cancelled(self, handles: list[BuildHandle]) -> set[str]:
+        """Job keys of recorded handles whose `image` task was cancelled (a TERMINATED compose):
+        nothing to watch there, the image is submitted again. Koji marks the task's BUILDING
+        build CANCELED with it, and recycles a CANCELED NVR, so the same release is reused."""
+        parents = sorted({int(h.external_id) for h in handles if h.external_id})
+        if not parents:
+            return set()
+        session = self.session()
+
+        def ask():
+            with session.multicall() as m:
+                call = m.getTaskInfo(parents)
+            return call.result
+
+        infos = self._hub(ask, f"looking up recorded tasks {parents}", hint=TASKS_KEPT)
+        gone = {p for p, info in zip(parents, infos or [])
+                if isinstance(info, dict) and info.get("state") == STATES["CANCELED"]}
+        keys = {h.job_key for h in handles if h.external_id and int(h.external_id) in gone}
+        for p in sorted(gone):
+            log.warning("koji task %d (%s) was cancelled: its images are submitted again", p,
+                        self.profile.task_url(p))
+        return keys
+
     # --- cancel -----------------------------------------------------------------------------
 
     def cancel(self, handles: list[BuildHandle]) -> None:
@@ -380,7 +419,8 @@ class TaskWatcher:
                                  hint="remove the stale build record and rebuild")
             tree = self.trees.setdefault(int(h.external_id), _Tree(int(h.external_id), set()))
             tree.arches.add(h.data["koji_arch"])
-        self.faults: dict[int, str] = {}  # FAILED task -> its fault
+        self.faults: dict[int, str] = {}  # FAILED task -> its fault, one line
+        self.fault_details: dict[int, str] = {}  # FAILED task -> the whole fault text
         self.failed_outputs: dict[int, dict] = {}  # FAILED createImage -> listTaskOutput(stat)
         self._pending: set[int] = set()  # FAILED tasks whose fault is not fetched yet
 
@@ -432,6 +472,7 @@ class TaskWatcher:
             result = self._result(call, [task_id])
             if isinstance(result, dict) and "faultCode" in result:
                 self.faults[task_id] = fault_from_result(result)
+                self.fault_details[task_id] = full_fault(result)
             else:
                 self.faults[task_id] = f"task failed: {result!r}"
             self._pending.discard(task_id)
@@ -491,6 +532,13 @@ class TaskWatcher:
             return fail(f"koji task {tree.task_id} was cancelled ({url})")
         if state == STATES["FAILED"]:
             why = self.faults.get(tree.task_id, "no fault reported")
+            held = IN_PROGRESS.search(why)
+            if held:  # kojihub's recycle_build: another task holds the NVR (a compose racing us)
+                other = int(held.group(1))
+                nvr = handle.data.get("nvr") or "this image's build"
+                return fail(f"koji build {nvr} is already in progress in task {other} "
+                            f"({self.profile.task_url(other)}), so task {tree.task_id} failed "
+                            f"({url}); a rerun of the compose takes the next respin")
             done = (f"; its {arch} task {child_id} was {STATES[child['state']]}"
                     if child else f"; no {arch} task was started")
             return fail(f"koji task {tree.task_id} FAILED: {why} ({url}){done}")
@@ -499,6 +547,28 @@ class TaskWatcher:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _keep_faults(watcher: TaskWatcher, task_ids: list, logdir: Path) -> str:
+    """Write the whole text of each multi-line fault (kojid's traceback) of these tasks into
+    the image's log dir; returns where, "" when there was none."""
+    from rel_eng.atomic import atomic_write
+    from rel_eng.redact import redact
+
+    kept = []
+    for task_id in task_ids:
+        text = watcher.fault_details.get(task_id, "") if task_id else ""
+        if "\n" not in text.strip():
+            continue  # one line: the reason already says all of it
+        path = logdir / f"koji-task-{task_id}-fault.txt"
+        try:
+            logdir.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, redact(text).rstrip("\n") + "\n")
+        except OSError as exc:
+            log.warning("koji task %s: fault not kept in %s: %s", task_id, path, exc)
+            continue
+        kept.append(str(path))
+    return ", ".join(kept)
+
 
 def _weekly(requests_: list[BuildRequest]) -> bool:
     """Whether these requests belong to a weekly (scratch) drop."""

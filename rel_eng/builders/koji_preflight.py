@@ -1,15 +1,21 @@
 """What a production Koji hub is asked before a compose writes or submits anything.
 
-taken_builds  which planned non-scratch NVRs exist on the hub already (getBuild). NVRs are unique
-              per hub: allocation counts the label or respin up past them, so a milestone
-              composed from a fresh output dir, or on another host, does not reuse `1.1`.
+taken_builds  which planned non-scratch NVRs exist on the hub already (getBuild), or belong to
+              an open `image` task (listTasks: queued tasks have no build yet). NVRs are
+              unique per hub: allocation counts the label or respin up past them, so a
+              milestone composed from a fresh output dir, or on another host, or a second
+              after another compose, does not reuse `1.1`.
 preflight     the checks koji's own CLI makes before it uploads: the target exists
               (getBuildTarget), its build tag's arches cover the planned arches (getTag), and,
               for non-scratch builds, each image name is in the destination tag's package list
               (checkTagPackage). The hub queues buildImageOz without any of these checks; kojid
               fails the task later, after the compose has started.
 
-Reads only, with no login, one multicall round trip per question asked of every image.
+permission   the login the builds will use, and `hasPerm('image') or hasPerm('admin')`, the
+              check kojihub's buildImageOz makes (assertPerm('image')): a user without it is
+              refused before the compose dir exists, not after the kickstart upload.
+
+Reads only (after the login), one multicall round trip per question asked of every image.
 """
 
 from __future__ import annotations
@@ -41,6 +47,21 @@ class Hub:
         if self._profile is None:
             self._profile = read_profile(self.config.koji)
         return self._profile
+
+    def login(self) -> None:
+        """Log in the way the builder will (kojihub refuses buildImageOz anonymously)."""
+        from rel_eng.builders.koji_session import NOAUTH, login
+
+        if self.profile.authtype in NOAUTH:
+            raise ConfigError([f"koji profile '{self.profile.name}' has authtype "
+                               f"{self.profile.authtype}: submitting image builds needs a login "
+                               "(use a profile with authtype ssl or gssapi)"])
+        if self._session is None:
+            self._session = new_session(self.profile)
+        # A refused login is LoginRefused (exit 2); an unreachable hub a HubError, as for
+        # every other question asked before the compose exists.
+        with_retries(lambda: login(self._session, self.profile), "logging in", self.profile,
+                     self.config.koji)
 
     def multicall(self, what: str, ask):
         """{key: result} of `ask(m)` -> {key: call}, in one round trip, retried when unsent."""
@@ -74,17 +95,43 @@ def planned_nvrs(plan: DropPlan, config) -> list[str]:
     return sorted({f"{j.name}-{j.version}-{j.release}" for j in plan.images})
 
 
+# An `image` task holds its NVR from submission: kojid's BuildBaseImageTask makes the build
+# (host.initImageBuild) only once it starts, so a queued task is invisible to getBuild.
+OPEN_TASK_STATES = [koji.TASK_STATES[s] for s in ("FREE", "OPEN", "ASSIGNED")]
+
+
 def taken_builds(hub: Hub, nvrs: list[str]) -> dict[str, str]:
-    """nvr -> why it is taken, for each of `nvrs` that exists on the hub and is not reusable."""
+    """nvr -> why it is taken, for each of `nvrs` that exists on the hub and is not reusable,
+    or that an open `image` task (queued or running, not scratch) will build."""
     if not nvrs:
         return {}
-    found = hub.multicall("looking up builds", lambda m: {n: m.getBuild(n) for n in nvrs})
+    wanted = set(nvrs)
+
+    def ask(m):
+        out = {("build", n): m.getBuild(n) for n in nvrs}
+        out["tasks"] = m.listTasks({"method": "image", "state": OPEN_TASK_STATES,
+                                    "decode": True})
+        return out
+
+    found = hub.multicall("looking up builds and open image tasks", ask)
+    taken = {}
+    for task in found["tasks"] or []:
+        nvr = _task_nvr(task)
+        if nvr in wanted and nvr not in taken:
+            state = koji.TASK_STATES.get(task.get("state"), "open")
+            taken[nvr] = (f"koji task {task.get('id')} ({state}) builds it on "
+                          f"{hub.profile.server}")
+    builds = {nvr: b for (kind, nvr), b in ((k, v) for k, v in found.items() if k != "tasks")
+              if b}
     where = {nvr: f"koji build {b['id']} ({koji.BUILD_STATES[b['state']]}) on {hub.profile.server}"
-             for nvr, b in found.items() if b}
-    taken = {nvr: where[nvr] for nvr, b in found.items() if b and b["state"] not in REUSABLE}
-    failed = {nvr: b["id"] for nvr, b in found.items() if b and b["state"] in REUSABLE}
+             for nvr, b in builds.items()}
+    for nvr, b in builds.items():
+        if b["state"] not in REUSABLE:
+            taken[nvr] = where[nvr]
+    failed = {nvr: b["id"] for nvr, b in builds.items()
+              if b["state"] in REUSABLE and nvr not in taken}
     if failed:
-        def ask(m):
+        def ask_recycle(m):
             out = {}
             for nvr, bid in failed.items():
                 out[("history", nvr)] = m.queryHistory(tables=["tag_listing"], build=bid)
@@ -92,7 +139,7 @@ def taken_builds(hub: Hub, nvrs: list[str]) -> dict[str, str]:
                 out[("rpms", nvr)] = m.listRPMs(buildID=bid)
             return out
 
-        left = hub.multicall("checking whether failed builds can be recycled", ask)
+        left = hub.multicall("checking whether failed builds can be recycled", ask_recycle)
         for nvr in failed:
             if (left[("history", nvr)] or {}).get("tag_listing"):
                 taken[nvr] = where[nvr] + ", which was tagged once, so koji will not recycle it"
@@ -101,9 +148,29 @@ def taken_builds(hub: Hub, nvrs: list[str]) -> dict[str, str]:
     return dict(sorted(taken.items()))
 
 
+def _task_nvr(task: object) -> str | None:
+    """The NVR a non-scratch `image` task will build, from its request
+    [name, version, arches, target, inst_tree, opts]; None when it has none (scratch, no
+    release yet, or a request of another shape)."""
+    request = task.get("request") if isinstance(task, dict) else None
+    if not isinstance(request, (list, tuple)) or len(request) < 6:
+        return None
+    name, version, opts = request[0], request[1], request[5]
+    if not isinstance(opts, dict) or opts.get("scratch"):
+        return None
+    release = opts.get("release")
+    if not all(isinstance(v, str) and v for v in (name, version, release)):
+        return None
+    return f"{name}-{version}-{release}"
+
+
 def preflight(plan: DropPlan, config, hub: Hub | None = None) -> None:
     """Every check koji's CLI makes before submitting; all failures at once, one line each."""
     hub = hub or Hub(config)
+    hub.login()
+    perms = hub.multicall("checking the image permission",
+                          lambda m: {p: m.hasPerm(p) for p in ("image", "admin")})
+    user = hub.multicall("asking who is logged in", lambda m: {"me": m.getLoggedInUser()})["me"]
     calls = koji_opts.image_calls(list(plan.images), config, weekly=plan.weekly,
                                   kickstarts=koji_opts.planned_kickstarts(plan.images, config),
                                   release=config.release(plan.release_key))
@@ -111,7 +178,13 @@ def preflight(plan: DropPlan, config, hub: Hub | None = None) -> None:
     names = sorted({c.target for c in calls})
     targets = hub.multicall("checking build targets",
                             lambda m: {t: m.getBuildTarget(t) for t in names})
-    problems = [f"koji target '{t}' does not exist on {server}: ask the Koji admins for it "
+    problems = []
+    if not (perms["image"] or perms["admin"]):  # kojihub's assertPerm('image') in buildImageOz
+        name = (user or {}).get("name") or "the profile's user"
+        problems.append(f"koji user {name} on {server} lacks the 'image' permission "
+                        f"(profile {hub.profile.name}): ask the Koji admins for it "
+                        f"(koji grant-permission image {name})")
+    problems += [f"koji target '{t}' does not exist on {server}: ask the Koji admins for it "
                 f"(koji add-target {t} BUILD_TAG DEST_TAG), or set koji_target in "
                 f"{config.releases_file} / [koji] target" for t in names if not targets[t]]
     known = [c for c in calls if targets[c.target]]

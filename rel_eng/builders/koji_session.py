@@ -35,6 +35,12 @@ class HubError(RelEngError):
     """The hub answered with a fault, or could not be reached within the retry budget."""
 
 
+class LoginRefused(HubError):
+    """The hub refused the profile's credentials: bad input, nothing is submitted."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class HubProfile:
     name: str
@@ -123,13 +129,33 @@ def login(session: koji.ClientSession, profile: HubProfile) -> None:
                 session.gssapi_login(**kwargs)
             finally:
                 session.opts["max_retries"] = 0
-    except (koji.AuthError, koji.PythonImportError) as exc:
-        raise HubError(f"cannot log in to koji hub {profile.server} (profile {profile.name}, "
+    except koji.AuthError as exc:
+        if _unreachable(exc):  # not a refusal: the hub never answered; retried as such
+            raise requests.exceptions.ConnectionError(_one_line(exc)) from None
+        raise LoginRefused(f"cannot log in to koji hub {profile.server} (profile {profile.name}, "
+                           f"{method} auth): {_one_line(exc)}",
+                           hint="check the credentials that profile names"
+                                + (" (cert, serverca)" if use_ssl else " (kinit, principal, keytab)")
+                           ) from None
+    except koji.PythonImportError as exc:
+        raise LoginRefused(f"cannot log in to koji hub {profile.server} (profile {profile.name}, "
                        f"{method} auth): {_one_line(exc)}",
                        hint="check the credentials that profile names"
                             + (" (cert, serverca)" if use_ssl else " (kinit, principal, keytab)")
                        ) from None
     log.info("logged in to koji hub %s (profile %s, %s auth)", profile.server, profile.name, method)
+
+
+# ClientSession.ssl_login (koji 1.35) turns every exception of the sslLogin call, a refused
+# connection included, into AuthError("unable to obtain a session (ssl auth failed: <class>:
+# ...)"): these classes in it mean the hub was not reached, not that it said no.
+_UNREACHED = ("requests.exceptions.ConnectionError", "requests.exceptions.ConnectTimeout",
+              "requests.exceptions.ReadTimeout", "requests.exceptions.Timeout",
+              "koji.ServerOffline")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return any(name in str(exc) for name in _UNREACHED)
 
 
 def transient(exc: BaseException) -> bool:
@@ -154,13 +180,19 @@ def never_sent(exc: BaseException) -> bool:
     return False
 
 
+NOTHING_SUBMITTED = "nothing was submitted to koji; rerun the compose once the hub answers"
+TASKS_KEPT = "koji keeps the tasks; rerun the compose to resume watching them"
+
+
 def with_retries(call: Callable[[], T], what: str, profile: HubProfile, kcfg: KojiConfig, *,
                  retryable: Callable[[BaseException], bool] = transient,
                  deadline: float | None = None, sleep: Callable[[float], None] = time.sleep,
                  on_retry: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> T:
+                 clock: Callable[[], float] = time.monotonic,
+                 hint: str = NOTHING_SUBMITTED) -> T:
     """`call()`, retried with exponential back-off on `retryable` errors, within the budget
-    ([koji] retries, retry_backoff, retry_backoff_max) and before `deadline` (on `clock`)."""
+    ([koji] retries, retry_backoff, retry_backoff_max) and before `deadline` (on `clock`).
+    `hint` says what giving up leaves behind: TASKS_KEPT only once a task exists."""
     def retrying(exc: BaseException, attempt: int, delay: float) -> None:
         log.warning("koji hub %s: %s failed (%s); retry %d/%d in %.1fs", profile.server,
                     what, type(exc).__name__, attempt, kcfg.retries, delay)
@@ -170,7 +202,7 @@ def with_retries(call: Callable[[], T], what: str, profile: HubProfile, kcfg: Ko
     def unreachable(exc: BaseException, attempts: int) -> HubError:
         return HubError(f"koji hub {profile.server} unreachable for {what} after "
                         f"{attempts} attempt(s): {_one_line(exc)}",
-                        hint="koji keeps the tasks; rerun the compose to resume watching them")
+                        hint=hint)
 
     return retry.call(call, hub_policy(kcfg), transient=retryable, deadline=deadline, clock=clock,
                       sleep=sleep, on_retry=retrying, give_up=unreachable)
@@ -181,9 +213,12 @@ def hub_policy(kcfg: KojiConfig) -> retry.Policy:
 
 
 def fault_text(exc: BaseException) -> str:
-    """`ApplianceError: Image status is FAILED: ...` for a converted koji fault."""
+    """`ApplianceError: Image status is FAILED: ...` for a converted koji fault; for kojid's
+    Fault 1 (a Python traceback), the traceback's last line: the exception that ended it."""
     if isinstance(exc, koji.GenericError):
         return f"{type(exc).__name__}: {_one_line(exc)}"
+    if isinstance(exc, koji.xmlrpcplus.Fault):
+        return f"kojid fault {exc.faultCode}: {_one_line(exc)}"
     return _one_line(exc)
 
 
@@ -193,6 +228,22 @@ def fault_from_result(result: Any) -> str:
     return fault_text(koji.convertFault(fault))
 
 
+def full_fault(result: Any) -> str:
+    """The whole fault text of a getTaskResult(raise_fault=False) dict, real newlines."""
+    return str(result.get("faultString", "")).replace("\\n", "\n")
+
+
+TRACEBACK = "Traceback (most recent call last)"
+MAX_LINE = 500
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] + ("..." if len(text) > 500 else "")
+    """One line for a person. A fault holding a traceback (kojid's Fault 1 for any non-koji
+    exception, with real or escaped newlines) gives its last non-empty line, the cause."""
+    raw = exc.faultString if isinstance(exc, koji.xmlrpcplus.Fault) else str(exc)
+    raw = str(raw).replace("\\n", "\n")
+    if TRACEBACK in raw:
+        lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
+        raw = lines[-1] if lines else raw
+    text = " ".join(raw.split())
+    return text[:MAX_LINE] + ("..." if len(text) > MAX_LINE else "")

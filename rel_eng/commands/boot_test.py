@@ -13,6 +13,7 @@ from rel_eng.boottest import accel as accel_mod
 from rel_eng.boottest import checks as ck
 from rel_eng.commands import common
 from rel_eng.errors import InputError
+from rel_eng.naming import user_name_problem
 
 if TYPE_CHECKING:
     from rel_eng.boottest import engine
@@ -75,6 +76,9 @@ def run(args) -> int:
     parallel = config.boot_test.parallel if args.parallel is None else args.parallel
     if parallel < 1:
         raise InputError(f"--parallel: must be at least 1, got {parallel}")
+    if args.user is not None and user_name_problem(args.user):
+        raise InputError(f"--user: {user_name_problem(args.user)}",
+                         hint="give the image's cloud-init default user, e.g. --user fedora")
     images = [image.inspect(p, args.arch) for p in args.images]
     for img in images:
         runner.require(engine.qemu.binary(img.arch))

@@ -17,14 +17,22 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from fedora_messaging import api
+    from fedora_messaging import api, exceptions
 
+    from rel_eng.errors import RelEngError
+    from rel_eng.messaging.amqp_check import check_broker
     from rel_eng.messaging.consumer import bindings_and_queues, mirror_sync
-    from rel_eng.messaging.publisher import require_config
+    from rel_eng.messaging.publisher import broker, require_config
 
     config = common.load(args)
-    require_config(config.messaging)
+    path = require_config(config.messaging)
+    check_broker(config.messaging, path)  # one line and exit 2, not a silent retry loop
     callback = mirror_sync(config, args.output)
     bindings, queues = bindings_and_queues(config.messaging)
-    api.consume(callback, bindings=bindings, queues=queues)  # until SIGTERM/SIGINT
+    try:
+        api.consume(callback, bindings=bindings, queues=queues)  # until SIGTERM/SIGINT
+    except (exceptions.ConnectionException, exceptions.PermissionException) as exc:
+        raise RelEngError(f"consuming from {broker()} stopped: {type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:300]}",
+                          hint="check the broker and the queue's settings, then restart") from None
     return 0

@@ -98,4 +98,6 @@ def _resumable_handles(c: Compose, builder, by_key: dict) -> list[BuildHandle]:
         if rec.get("digest") != digest or (step.get("state") == "failed" and step.get("digest") == digest):
             continue  # other inputs, or a failure to retry with a fresh build
         handles.append(BuildHandle(key, rec["external_id"], dict(rec.get("data", {}))))
-    return handles
+    cancelled = getattr(builder, "cancelled", None)  # a TERMINATED compose's cancelled builds
+    gone = cancelled(handles) if cancelled and handles else set()
+    return [h for h in handles if h.job_key not in gone]  # ... are submitted afresh

@@ -45,13 +45,19 @@ def _sync_command(argv: Any, problems: Problems, key: str, base_dir) -> Any:
 def _http_url(url: str) -> str | None:
     if url and not url.startswith(("http://", "https://")):
         return f"'{url}' must be an http(s) URL"
-    if url and "@" in url.split("//", 1)[-1].split("/", 1)[0]:
+    from rel_eng.redact import credential_params
+
+    if url and ("@" in url.split("//", 1)[-1].split("/", 1)[0] or credential_params(url)):
         return "must not hold credentials"
     return None
 
 
 def _queue(name: str) -> str | None:
     return "must be a non-empty name without spaces" if not name or any(c.isspace() for c in name) else None
+
+
+def _dead_letter_queue(name: str) -> str | None:
+    return _queue(name) if name else None
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,16 @@ class MessagingConfig(Section):
     retry_delay_s: float = setting(30.0, "a failed sync waits this long before the message is "
                                    "requeued", low=0.0, high=3600.0)
     queue: str = setting("rel-eng-mirror-sync", "the consumer's durable queue", valid=_queue)
+    dead_letter_queue: str = setting("", "`rel-eng consume`: where a message that fails its "
+                                     'schema goes (declared durable); "" = dropped',
+                                     valid=_dead_letter_queue)
 
     def fedora_messaging_conf(self) -> Path:
         return Path(self.config_file or os.environ.get("FEDORA_MESSAGING_CONF", FEDORA_MESSAGING_CONF))
 
     def check(self, problems: Problems, where: str = "messaging.") -> None:
+        if self.dead_letter_queue and self.dead_letter_queue == self.queue:
+            problems.add(f"{where}dead_letter_queue", "must differ from messaging.queue")
         if self.config_file and not Path(self.config_file).is_file():
             problems.add(f"{where}config_file", f"{self.config_file} does not exist (fedora-messaging's "
                                                 "config: amqp_url, topic_prefix, [tls])")

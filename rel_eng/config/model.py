@@ -29,7 +29,7 @@ from rel_eng.config.store import StoreConfig
 from rel_eng.config.table import from_json, section, setting
 from rel_eng.config.web import WebConfig
 from rel_eng.errors import ConfigError
-from rel_eng.naming import ARCHES, OUTPUT_FORMATS, QCOW2_COMPRESSION
+from rel_eng.naming import ARCHES, OUTPUT_FORMATS, QCOW2_COMPRESSION, user_name_problem
 
 _OUTPUTS = tuple(suffix for suffix, _, _ in OUTPUT_FORMATS)
 
@@ -77,7 +77,8 @@ class Config:
                                      choices=QCOW2_COMPRESSION, noun="compression")
     outputs: tuple[str, ...] = setting(("qcow2", "raw.tar.xz"), "deliverables per image "
                                        "(rel_eng.naming.OUTPUT_FORMATS)", valid=_outputs)
-    default_user: str = setting("fedora", "cloud-init's default user, as the boot test logs in")
+    default_user: str = setting("fedora", "cloud-init's default user, as the boot test logs in",
+                                valid=user_name_problem)
     weekly_retention: int = setting(4, "weekly drops kept in the mirror per stream", low=1)
     kickstart_dir: str = setting(str(paths.KICKSTART_DIR), "where images' kickstarts are",
                                  path="relative", valid=_directory)

@@ -37,6 +37,25 @@ class Outgoing:
     body: dict[str, Any]
 
 
+def ami_topic(body: dict[str, Any]) -> str:
+    """fedora-image-uploader's topic for one image: the base topic and
+    `.<subvariant>.<release>.<arch>`, so a consumer may bind to one subvariant, release or arch
+    (e.g. fedora_image_uploader.published.v1.aws.Cloud_Base.41.x86_64)."""
+    return ".".join([AMI_PUBLISHED, *(str(body.get(k, "")) or "unknown"
+                                      for k in ("subvariant", "release", "architecture"))])
+
+
+def wire_topic(topic: str, body: dict[str, Any]) -> str:
+    """The topic a message is sent with. The outbox records the base topic (its ids and
+    `--topic` filters stay stable); the AMI message gets its per-image suffix here."""
+    return ami_topic(body) if topic == AMI_PUBLISHED else topic
+
+
+def schema_topic(topic: str) -> str:
+    """The base topic that names a message's schema class, for a topic as sent."""
+    return AMI_PUBLISHED if topic.startswith(AMI_PUBLISHED + ".") else topic
+
+
 def message_id(compose_id: str, topic: str, key: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "\n".join((compose_id, topic, key))))
 

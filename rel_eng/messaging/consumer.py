@@ -4,7 +4,9 @@ For each "drop staged" message it runs the configured sync command (argv only, t
 rel_eng.runner), once per message id however often the message is delivered: the id is claimed
 in the store before the command runs and marked done after it succeeded. A failing command gives
 the claim back and nacks, so the broker requeues the message and a later delivery retries.
-A claim whose holder died (or that is older than the sync timeout) is taken over.
+A claim whose holder died (or that is older than the sync timeout) is taken over. A body that
+fails its schema is logged with its id and rejected without requeue (into the dead-letter queue
+when [messaging] names one): one bad message never stops the consumer.
 
 Run it as `rel-eng consume`, or with fedora-messaging's own runner:
 `fedora-messaging consume --callback=rel_eng.messaging.consumer:MirrorSyncConsumer`, whose
@@ -130,39 +132,103 @@ class MirrorSync:
         self.sleep = sleep
 
     def __call__(self, message) -> None:
+        """Never raises anything but Drop (rejected, not requeued: dead-lettered when the queue
+        has a dead-letter queue) and Nack (requeued): fedora-messaging stops the whole consumer
+        on any other exception and requeues the message, which would stop it again at once."""
         from fedora_messaging.exceptions import Drop, Nack
 
-        if not message.topic.endswith(DROP_STAGED):
+        if not str(message.topic).endswith(DROP_STAGED):
             return  # not ours: acknowledged, nothing to do
         mid = message.id
-        body = message.body
-        if not mid or not _safe_mirror_path(body.get("mirror_path")):
-            log.error("dropping message %s: no id or an unsafe mirror path %r", mid,
-                      body.get("mirror_path"))
+        problem = id_problem(mid) or body_problem(message.body)
+        if problem:
+            log.error("message %s rejected: its body does not match %s: %s", _shown(mid),
+                      DROP_STAGED, problem)
             raise Drop()
-        state = self.handled.claim(mid, message.topic)
-        if state == DONE:
-            log.info("message %s (%s) already synced: acknowledged, not run again", mid,
-                     body["compose_id"])
-            return
-        if state == BUSY:
-            log.info("message %s is being synced by another consumer: requeued", mid)
-            self.sleep(self.cfg.retry_delay_s)
-            raise Nack()
-        argv = sync_argv(self.cfg, body, mid)
+        body = message.body
+        shown = _shown(mid)  # the id as a hostile sender wrote it, safe for one log line
         try:
-            self.run(argv, timeout=self.cfg.sync_timeout_s)
-        except (CommandFailed, ToolMissing) as exc:
-            self.handled.release(mid)
-            log.warning("mirror sync of %s failed: %s; requeued, retried in %gs",
-                        body["mirror_path"], exc, self.cfg.retry_delay_s)
+            state = self.handled.claim(mid, message.topic)
+        except Exception as exc:  # the store is unreachable: nothing claimed, try again later
+            log.error("message %s: cannot claim it in the compose store (%s: %s); requeued, "
+                      "retried in %gs", shown, type(exc).__name__, _shown(str(exc)),
+                      self.cfg.retry_delay_s)
             self.sleep(self.cfg.retry_delay_s)
             raise Nack() from None
+        if state == DONE:
+            log.info("message %s (%s) already synced: acknowledged, not run again", shown,
+                     _shown(body["compose_id"]))
+            return
+        if state == BUSY:
+            log.info("message %s is being synced by another consumer: requeued", shown)
+            self.sleep(self.cfg.retry_delay_s)
+            raise Nack()
+        try:  # from here on the claim is ours: every way out releases it or marks it done
+            self.run(sync_argv(self.cfg, body, mid), timeout=self.cfg.sync_timeout_s)
+            self.handled.done(mid)
+        except (CommandFailed, ToolMissing) as exc:
+            self._give_back(mid, f"mirror sync of {body['mirror_path']} failed: {exc}")
+            raise Nack() from None
+        except Exception as exc:
+            self._give_back(mid, f"mirror sync of {body['mirror_path']} (message {shown}) failed: "
+                                 f"{type(exc).__name__}: {_shown(str(exc))}")
+            raise Nack() from None
         except BaseException:
-            self.handled.release(mid)
+            self._release(mid)
             raise
-        self.handled.done(mid)
-        log.info("mirror sync of %s done (message %s)", body["mirror_path"], mid)
+        log.info("mirror sync of %s done (message %s)", body["mirror_path"], shown)
+
+    def _release(self, mid: str) -> None:
+        try:
+            self.handled.release(mid)
+        except Exception as exc:  # the claim goes stale and is taken over after sync_timeout_s
+            log.warning("message %s: claim not released (%s); it is taken over once stale",
+                        _shown(mid), type(exc).__name__)
+
+    def _give_back(self, mid: str, why: str) -> None:
+        self._release(mid)
+        log.warning("%s; requeued, retried in %gs", why, self.cfg.retry_delay_s)
+        self.sleep(self.cfg.retry_delay_s)
+
+
+SHOWN = 200  # characters of a hostile value quoted in a log line
+
+
+def _shown(value: object) -> str:
+    """A value from a message, safe for one log line: printable, bounded."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value)[:SHOWN])
+    return text + ("..." if len(str(value)) > SHOWN else "")
+
+
+MAX_ID = 64  # the compose store's message_id column
+
+
+def id_problem(mid: object) -> str:
+    """Why a message id cannot key the claim ("" when it can): the id is what makes a sync
+    happen once, so a message without a usable one is rejected like a bad body."""
+    if not isinstance(mid, str) or not mid:
+        return "no message id"
+    if len(mid) > MAX_ID or not mid.isprintable():
+        return f"unusable message id (more than {MAX_ID} characters, or not printable)"
+    return ""
+
+
+def body_problem(body: object) -> str:
+    """Why a "drop staged" body fails its schema (rel_eng_messages.DropStagedV1) or the
+    consumer's own rule for a mirror path; "" when it is fine."""
+    import jsonschema
+    import rel_eng_messages
+
+    try:
+        jsonschema.validate(body, rel_eng_messages.DropStagedV1.body_schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "body"
+        return f"{where}: {_shown(exc.message)}"
+    except jsonschema.SchemaError as exc:  # our own schema is broken: a bug, said plainly
+        return f"schema error: {_shown(exc.message)}"
+    if not _safe_mirror_path(body["mirror_path"]):
+        return f"mirror_path: unsafe path {_shown(repr(body['mirror_path']))}"
+    return ""
 
 
 def bindings_and_queues(cfg: MessagingConfig) -> tuple[list[dict], dict]:
@@ -173,8 +239,12 @@ def bindings_and_queues(cfg: MessagingConfig) -> tuple[list[dict], dict]:
     topic = f"{prefix}.{DROP_STAGED}" if prefix else DROP_STAGED
     bindings = [{"exchange": fm_config.conf["publish_exchange"], "queue": cfg.queue,
                  "routing_keys": [topic]}]
+    # A message the consumer rejects (Drop: basic_nack without requeue) is dead-lettered by
+    # the broker: through the default exchange, routed by name to the dead-letter queue.
+    arguments = ({"x-dead-letter-exchange": "", "x-dead-letter-routing-key": cfg.dead_letter_queue}
+                 if cfg.dead_letter_queue else {})
     queues = {cfg.queue: {"durable": True, "auto_delete": False, "exclusive": False,
-                          "arguments": {}}}
+                          "arguments": arguments}}
     return bindings, queues
 
 

@@ -29,12 +29,14 @@ class PublishFailed(RelEngError):
 
 
 def redacted_amqp(url: str) -> str:
+    from rel_eng.redact import redact
+
     parts = urlsplit(url)
     if parts.password is None:
-        return url
+        return redact(url)
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact(urlunsplit(parts._replace(netloc=netloc)))
 
 
 def require_config(cfg: MessagingConfig) -> Path:
@@ -47,9 +49,7 @@ def require_config(cfg: MessagingConfig) -> Path:
     with _lock:
         if "conf" not in _loaded:
             if not logging.getLogger().isEnabledFor(logging.DEBUG):
-                # The library and its AMQP stack narrate every load, connect and close at INFO.
-                for name in ("fedora_messaging", "pika", "twisted"):
-                    logging.getLogger(name).setLevel(logging.WARNING)
+                quiet_library_logs()
             from fedora_messaging import config as fm_config
             from fedora_messaging import exceptions
 
@@ -65,6 +65,29 @@ def require_config(cfg: MessagingConfig) -> Path:
     return path
 
 
+class _NoTracebacks(logging.Filter):
+    """Drops the tracebacks fedora-messaging and Twisted log for a failed publish or consume:
+    the exception reaches rel-eng, which says it in one line (the traceback is for --debug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        return not (record.exc_info or "Traceback (most recent call last)" in text
+                    or "Unhandled error in Deferred" in text or not text.strip())
+
+
+def quiet_library_logs() -> None:
+    """Without --debug: the library and its AMQP stack narrate every load, connect and close
+    at INFO, and log each failure as a traceback before raising it."""
+    for name in ("fedora_messaging", "pika", "twisted"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("fedora_messaging.api", "fedora_messaging.twisted.factory",
+                 "fedora_messaging.twisted.protocol", "fedora_messaging.twisted.consumer",
+                 "twisted"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTracebacks) for f in logger.filters):
+            logger.addFilter(_NoTracebacks())
+
+
 def broker() -> str:
     from fedora_messaging import config as fm_config
 
@@ -78,11 +101,14 @@ def topic_prefix() -> str:
 
 
 def build_message(topic: str, body: dict[str, Any], message_id: str):
-    """The schema package's class for `topic`, carrying the outbox's id."""
+    """The schema package's class for `topic`, carrying the outbox's id, sent on the topic
+    the message goes out with (the AMI message's per-image suffix added)."""
     import rel_eng_messages
 
-    cls = rel_eng_messages.BY_TOPIC[topic]
-    msg = cls(body=body)
+    from rel_eng.messaging.bodies import schema_topic, wire_topic
+
+    cls = rel_eng_messages.BY_TOPIC[schema_topic(topic)]
+    msg = cls(body=body, topic=wire_topic(schema_topic(topic), body))
     msg.id = message_id
     return msg
 

@@ -11,6 +11,8 @@ import json
 import logging
 from typing import Any, Callable
 
+from rel_eng.messaging.bodies import ami_topic
+
 log = logging.getLogger(__name__)
 
 TOPIC = "fedora_image_uploader.published.v1.aws"
@@ -31,7 +33,7 @@ def published_body(*, arch: str, compose_id: str, image_name: str, regions: dict
 def emit(bodies: list[dict[str, Any]], send: bool, out: Callable[[str], None] = print) -> str:
     """Print each body; `send` only says so (the outbox sends). Returns "printed"."""
     for body in bodies:
-        out(json.dumps({"topic": TOPIC, "body": body}, sort_keys=True))
+        out(json.dumps({"topic": ami_topic(body), "body": body}, sort_keys=True))
     if send:
         log.info("%d %s message(s) queued in the compose store's outbox", len(bodies), TOPIC)
     return "printed"

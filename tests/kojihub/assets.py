@@ -36,7 +36,7 @@ def _key_args() -> list[str]:
     return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
 
 
-def make_certs(dest: Path, users: tuple[str, ...] = ("releng", "nobody")) -> Certs:
+def make_certs(dest: Path, users: tuple[str, ...] = ("releng", "nobody", "kojiadmin")) -> Certs:
     dest.mkdir(parents=True, exist_ok=True)
     ca, ca_key = dest / "ca.pem", dest / "ca.key"
     runner.run(["openssl", "req", "-x509", *_key_args(), "-keyout", ca_key, "-out", ca,

@@ -94,6 +94,9 @@ class Injections:
     truncate: dict | None = None  # {"suffix": ".raw.xz", "at": bytes, "times": 1}
     corrupt: dict | None = None  # {"suffix": ".raw.xz", "at": byte offset}: served flipped
     hostile_name: str = ""  # listed in every createImage result and output
+    hold_free: bool = False  # kojid takes no task: each stays FREE (queued, not started)
+    crash_arches: dict = field(default_factory=dict)  # koji arch -> a non-koji exception kojid
+    # raises in createImage (e.g. libvirt's OSError): a Fault 1 holding the traceback
 
 
 @dataclass
@@ -127,11 +130,16 @@ def _when(ts: float | None) -> str | None:
 
 
 def _as_fault(exc: BaseException) -> Fault:
+    """koji.daemon.TaskManager.runTask (koji 1.35.2): a koji error passes through as its
+    faultCode and message; any other exception becomes Fault(1, <the whole traceback>)."""
     if isinstance(exc, Fault):
         return exc
     if isinstance(exc, koji.GenericError):
         return Fault(exc.faultCode, str(exc))
-    return Fault(1, f"{type(exc).__name__}: {exc}")  # kojid's fallback for foreign errors
+    import traceback
+
+    return Fault(getattr(type(exc), "faultCode", 1),
+                 "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
 class Hub:
@@ -141,7 +149,7 @@ class Hub:
                "logout", "getBuildTarget", "buildImageOz", "getTaskInfo", "getTaskChildren",
                "getTaskResult", "listTaskOutput", "cancelTask", "uploadFile", "checkUpload",
                "getBuild", "listArchives", "listRPMs", "queryHistory", "getTag", "listPackages",
-               "checkTagPackage")
+               "checkTagPackage", "hasPerm", "listTasks")
 
     def __init__(self, topdir: Path, images: Images, *, task_seconds: float = 0.1,
                  tick: float = 0.02, scm_root: Path | None = None):
@@ -266,6 +274,13 @@ class Hub:
         self.sessions[sid] = {"id": sid, "key": key, "user": user, "callnum": None,
                               "closed": False}
         return {"session-id": sid, "session-key": key, "header-auth": True}
+
+    def hasPerm(self, perm, strict=False):
+        """kojihub RootExports.hasPerm (koji 1.35.2): the session's own permission only (an
+        admin is not told True for 'image'; assertPerm is what accepts either)."""
+        if strict and perm not in {p for _uid, perms in USERS.values() for p in perms}:
+            raise koji.GenericError(f"No such permission {perm} defined")
+        return self.has_perm(perm)
 
     def logout(self, session_id=None):
         if self.ctx.session:
@@ -442,6 +457,28 @@ class Hub:
             out.append(self._info(task, request) if task else None)
         return out[0] if single else out
 
+    def listTasks(self, opts=None, queryOpts=None):
+        """kojihub RootExports.listTasks (koji 1.35.2), the options rel-eng uses: method,
+        state (a list), owner, parent, and decode (the request as the call's params, not XML)."""
+        opts = opts or {}
+        out = []
+        for task in sorted(self.tasks.values(), key=lambda t: t.id):
+            if "method" in opts and task.method != opts["method"]:
+                continue
+            if "state" in opts and task.state not in opts["state"]:
+                continue
+            if "owner" in opts and task.owner != opts["owner"]:
+                continue
+            if "parent" in opts and task.parent != opts["parent"]:
+                continue
+            info = self._info(task, True)
+            if not opts.get("decode"):
+                info["request"] = koji.xmlrpcplus.dumps(tuple(task.request), methodname=task.method,
+                                                        allow_none=1)
+            owner = next((u for u, (uid, _) in USERS.items() if uid == task.owner), None)
+            out.append({**info, "owner_name": owner, "owner_type": 0, "result": None})
+        return out
+
     def getTaskChildren(self, task_id, request=False, strict=False):
         if strict and self._task(task_id) is None:
             raise koji.GenericError("query returned no rows")
@@ -508,6 +545,11 @@ class Hub:
             return False
         task.state = S["CANCELED"]
         task.completion_ts = time.time()
+        # kojihub Task.cancel (1.35.2): a BUILDING build of the task is cancelled with it
+        # (cancel_build), so its NVR may be recycled by the next build.
+        build = task.sim.get("build")
+        if build and build["state"] == koji.BUILD_STATES["BUILDING"]:
+            build["state"] = koji.BUILD_STATES["CANCELED"]
         if recurse:
             for child in [t for t in self.tasks.values() if t.parent == task.id]:
                 self._cancel(child, True)
@@ -625,6 +667,8 @@ class Hub:
 
     def _step(self, task: Task) -> None:
         now = time.monotonic()
+        if task.state == S["FREE"] and self.inject.hold_free:
+            return  # no builder has taken it yet: submitted, not started
         if task.state == S["FREE"]:
             task.state, task.start_ts, task.host_id = S["OPEN"], time.time(), 1
             if task.method == "image":
@@ -786,6 +830,8 @@ class Hub:
         workdir = self.task_dir(task.id)
         workdir.mkdir(parents=True, exist_ok=True)
         ozlog = workdir / f"oz-{arch}.log"
+        if arch in self.inject.crash_arches:
+            _libvirt_open(self.inject.crash_arches[arch])
         if arch in self.inject.fail_arches:
             ozlog.write_text(f"oz-install for {name} {arch}: no disk activity in 300 seconds\n")
             # A small real PPM, as libvirt's screenshot of the stuck installer would be.
@@ -871,6 +917,11 @@ class Hub:
         except kserrors.KickstartError as exc:
             raise koji.BuildError(f"Failed to parse kickstart file '{kspath}' : {exc}") from None
         return ks
+
+
+def _libvirt_open(exc: BaseException) -> None:
+    """Where oz's libvirt connection fails inside kojid: a frame of its own in the traceback."""
+    raise exc
 
 
 def _link(source: Path, dest: Path) -> None:
