@@ -8,9 +8,12 @@ in a throw-away database (created, then dropped), SQLite in a temporary file.
 
   plain    N x api.publish(msg)                            (no durability: a crash loses it)
   change   N x a state change alone: one store transaction recording a step, as a compose does
+  direct   N x (the same state change, then api.publish): a bare publish where a compose makes
+           it, between its store writes; its cost is direct - change
   compose  N x (the same state change with the message inserted in its transaction, then
            flush: lease, send, mark) - what a compose pays; the outbox's own cost is
-           compose - change, against plain (goal <= 1.3x)
+           compose - change, against the bare publish (direct - change; goal <= 1.3x) and,
+           for context, against the back-to-back plain loop
   each     N x (a transaction that only inserts the message, then flush): a commit of its own
            per message, bounded by the database's fsync - context, not a goal
   flush    N messages already pending, one `Flusher.flush()`: a catch-up flush (goal <= 1.1x)
@@ -90,51 +93,93 @@ def state_change(conn, key: str, now: dt.datetime) -> None:
                                 "updated_at": now}, ("compose_id", "step"))
 
 
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Store:
-    """One store's engine and its running totals (seconds) per variant."""
+    """One store's engine and its running totals (seconds) per variant: wall time, and CPU
+    time (this process's, plus for PostgreSQL its server processes' serving this database)."""
 
     def __init__(self, name: str, url: str, publisher: Publisher):
         self.name = name
+        self.url = url
         self.engine = open_engine(url)
         self.publisher = publisher
-        self.total = {"change": 0.0, "compose": 0.0, "each": 0.0, "flush": 0.0}
+        self.total = {"change": 0.0, "direct": 0.0, "compose": 0.0, "each": 0.0, "flush": 0.0}
+        self.cpu = dict.fromkeys(self.total, 0.0)
         add_compose(self.engine)
+        self.backends: list[int] = []
+
+    def find_backends(self) -> None:
+        """After the warm-up: the PostgreSQL server processes of this database's connections."""
+        if self.name != "postgresql":
+            return
+        with self.engine.connect() as conn:
+            self.backends = [r[0] for r in conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+
+    def cpu_now(self) -> float:
+        total = time.process_time()
+        for pid in self.backends:
+            try:
+                total += proc_cpu_s(pid)
+            except FileNotFoundError:
+                pass
+        return total
+
+    def timed(self, variant: str, fn) -> None:
+        c0, t0 = self.cpu_now(), time.perf_counter()
+        fn()
+        self.total[variant] += time.perf_counter() - t0
+        self.cpu[variant] += self.cpu_now() - c0
 
     def flusher(self) -> outbox.Flusher:
         return outbox.Flusher(self.engine, self.publisher)  # a new one per flush, as a compose
 
     def round(self, r: int, chunk: int) -> None:
-        t0 = time.perf_counter()
-        for i in range(chunk):
-            with self.engine.begin() as conn:
-                state_change(conn, f"change-{r}-{i}", utcnow())
-        self.total["change"] += time.perf_counter() - t0
+        def change() -> None:
+            for i in range(chunk):
+                with self.engine.begin() as conn:
+                    state_change(conn, f"change-{r}-{i}", utcnow())
 
-        t0 = time.perf_counter()
-        for i in range(chunk):
-            key = f"compose-{r}-{i}"
-            with self.engine.begin() as conn:
-                now = utcnow()
-                state_change(conn, key, now)
-                outbox.enqueue(conn, [outgoing(key)], now)
+        def direct() -> None:
+            from fedora_messaging import api
+
+            for i in range(chunk):
+                with self.engine.begin() as conn:
+                    state_change(conn, f"direct-{r}-{i}", utcnow())
+                api.publish(build_message(bodies.IMAGE_BUILT, BODY, str(uuid.uuid4())))
+
+        def compose() -> None:
+            for i in range(chunk):
+                key = f"compose-{r}-{i}"
+                with self.engine.begin() as conn:
+                    now = utcnow()
+                    state_change(conn, key, now)
+                    outbox.enqueue(conn, [outgoing(key)], now)
+                result = self.flusher().flush()
+                assert result.sent == 1 and not result.error, result
+
+        def each() -> None:
+            for i in range(chunk):
+                with self.engine.begin() as conn:
+                    outbox.enqueue(conn, [outgoing(f"each-{r}-{i}")], utcnow())
+                result = self.flusher().flush()
+                assert result.sent == 1 and not result.error, result
+
+        def flush() -> None:
             result = self.flusher().flush()
-            assert result.sent == 1 and not result.error, result
-        self.total["compose"] += time.perf_counter() - t0
+            assert result.sent == chunk and result.pending == 0, result
 
-        t0 = time.perf_counter()
-        for i in range(chunk):
-            with self.engine.begin() as conn:
-                outbox.enqueue(conn, [outgoing(f"each-{r}-{i}")], utcnow())
-            result = self.flusher().flush()
-            assert result.sent == 1 and not result.error, result
-        self.total["each"] += time.perf_counter() - t0
-
+        self.timed("change", change)
+        self.timed("direct", direct)
+        self.timed("compose", compose)
+        self.timed("each", each)
         with self.engine.begin() as conn:
             outbox.enqueue(conn, [outgoing(f"flush-{r}-{i}") for i in range(chunk)], utcnow())
-        t0 = time.perf_counter()
-        result = self.flusher().flush()
-        self.total["flush"] += time.perf_counter() - t0
-        assert result.sent == chunk and result.pending == 0, result
+        self.timed("flush", flush)
 
 
 def verdict(ratio: float, goal: float) -> str:
@@ -185,15 +230,18 @@ def main() -> int:
             api.publish(build_message(bodies.IMAGE_BUILT, BODY, str(uuid.uuid4())))
             for store in stores:
                 store.round(-1, 2)
+                store.find_backends()
                 store.total = dict.fromkeys(store.total, 0.0)
+                store.cpu = dict.fromkeys(store.total, 0.0)
 
             load0 = os.getloadavg()
-            plain = 0.0
+            plain = plain_cpu = 0.0
             for r in range(args.rounds):
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 for _ in range(chunk):
                     api.publish(build_message(bodies.IMAGE_BUILT, BODY, str(uuid.uuid4())))
                 plain += time.perf_counter() - t0
+                plain_cpu += time.process_time() - c0
                 for store in stores:
                     store.round(r, chunk)
             load1 = os.getloadavg()
@@ -201,22 +249,34 @@ def main() -> int:
         ctl("delete_vhost", vhost)
 
     plain /= n
+    plain_cpu /= n
     print(f"messages: {n} per variant in {args.rounds} alternating rounds, local RabbitMQ "
           f"(publisher confirms), {os.cpu_count()} CPUs, load average "
           f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} before, "
           f"{load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} after")
-    print(f"  plain api.publish loop       {plain * 1e3:7.3f} ms/msg {1 / plain:7.0f} msgs/s")
+    print(f"  plain api.publish loop       {plain * 1e3:7.3f} ms/msg {1 / plain:7.0f} msgs/s  "
+          f"(CPU {plain_cpu * 1e3:.3f} ms/msg)")
+    print("  (CPU: this process's, and for PostgreSQL its database server processes'; RabbitMQ's "
+          "is in neither; a context figure that hardly depends on the machine's load)")
     for store in stores:
         t = {k: v / n for k, v in store.total.items()}
+        c = {k: v / n for k, v in store.cpu.items()}
         cost = t["compose"] - t["change"]
+        cpu_cost = c["compose"] - c["change"]
+        bare = t["direct"] - t["change"]
         print(f"  {store.name}:")
         print(f"    state change alone          {t['change'] * 1e3:7.3f} ms")
+        print(f"    state change, then publish  {t['direct'] * 1e3:7.3f} ms  (a bare publish "
+              f"where a compose makes it: {bare * 1e3:.3f} ms)")
         print(f"    state change + message      {t['compose'] * 1e3:7.3f} ms  (insert in its "
               f"transaction, then flush)")
         print(f"    outbox, what a compose pays {cost * 1e3:7.3f} ms/msg  ratio "
-              f"{cost / plain:5.2f}x plain  ({verdict(cost / plain, GOAL_COMPOSE)})")
+              f"{cost / bare:5.2f}x the bare publish  ({verdict(cost / bare, GOAL_COMPOSE)}); "
+              f"{cost / plain:.2f}x the plain loop; CPU {cpu_cost * 1e3:.3f} ms/msg, "
+              f"{cpu_cost / plain_cpu:.2f}x the plain loop's")
         print(f"    catch-up flush, {chunk:>3} a time  {t['flush'] * 1e3:7.3f} ms/msg  ratio "
-              f"{t['flush'] / plain:5.2f}x plain  ({verdict(t['flush'] / plain, GOAL_FLUSH)})")
+              f"{t['flush'] / plain:5.2f}x plain  ({verdict(t['flush'] / plain, GOAL_FLUSH)}); CPU "
+              f"{c['flush'] * 1e3:.3f} ms/msg, {c['flush'] / plain_cpu:.2f}x plain's")
         print(f"    commit per message (context) {t['each'] * 1e3:6.3f} ms/msg  ratio "
               f"{t['each'] / plain:5.2f}x plain  (insert in a transaction of its own)")
     return 0

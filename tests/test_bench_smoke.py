@@ -23,7 +23,7 @@ PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeo
 SMOKE = {
     "messages.py": (["--count", "8", "--rounds", "2"],
                     ["plain api.publish loop", "sqlite:", "postgresql:",
-                     "outbox, what a compose pays", "catch-up flush", "commit per message"]),
+                     "state change, then publish", "outbox, what a compose pays", "catch-up flush", "commit per message"]),
     "web.py": (["--composes", "6", "--images", "2", "--requests", "6"],
                ["SQLite: 6 composes", "PostgreSQL: 6 composes", "list page /", "compose API",
                 "SQL statements per list page", "latency goals:"]),

@@ -4,7 +4,8 @@ A response goes out in more than one write; with Nagle on, the second write of a
 kept-alive connection waits for the client's delayed ACK (40 ms on Linux), so every poll of
 the page paid 40 ms. asyncio switches Nagle off only on sockets whose proto is IPPROTO_TCP and
 an accepted socket inherits its listener's proto, so the listener must be made with it. The
-tests read the option off the server's own accepted sockets, after requests on one connection.
+tests read the option off the server's own accepted sockets, after requests on one connection
+(the dashboard's, and the Koji test hub's, which koji's client keeps alive too).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rel_eng.store.engine import open_engine
 from rel_eng.web.dashboard.app import create_app
 from rel_eng.web.dashboard.server import bind_socket, make_server
 from web_fixtures import fill_store
+from kojihub.fixtures import hub_assets  # noqa: F401  (fixture)
 
 
 def _nodelay(sock) -> bool:
@@ -122,3 +124,25 @@ def test_every_kept_alive_dashboard_connection_has_nagle_off(tmp_path):
         sock.close()
         engine.dispose()
     assert not thread.is_alive()
+
+
+def test_the_koji_test_hubs_kept_alive_connections_have_nagle_off(tmp_path, hub_assets):
+    """The other HTTP server the suite talks keep-alive to with a real client: koji's own
+    ClientSession over HTTPS. socketserver, not asyncio: its handler switches Nagle off."""
+    from rel_eng.builders.koji_session import login, new_session, read_profile
+    from rel_eng.config.koji import KojiConfig
+    from kojihub import KojiTestHub
+
+    certs, images = hub_assets
+    with KojiTestHub(tmp_path / "hub", certs, images) as hub:
+        cfg = tmp_path / "koji.conf"
+        cfg.write_text(hub.client_config("keepalive"))
+        profile = read_profile(KojiConfig(profile="keepalive", config_file=str(cfg)))
+        session = new_session(profile)
+        login(session, profile)
+        for _ in range(3):
+            session.getAPIVersion()
+        with hub._server.conn_lock:
+            conns = list(hub._server.connections)
+        assert conns and all(_nodelay(c) for c in conns)
+        session.logout()
