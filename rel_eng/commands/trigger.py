@@ -35,6 +35,9 @@ def run(args) -> int:
     from rel_eng.distributed.broker import check_reachable
 
     check_reachable(effective(config.celery), config.source)  # before the store is created
+    from rel_eng.distributed.liveness import check_workers
+
+    check_workers(config, args.release, args.milestone)  # a queue nobody serves: nothing queued
     engine = common.open_store(store_url(config, args.output))
     try:
         d = dispatcher(config, engine, output=args.output, mirror_root=args.mirror)
