@@ -260,28 +260,28 @@ def _fill(tmp: Path, files: list[StageFile], earlier: dict[tuple[str, int], Path
 
 def restage(files: list[StageFile], drop: Path, signing=None) -> bool:
     """Swap changed small files of the staged `drop` in (a README with the AMI table, ec2.json)
-    with a new MANIFEST, all at once: the new drop is built beside it (unchanged files
-    hardlinked), then the two directories are exchanged in one rename. Returns whether anything
-    changed; images never change after staging and are refused here."""
+    with a new MANIFEST, all at once: the new drop is built beside it (every unchanged file
+    hardlinked from it and re-hashed, the changed ones copied and verified), then the two
+    directories are exchanged in one rename. Returns whether anything changed. Images and
+    CHECKSUM files never change after staging: a change to one is refused."""
     changed = [f for f in files if _changed(drop, f)]
     if not changed:
         return False
     for f in changed:
-        if f.rel.endswith((".qcow2", ".raw.tar.xz", ".raw.xz", "CHECKSUM")):
+        if _immutable(f.rel):
             raise StagingError(f"{drop / f.rel}: an image or CHECKSUM file changed after staging; "
                                "not restaging it", hint="start a new respin")
+    names = {f.rel for f in files}
+    extra = [r for r in drop_manifest.drop_files(drop) if r not in names]
+    if extra:  # the compose no longer lists it: restaging would drop it silently
+        raise StagingError(f"{drop / extra[0]}: in the staged drop but not in the compose; not "
+                           "restaging", hint=f"run: rel-eng verify {drop}")
+    unchanged = {f.rel for f in files} - {f.rel for f in changed}
+    earlier = {(f.sha256, f.size): drop / f.rel for f in files if f.rel in unchanged and f.sha256}
     tmp = drop.parent / f".{drop.name}.staging-{leftover_tag()}-{int(time.time())}"
     tmp.mkdir(mode=0o700)
     try:
-        keep = []
-        by_rel = {f.rel: f for f in files}
-        for rel in drop_manifest.drop_files(drop):
-            p = inside(drop, rel)
-            if p is None or rel in by_rel:
-                continue
-            keep.append(StageFile(p, rel, p.stat().st_size, sha256_file(p)))
-        earlier = {(f.sha256, f.size): f.src for f in keep}
-        _fill(tmp, keep + files, earlier, signing)
+        _fill(tmp, files, earlier, signing)
         exchange_dirs(tmp, drop)  # readers see the old drop whole, or the new one whole
         fsync_dir(drop.parent)
     finally:
@@ -289,12 +289,16 @@ def restage(files: list[StageFile], drop: Path, signing=None) -> bool:
     return True
 
 
+def _immutable(rel: str) -> bool:
+    return rel.endswith(("CHECKSUM", ".qcow2", ".raw.tar.xz", ".raw.xz", "-packages.txt"))
+
+
 def _changed(drop: Path, f: StageFile) -> bool:
     p = inside(drop, f.rel)
-    if p is None:
+    if p is None or p.stat().st_size != f.size:
         return True
-    if p.stat().st_size != f.size:
-        return True
+    if _immutable(f.rel) and f.sha256:  # re-hashed when linked into the new drop
+        return False
     return sha256_file(p) != (f.sha256 or sha256_file(f.src))
 
 
