@@ -24,7 +24,8 @@ from pathlib import Path
 
 from productmd.images import Images
 
-from rel_eng.atomic import atomic_symlink, fsync_dir
+from rel_eng import drop_manifest
+from rel_eng.atomic import atomic_symlink, atomic_write, exchange_dirs, fsync_dir, leftover_tag
 from rel_eng.digest import sha256_file
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.web.stream import write_stream_files
@@ -86,8 +87,9 @@ def _known_digests(drop: Path) -> dict[tuple[str, int], Path]:
     return out
 
 
-def _copy_verified(f: StageFile, dst: Path) -> None:
-    """Copy, checking the bytes read against the recorded digest and the copy against them."""
+def _copy_verified(f: StageFile, dst: Path) -> str:
+    """Copy, checking the bytes read against the recorded digest and the copy against them;
+    returns the sha256."""
     digest = hashlib.sha256()
     with open(f.src, "rb") as src, open(dst, "wb") as out:
         while chunk := src.read(CHUNK):
@@ -99,10 +101,14 @@ def _copy_verified(f: StageFile, dst: Path) -> None:
     if f.sha256 and read != f.sha256:
         raise StagingError(f"{f.src}: sha256 changed since it was recorded ({read}, expected "
                            f"{f.sha256}); not staging it")
+    if f.sha256 and os.path.getsize(dst) != f.size:
+        raise StagingError(f"{f.src}: {os.path.getsize(dst)} bytes, {f.size} recorded; not "
+                           "staging it")
     written = sha256_file(dst)
     if written != read:
         raise StagingError(f"{dst}: the copy of {f.src} reads back as sha256 {written}, "
                            f"expected {read}; not staging it", hint="check the mirror's disk")
+    return read
 
 
 def _link_verified(f: StageFile, same: Path, dst: Path) -> bool:
@@ -144,19 +150,20 @@ def _differs(target: Path, files: list[StageFile]) -> str:
 
 def _mirror_dirs(mirror_root: Path, rel: Path) -> None:
     """Create `rel` under the mirror root one directory at a time, never through a symlink,
-    and make each world-readable with fchmod on the directory itself (chmod by name would
-    follow a symlink planted in the tree)."""
+    and make each directory it creates world-readable with fchmod on the directory itself
+    (chmod by name would follow a symlink planted in the tree). Existing directories keep
+    their modes: a shared mirror's setgid, group write and sticky bits are the admins'."""
     root_fd = os.open(mirror_root, os.O_RDONLY | os.O_DIRECTORY)
     fds = [root_fd]
     try:
-        os.fchmod(root_fd, 0o755)
         here = mirror_root
         for part in rel.parts:
             here = here / part
             try:
                 os.mkdir(part, 0o755, dir_fd=fds[-1])
+                created = True
             except FileExistsError:
-                pass
+                created = False
             try:
                 fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1])
             except OSError as exc:
@@ -167,20 +174,27 @@ def _mirror_dirs(mirror_root: Path, rel: Path) -> None:
                                           f"{mirror_root}") from None
                 raise
             fds.append(fd)
-            os.fchmod(fd, 0o755)
+            if created:  # 0755 despite the umask; a setgid parent's bit is inherited as is
+                os.fchmod(fd, 0o755 | (os.fstat(fd).st_mode & statmod.S_ISGID))
     finally:
         for fd in fds:
             os.close(fd)
 
 
 def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
-          weekly_retention: int | None = None) -> Path:
-    """Publish `files` as `mirror_root/mirror_path`; returns the drop dir. Safe to rerun."""
+          weekly_retention: int | None = None, signing=None) -> Path:
+    """Publish `files` as `mirror_root/mirror_path`, with its metadata/MANIFEST (clearsigned
+    when `signing` is enabled); returns the drop dir. Safe to rerun."""
     parts = Path(mirror_path).parts
     if not parts or os.path.isabs(mirror_path) or ".." in parts or "." in parts:
         raise InputError(f"mirror path {mirror_path!r} would leave the mirror root {mirror_root}",
                          hint="a mirror path is relative, without '.' or '..'")
-    mirror_root.mkdir(parents=True, exist_ok=True)
+    if not mirror_root.is_dir():
+        try:
+            mirror_root.mkdir(parents=True)
+            os.chmod(mirror_root, 0o755)  # created here: world-readable whatever the umask
+        except FileExistsError:
+            pass
     mirror_root = mirror_root.resolve()  # the root may be a link; nothing below it may be
     target = mirror_root / mirror_path
     parent = target.parent
@@ -199,27 +213,10 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
     earlier: dict[tuple[str, int], Path] = {}
     for drop in reversed(_previous_drops(parent, target.name)):
         earlier.update(_known_digests(drop))
-    tmp = parent / f".{target.name}.staging-{os.getpid()}-{int(time.time())}"
+    tmp = parent / f".{target.name}.staging-{leftover_tag()}-{int(time.time())}"
     tmp.mkdir(mode=0o700)  # private while it is built: rsync copies dot-dirs too
     try:
-        for f in sorted(files, key=lambda f: f.rel):
-            dst = tmp / f.rel
-            try:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                same = earlier.get((f.sha256, f.size)) if f.sha256 else None
-                # unchanged since an earlier drop (by digest, re-hashed now): no copy
-                if same is None or not _link_verified(f, same, dst):
-                    _copy_verified(f, dst)
-                os.chmod(dst, 0o644)
-            except OSError as exc:
-                if exc.filename is None:  # write() errors (a full disk) carry no path
-                    exc.filename = str(dst)
-                raise
-        for dirpath, dirnames, _ in os.walk(tmp):
-            for d in dirnames:
-                os.chmod(Path(dirpath) / d, 0o755)
-        os.chmod(tmp, 0o755)
-        fsync_dir(tmp)
+        _fill(tmp, files, earlier, signing)
         os.rename(tmp, target)  # the moment the drop appears, complete
         fsync_dir(parent)
     except BaseException:
@@ -228,6 +225,81 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
     if weekly_retention is not None:
         settle_weekly(parent, weekly_retention, current=target.name)
     return target
+
+
+def _fill(tmp: Path, files: list[StageFile], earlier: dict[tuple[str, int], Path],
+          signing) -> None:
+    """Every file into the private `tmp`, verified, then its MANIFEST; made world-readable."""
+    entries: dict[str, tuple[int, str]] = {}
+    for f in sorted(files, key=lambda f: f.rel):
+        if f.rel == drop_manifest.NAME:
+            raise StagingError(f"{f.src}: {f.rel} is the drop's own MANIFEST; not staging it")
+        dst = tmp / f.rel
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            same = earlier.get((f.sha256, f.size)) if f.sha256 else None
+            # unchanged since an earlier drop (by digest, re-hashed now): no copy
+            if same is not None and _link_verified(f, same, dst):
+                entries[f.rel] = (f.size, f.sha256)
+            else:
+                entries[f.rel] = (os.path.getsize(f.src), _copy_verified(f, dst))
+            os.chmod(dst, 0o644)
+        except OSError as exc:
+            if exc.filename is None:  # write() errors (a full disk) carry no path
+                exc.filename = str(dst)
+            raise
+    manifest = tmp / drop_manifest.NAME
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(manifest, drop_manifest.text_for(entries, signing))
+    for dirpath, dirnames, _ in os.walk(tmp):
+        for d in dirnames:
+            os.chmod(Path(dirpath) / d, 0o755)
+    os.chmod(tmp, 0o755)
+    fsync_dir(tmp)
+
+
+def restage(files: list[StageFile], drop: Path, signing=None) -> bool:
+    """Swap changed small files of the staged `drop` in (a README with the AMI table, ec2.json)
+    with a new MANIFEST, all at once: the new drop is built beside it (every unchanged file
+    hardlinked from it and re-hashed, the changed ones copied and verified), then the two
+    directories are exchanged in one rename. Returns whether anything changed. Images and
+    CHECKSUM files never change after staging: a change to one is refused."""
+    changed = [f for f in files if _changed(drop, f)]
+    if not changed:
+        return False
+    for f in changed:
+        if _immutable(f.rel):
+            raise StagingError(f"{drop / f.rel}: an image or CHECKSUM file changed after staging; "
+                               "not restaging it", hint="start a new respin")
+    names = {f.rel for f in files}
+    extra = [r for r in drop_manifest.drop_files(drop) if r not in names]
+    if extra:  # the compose no longer lists it: restaging would drop it silently
+        raise StagingError(f"{drop / extra[0]}: in the staged drop but not in the compose; not "
+                           "restaging", hint=f"run: rel-eng verify {drop}")
+    unchanged = {f.rel for f in files} - {f.rel for f in changed}
+    earlier = {(f.sha256, f.size): drop / f.rel for f in files if f.rel in unchanged and f.sha256}
+    tmp = drop.parent / f".{drop.name}.staging-{leftover_tag()}-{int(time.time())}"
+    tmp.mkdir(mode=0o700)
+    try:
+        _fill(tmp, files, earlier, signing)
+        exchange_dirs(tmp, drop)  # readers see the old drop whole, or the new one whole
+        fsync_dir(drop.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the old drop, or the unfinished new one
+    return True
+
+
+def _immutable(rel: str) -> bool:
+    return rel.endswith(("CHECKSUM", ".qcow2", ".raw.tar.xz", ".raw.xz", "-packages.txt"))
+
+
+def _changed(drop: Path, f: StageFile) -> bool:
+    p = inside(drop, f.rel)
+    if p is None or p.stat().st_size != f.size:
+        return True
+    if _immutable(f.rel) and f.sha256:  # re-hashed when linked into the new drop
+        return False
+    return sha256_file(p) != (f.sha256 or sha256_file(f.src))
 
 
 # `<short>-<version>-<YYYYMMDD>[.<type>].<respin>`: a weekly drop's dir is its compose id.
@@ -277,7 +349,7 @@ def _prune(parent: Path, keep: int, current: str) -> list[str]:
         if old.name == current:
             continue
         # Rename out of sight first so nobody reads a half-deleted drop.
-        trash = parent / f".{old.name}.removing-{os.getpid()}"
+        trash = parent / f".{old.name}.removing-{leftover_tag()}-{int(time.time())}"
         os.rename(old, trash)
         shutil.rmtree(trash)
         removed.append(old.name)

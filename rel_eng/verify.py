@@ -16,7 +16,7 @@ from pathlib import Path
 
 from productmd.images import Images
 
-from rel_eng import runner
+from rel_eng import drop_manifest, runner
 from rel_eng.config import Signing
 from rel_eng.digest import sha256_file
 from rel_eng.errors import CommandFailed, InputError, RelEngError
@@ -217,6 +217,11 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
             by_dir.setdefault(p.parent, {})[p.name] = img
 
     _check_pages(rep, sums, root, accounted)
+    staged = not (root.name == "compose" and (root.parent / "work" / "plan.json").is_file())
+    manifest_rep = Report(root)
+    if staged:
+        check_drop_manifest(manifest_rep, sums, root, accounted, gpg_home, require_signed,
+                            fingerprints)
 
     for dirpath, dirnames, filenames in os.walk(root):
         d = Path(dirpath)
@@ -283,6 +288,10 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
                 continue
             kind = "symlink" if statmod.S_ISLNK(st.st_mode) else "file"
             rep.bad(p, f"stray {kind}: not accounted for by images.json, CHECKSUM or README")
+    # One bad file, one line: what the MANIFEST adds about a file already named is left out.
+    named = {p.split(": ", 1)[0] for p in rep.problems}
+    rep.problems += [p for p in manifest_rep.problems if p.split(": ", 1)[0] not in named]
+    rep.signatures += manifest_rep.signatures
     rep.problems.sort()
     rep.checked = len(sums)
     return rep
@@ -307,6 +316,45 @@ def _check_pages(rep: "Report", sums: "_Sums", root: Path, accounted: set[Path])
         _check_file(rep, sums, p, str(home / name), size, sha, "web.json")
         if p is not None:
             accounted.add(p)
+
+
+def check_drop_manifest(rep: Report, sums: _Sums, root: Path, accounted: set[Path],
+                        gpg_home: str = "", require_signed: bool = False,
+                        fingerprints: set[str] | None = None) -> None:
+    """A staged drop's metadata/MANIFEST (see drop_manifest): its signature, every file it lists
+    by size and sha256, and no file of the drop left out of it."""
+    path = root / drop_manifest.NAME
+    if path.is_symlink() or not path.is_file():
+        rep.bad(path, "missing: a staged drop lists every file in it (restage the drop)")
+        return
+    accounted.add(path)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        rep.bad(path, f"unreadable: {exc.strerror}")
+        return
+    body, problem = signed_body(text)
+    if problem:
+        rep.bad(path, problem)
+        return
+    if text.startswith(SIGNED_HEAD):
+        why = gpg_verify(path, gpg_home, fingerprints)
+        if why:
+            rep.bad(path, why)
+        else:
+            rep.signatures += 1
+    elif require_signed:
+        rep.bad(path, "not signed, but signing is configured")
+    entries, problems = drop_manifest.parse(body)
+    for p in problems:
+        rep.bad(path, p)
+    for rel, (size, sha) in sorted(entries.items()):
+        target = inside(root, rel)
+        # listed is not accounted for: images.json, CHECKSUM and README still must vouch
+        _check_file(rep, sums, target, str(root / rel), size, sha, "MANIFEST")
+    for rel in drop_manifest.drop_files(root):
+        if rel not in entries:
+            rep.bad(root / rel, "not listed in metadata/MANIFEST")
 
 
 def verify_staged(drop: Path, signing: Signing) -> list[str]:

@@ -74,6 +74,8 @@ def normalized(path: Path):
                 return [strip(v) for v in obj]
             return obj
         return strip(json.loads(path.read_text()))
+    if path.name == "MANIFEST":  # the JSON files' digests follow their timestamps
+        return [line for line in path.read_text().splitlines() if ".json" not in line]
     return path.read_bytes()
 
 

@@ -84,6 +84,12 @@ def test_trigger_queues_a_milestone_compose_and_counts_the_respin_up(tmp_path, r
     # Pinned: the compose id carries the date, and midnight must not fall between the two.
     ticks = iter(dt.datetime(2013, 5, 28, 23, 59, s, tzinfo=UTC) for s in range(50, 60))
     monkeypatch.setattr(beat, "utcnow", lambda: next(ticks))  # one second per trigger
+    # The builds must wait in their queues here, so no worker runs; the workers' answer to the
+    # liveness check is injected (test_worker_liveness.py asks real workers).
+    from rel_eng.distributed import liveness
+
+    monkeypatch.setattr(liveness, "served_queues",
+                        lambda s, timeout=0, inspect=None: {q: ["idle@test"] for q in s.queues})
     out = tmp_path / "out"
     cfg = tmp_path / "rel-eng.toml"
     cfg.write_text(f'[celery]\nbroker_url = "{redis_server.url}"\n'

@@ -154,7 +154,10 @@ def test_a_late_ec2_publish_rewrites_page_feed_and_listing(tmp_path):
     drop = stream_dir / c.plan.compose_id
     before = (drop / "index.html").read_bytes()
     ec2 = ec2_document(c.plan)
-    write_json(c.metadir / "ec2.json", ec2)  # what `rel-eng ec2 publish` leaves behind
+    from rel_eng.compose import written
+
+    with written.recording(c):  # what `rel-eng ec2 publish` leaves behind, its digest recorded
+        write_json(c.metadir / "ec2.json", ec2)
     assert refresh_staged(c, out / "mirror") == drop
     page = (drop / "index.html").read_bytes()
     assert page != before

@@ -54,7 +54,13 @@ def run(args) -> int:
     if found:
         raise ConfigError(found)
     if args.queue:
+        from rel_eng.distributed.broker import check_reachable
+        from rel_eng.config.celery import effective
         from rel_eng.distributed.canvas import submit_compose
+        from rel_eng.distributed.liveness import check_workers
+
+        check_reachable(effective(config.celery), config.source)
+        check_workers(config, args.release, args.milestone, args.builder)  # nothing queued yet
 
         cid = submit_compose(config, args.output, args.release, args.milestone,
                              date, label=args.label, builder=args.builder,

@@ -59,8 +59,19 @@ def register(sub) -> None:
 def run_publish(args) -> int:
     from rel_eng.publish.ec2_publish import publish_ec2
 
+    import contextlib
+
+    from rel_eng.compose import written
+    from rel_eng.compose.model import Compose
+    from rel_eng.errors import InputError
+
     config = common.load(args)
-    report = publish_ec2(args.compose_dir, config, args.regions)  # logs skipped images up front
+    try:
+        recording = written.recording(Compose.load(args.compose_dir))
+    except InputError:  # publish_ec2 says what is wrong with the dir
+        recording = contextlib.nullcontext()
+    with recording:  # ec2.json's digest, recorded as it is written
+        report = publish_ec2(args.compose_dir, config, args.regions)  # logs skipped images
     for result in report.images:
         state = "public" if result.public else "private"
         amis = " ".join(f"{r}={a}" for r, a in result.amis.items())

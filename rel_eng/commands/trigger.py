@@ -35,9 +35,15 @@ def run(args) -> int:
     from rel_eng.distributed.broker import check_reachable
 
     check_reachable(effective(config.celery), config.source)  # before the store is created
+    from rel_eng.distributed.liveness import check_workers
+
+    check_workers(config, args.release, args.milestone)  # a queue nobody serves: nothing queued
     engine = common.open_store(store_url(config, args.output))
     try:
-        d = dispatcher(config, engine, output=args.output, mirror_root=args.mirror)
+        from rel_eng.distributed.canvas import submit_compose  # the workers were asked above
+
+        d = dispatcher(config, engine, submit_compose, output=args.output,
+                       mirror_root=args.mirror)
         compose_id = d.trigger(args.release, args.milestone, utcnow())
     finally:
         engine.dispose()

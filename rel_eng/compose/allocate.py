@@ -5,7 +5,8 @@ output dir, and what the mirror already holds (staged milestone dirs like
 alt/stage/19_Alpha-1.1, weekly drops named by compose id). Another source (e.g. a build system's
 existing NVRs) is one more function in `sources`. `allocate_and_create` runs allocation and the
 creation of the compose dir under one lock per output dir, so two composes started at the same
-moment get consecutive respins.
+moment get consecutive respins, and under the mirror's lock, where each allocation is
+reserved until staged (reserve.py), so two output dirs sharing one mirror never take one label.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Callable, Mapping
 from rel_eng import naming
 from rel_eng.config import Config
 from rel_eng.errors import InputError
+from rel_eng.compose import reserve
 from rel_eng.compose.taken import TakenNames, past_taken
 from rel_eng.plan import DropPlan, plan_drop
 
@@ -85,21 +87,26 @@ def taken_in_output(output: Path) -> TakenSource:
 
 
 def taken_in_mirror(mirror_root: Path) -> TakenSource:
+    """What the mirror holds, and what composes of other output dirs have reserved in it."""
     def source(first: DropPlan) -> Taken:
         ids, labels = set(), {}
         version = first.release_version
-        if first.milestone:
-            prefix = f"{version}_"
-            stage_dir = mirror_root / "alt" / "stage"
-            if stage_dir.is_dir():
-                for d in stage_dir.iterdir():
-                    # 19_Alpha-1.1; Final stages as 19_RC-1.1
-                    if d.name.startswith(prefix) and LABEL_SYNTAX.fullmatch(d.name[len(prefix):]):
-                        labels[d.name[len(prefix):]] = f"the mirror already holds {d}"
-        else:
-            weekly = (mirror_root / first.mirror_path).parent
-            if weekly.is_dir():
-                ids.update(d.name for d in weekly.iterdir() if not d.name.startswith("."))
+        names = []  # (name in the drop's parent dir, who holds it)
+        parent = Path(first.mirror_path).parent
+        if (mirror_root / parent).is_dir():
+            names += [(d.name, f"the mirror already holds {d}")
+                      for d in (mirror_root / parent).iterdir() if not d.name.startswith(".")]
+        for path, rec in reserve.reservations(mirror_root).items():
+            if Path(path).parent == parent:
+                names.append((Path(path).name, f"compose {rec.get('compose_id', '?')} "
+                                               f"({rec.get('topdir', '?')}) reserved "
+                                               f"{mirror_root / path}"))
+        for name, who in names:
+            if not first.milestone:
+                ids.add(name)
+            elif name.startswith(f"{version}_") and LABEL_SYNTAX.fullmatch(name[len(version) + 1:]):
+                # 19_Alpha-1.1; Final stages as 19_RC-1.1
+                labels.setdefault(name[len(version) + 1:], who)
         return Taken(frozenset(ids), labels)
     return source
 
@@ -171,7 +178,7 @@ def allocate_and_create(config: Config, output: Path, release: str, milestone: s
     """
     from rel_eng.compose.create import create
     from rel_eng.compose.inputs import prepare_inputs
-    from rel_eng.compose.locks import allocation_lock
+    from rel_eng.compose.locks import allocation_lock, mirror_lock
 
     def plan_and_inputs():
         plan = allocate(config, output, release, milestone, date, label=label, builder=builder,
@@ -181,9 +188,13 @@ def allocate_and_create(config: Config, output: Path, release: str, milestone: s
         return plan, prepare_inputs(config, plan)
 
     plan, inputs = plan_and_inputs()
-    with allocation_lock(output):
+    mirror = mirror_root or output / "mirror"
+    # Always the output dir's lock first, then the mirror's: no two runs wait on each other.
+    with allocation_lock(output), mirror_lock(mirror):
         again = allocate(config, output, release, milestone, date, label=label, builder=builder,
                          mirror_root=mirror_root)
         if again != plan:
             plan, inputs = plan_and_inputs()
-        return create(config, plan, output, inputs, recorder)
+        c = create(config, plan, output, inputs, recorder)
+        reserve.reserve(mirror, plan.mirror_path, plan.compose_id, c.topdir)
+        return c

@@ -33,7 +33,9 @@ def create(config: Config, plan: DropPlan, output: Path,
             atomic_write(c.workdir(job.key) / f"{job.nvra}.ks", ks_text)
             atomic_write(c.workdir(job.key) / f"{job.nvra}.tdl", tdl_text)
         c.logdir.mkdir(parents=True, exist_ok=True)
-        metadata.write_composeinfo(c.metadir, plan)
+        from rel_eng.compose import written
+
+        written.record(c, [metadata.write_composeinfo(c.metadir, plan)])
         c.set_status(STARTED)
     except BaseException:
         shutil.rmtree(topdir, ignore_errors=True)

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from rel_eng import checksums, logfile, metadata, readme, stage, verify
-from rel_eng.compose import boot_gate
+from rel_eng.compose import boot_gate, reserve, written
 from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
 from rel_eng.compose.locks import step_lock
 from rel_eng.manifest import atomic_write, step_digest
@@ -93,23 +93,33 @@ def write_readmes(c: Compose, status: str) -> None:
     drop_page.write_drop_pages(c, status)
 
 
+def image_files(c: Compose) -> list[stage.StageFile]:
+    return [stage.StageFile(c.topdir / a.path, str(Path(a.path).relative_to("compose")), a.size,
+                            a.sha256) for a in c.manifest.artifacts(intent="deliverable")]
+
+
 def stage_files(c: Compose) -> list[stage.StageFile]:
-    files = []
-    for a in c.manifest.artifacts(intent="deliverable"):
-        p = c.topdir / a.path
-        files.append(stage.StageFile(p, str(Path(a.path).relative_to("compose")), a.size, a.sha256))
-    for arch in c.plan.arches():
-        for name in ("README", c.plan.checksum_name(arch)):
-            p = c.images_dir(arch) / name
-            if p.is_file():
-                files.append(stage.StageFile(p, f"{c.plan.variant}/{arch}/images/{name}", p.stat().st_size))
-    for p in sorted(c.metadir.iterdir()):
-        if p.is_file() and not p.name.startswith("."):
-            files.append(stage.StageFile(p, f"metadata/{p.name}", p.stat().st_size))
-    for name in drop_page.DROP_FILES:  # the download page, at the drop's top
-        p = c.topdir / "work" / "web" / name
-        if p.is_file():
-            files.append(stage.StageFile(p, name, p.stat().st_size))
+    """Every file of the drop, each with the size and sha256 recorded when it was written
+    (images by the step that made them, the rest by written.py): staging copies nothing else."""
+    files = image_files(c)
+    record = written.recorded(c)
+    for p in written.drop_small_files(c):
+        if p.is_symlink() or p.exists() and not p.is_file():
+            raise stage.StagingError(f"{p}: not a regular file; not staging it",
+                                     hint="a drop holds plain files")
+        if not p.exists():
+            continue
+        if p.parent == c.metadir:
+            rel = f"metadata/{p.name}"
+        elif p.parent.parent == c.topdir / "work":  # the download page, at the drop's top
+            rel = p.name
+        else:
+            rel = str(p.relative_to(c.topdir / "compose"))
+        got = record.get(str(p.relative_to(c.topdir)))
+        if not got:
+            raise stage.StagingError(f"{p}: no step of this compose recorded writing it; not "
+                                     "staging it", hint="remove it, or start a new respin")
+        files.append(stage.StageFile(p, rel, got["size"], got["sha256"]))
     return files
 
 
@@ -117,8 +127,11 @@ def stage_drop(c: Compose, mirror_root: Path, progress: Progress | None = None) 
     progress = progress or Progress(False)
     with progress.step(f"staging into {mirror_root / c.plan.mirror_path}"):
         files = stage_files(c)
-        return stage.stage(files, mirror_root, c.plan.mirror_path,
-                           weekly_retention=c.config.weekly_retention if c.plan.weekly else None)
+        drop = stage.stage(files, mirror_root, c.plan.mirror_path,
+                           weekly_retention=c.config.weekly_retention if c.plan.weekly else None,
+                           signing=c.config.signing)
+        reserve.release(mirror_root, c.plan.mirror_path)  # the drop holds the name now
+        return drop
 
 
 def record_staged(c: Compose, drop: Path, expected: dict[str, str]) -> None:
@@ -129,28 +142,17 @@ def record_staged(c: Compose, drop: Path, expected: dict[str, str]) -> None:
 
 def refresh_staged(c: Compose, mirror_root: Path) -> Path | None:
     """After a late publish (e.g. `rel-eng ec2 publish`): rewrite the READMEs and summary, and
-    swap the changed small files into the staged drop one by one, each atomically. Images and
-    CHECKSUM files never change after staging, so the drop stays consistent throughout."""
-    write_readmes(c, c.status or FINISHED)
+    restage the drop with them and a new MANIFEST in one directory exchange (stage.restage).
+    Images and CHECKSUM files never change after staging."""
+    with written.recording(c):
+        write_readmes(c, c.status or FINISHED)
     drop = mirror_root / c.plan.mirror_path
     if not drop.is_dir():
         return None
-    for f in stage_files(c):
-        _swap_into(drop, f)
+    stage.restage(stage_files(c), drop, c.config.signing)
     if c.plan.weekly:
         stream.write_stream_files(drop.parent)
     return drop
-
-
-def _swap_into(drop: Path, f: stage.StageFile) -> None:
-    """One small file of a staged drop replaced atomically, when its bytes changed."""
-    dst = drop / f.rel
-    if f.sha256 or not dst.parent.is_dir():
-        return
-    data = f.src.read_bytes()
-    if dst.is_file() and dst.read_bytes() == data:
-        return
-    atomic_write(dst, data)
 
 
 def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run) -> bool:
@@ -158,7 +160,8 @@ def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run) -> bool
     if c.manifest.step_done(step, digest) and all(p.exists() for p in outputs):
         return False
     with logfile.step(step):
-        run()
+        with written.recording(c):  # the digests of what it wrote, the moment it wrote them
+            run()
         c.manifest.set_step(step, digest, "done")
         logfile.file_only.info("done")
     return True
@@ -221,16 +224,16 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
     with logfile.step("verify"):
         verify.verify_staged(drop, c.config.signing)
     # Announced only once verified (the outbox ignores a message it already holds).
-    record_staged(c, drop, {f.rel: f.sha256 for f in stage_files(c) if f.sha256})
+    record_staged(c, drop, {f.rel: f.sha256 for f in image_files(c)})
     if publishers:
         keys["share"] = step_digest("share", keys["publish"], keys["stage"])
 
         def share_and_refresh():
-            share(c, progress)
+            with written.recording(c):  # the public ec2.json, recorded before restaging
+                share(c, progress)
             drop = mirror_root / c.plan.mirror_path
-            for f in stage_files(c):  # ec2.json now says public: swap it into the drop
-                if f.rel == "metadata/ec2.json" and drop.is_dir():
-                    _swap_into(drop, f)
+            if drop.is_dir():  # ec2.json now says public: restage with it and a new MANIFEST
+                stage.restage(stage_files(c), drop, c.config.signing)
 
         ran["share"] = _keyed(c, "share", keys["share"], [], share_and_refresh)
     return ran

@@ -1,4 +1,5 @@
-"""File locks: one per step of a compose, and one per output dir for respin allocation.
+"""File locks: one per step of a compose, one per output dir for respin allocation, and one per
+mirror tree.
 
 `flock` locks: the kernel drops them when their holder dies, so a SIGKILLed run or worker never
 leaves a stale lock behind. The step functions take their own lock, and a Celery task may take
@@ -96,6 +97,21 @@ def allocation_lock(output: Path) -> Iterator[None]:
     The lock is on the output dir itself, so it adds no file to it."""
     output.mkdir(parents=True, exist_ok=True)
     fd = os.open(output, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
+@contextlib.contextmanager
+def mirror_lock(mirror_root: Path) -> Iterator[None]:
+    """One mirror tree, one holder: respin allocation against what the mirror holds and has
+    reserved, and the sweep of another host's leftovers in it. On the mirror root itself, so
+    it adds no file to the mirror (flock works across hosts on NFSv4 and most cluster
+    filesystems)."""
+    mirror_root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(mirror_root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

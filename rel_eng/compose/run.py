@@ -54,10 +54,19 @@ def resume(c: Compose, mirror_root: Path, progress: Progress | None = None) -> C
 
 
 def sweep_leftovers(c: Compose, mirror_root: Path) -> list[Path]:
-    """Temp files and staging dirs that killed runs (SIGKILL included) left behind."""
+    """Temp files and staging dirs that killed runs (SIGKILL included) left behind: this
+    host's by pid; in the mirror, another host's too, under the mirror's lock and only once
+    older than any staging (atomic.FOREIGN_AFTER_S)."""
+    from rel_eng.compose.locks import mirror_lock
+
     drop = mirror_root / c.plan.mirror_path
-    return [*atomic.sweep(c.topdir), *atomic.sweep(drop.parent, recursive=False),
-            *atomic.sweep(drop)]
+    swept = atomic.sweep(c.topdir)
+    if not drop.parent.is_dir():
+        return swept
+    with mirror_lock(mirror_root):
+        foreign = {"foreign_after_s": atomic.FOREIGN_AFTER_S}
+        return [*swept, *atomic.sweep(drop.parent, recursive=False, **foreign),
+                *atomic.sweep(drop, **foreign)]
 
 
 def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:

@@ -73,16 +73,17 @@ def past_taken(config: Config, plan: DropPlan, taken: TakenNames, *, label_fixed
     date = dt.datetime.strptime(plan.date, "%Y%m%d").date()
     major, minor = (int(n) for n in plan.label.rsplit("-", 1)[1].split(".")) if plan.label else (1, 1)
     respin = plan.respin
+    skipped: list[tuple[str, str]] = []  # (label or id, why): told as one note, however many
     for _ in range(LIMIT):
         cid_why, rel_why = taken.collisions(plan)
         if not cid_why and not rel_why:
+            if skipped:
+                taken.notes.append(_skipped_note(skipped))
             return plan
         if rel_why and label_fixed and not plan.weekly:
             raise InputError(f"label {plan.label} is taken: {rel_why}",
                              hint="omit --label to get the next free respin")
-        for why in (cid_why, rel_why):
-            if why:
-                taken.notes.append(f"skipped {plan.label or plan.compose_id}: {why}")
+        skipped.append((plan.label or plan.compose_id, cid_why or rel_why))
         if cid_why or (rel_why and plan.weekly):
             respin += 1  # a weekly's release holds its respin
         if rel_why and not plan.weekly:
@@ -91,3 +92,11 @@ def past_taken(config: Config, plan: DropPlan, taken: TakenNames, *, label_fixed
                          respin=respin, label_minor=minor, label_major=major, builder=plan.builder)
     raise InputError(f"no free respin for {plan.release_key} on {plan.date} within {LIMIT}",
                      hint="check the compose store and the koji hub for stale entries")
+
+
+def _skipped_note(skipped: list[tuple[str, str]]) -> str:
+    """One clause whatever the number of respins skipped: the first, the last, and why."""
+    if len(skipped) == 1:
+        return f"skipped {skipped[0][0]}: {skipped[0][1]}"
+    return (f"skipped {len(skipped)} respins, {skipped[0][0]} to {skipped[-1][0]} (the last: "
+            f"{skipped[-1][1]})")

@@ -56,7 +56,10 @@ def dispatcher(config: Config, engine, submit: Submit | None = None, output: Pat
     from rel_eng.store.firings import FiringLedger
 
     if submit is None:
-        from rel_eng.distributed.canvas import submit_compose as submit
+        from rel_eng.distributed.canvas import submit_compose
+        from rel_eng.distributed.liveness import checked
+
+        submit = checked(submit_compose)  # a queue without a worker: the claim is released
     return Dispatcher(config, FiringLedger(engine), submit, output, mirror_root)
 
 
