@@ -290,3 +290,66 @@ def test_boot_test_bad_platform_input_is_exit_2(args, says, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert says in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# the console settles a boot early ---------------------------------------------------------------
+
+def test_console_settles_cloud_init_disabled_grub_and_panic():
+    from rel_eng.boottest import console
+
+    kernel = "[    0.000000] Linux version 6.1.0-13-amd64\n"
+    disabled = console.parse(kernel + "[  OK  ] Started getty.\n\nDebian GNU/Linux 12 rel-eng-test ttyS0\n\n"
+                             "rel-eng-test-appliance login: ")
+    assert disabled.login_prompt and disabled.cloud_init_disabled
+    assert "ds-identify" in disabled.settled()
+    # a normal boot: cloud-init printed before getty, so a login prompt settles nothing
+    normal = console.parse(kernel + "[ 9.1] cloud-init[300]: Cloud-init v. 22.4.2 running 'init-local'\n"
+                           "ip-169-254-0-15 login: ")
+    assert normal.login_prompt and not normal.cloud_init_disabled and normal.settled() == ""
+    grub = console.parse("GRUB: appliance\nerror: invalid magic number.\n\x1b[0merror: you need to load "
+                         "the kernel first.\n\ngrub> ")
+    assert grub.grub_prompt and not grub.kernel and "GRUB stopped" in grub.settled()
+    panic = console.parse(kernel + "[ 2.5] Kernel panic - not syncing: VFS: Unable to mount root fs "
+                          "on unknown-block(0,0)\n[ 2.6] ---[ end Kernel panic")
+    assert panic.settled().startswith("the kernel panicked: Kernel panic - not syncing: VFS")
+    assert console.parse(kernel + "[ 5.0] systemd[1]: Reached target\n").settled() == ""
+    # cloud-init asking a metadata service settles it only where the platform serves none
+    seeking = console.parse(kernel + "[ 41.9] cloud-init[307]: Cloud-init v. 22.4.2 running 'init'\n"
+                            "[ 42.8] cloud-init[307]: 2026-12-07 23:40:56,634 - url_helper.py[WARNING]: "
+                            "Calling 'http://169.254.169.254/2009-04-04/meta-data/instance-id' failed "
+                            "[0/120s]: request error [('Connection aborted.')]\n")
+    assert seeking.metadata_sought == "http://169.254.169.254/2009-04-04/meta-data/instance-id"
+    assert seeking.settled(serves_metadata=True) == ""
+    assert "does not present" in seeking.settled(serves_metadata=False)
+
+
+def test_offline_datasource_list_last_file_wins_in_cloud_init_order():
+    from rel_eng.boottest.offline import datasource_list
+
+    files = {"/etc/cloud/cloud.cfg": "# datasource_list: [ Nope ]\ndatasource_list: [ NoCloud, None ]\n",
+             "/etc/cloud/cloud.cfg.d/90_dpkg.cfg": "datasource_list:\n  - 'ConfigDrive'\n  - OpenStack\n",
+             "/etc/cloud/cloud.cfg.d/50-a.cfg": "datasource_list: [ Ec2 ]\n",
+             "/etc/cloud/cloud.cfg.d/99-x.txt": "datasource_list: [ Ignored ]\n"}
+    assert datasource_list(files) == (["ConfigDrive", "OpenStack"], "/etc/cloud/cloud.cfg.d/90_dpkg.cfg")
+    assert datasource_list({"/etc/cloud/cloud.cfg": "system_info: {}\n"}) == (None, "")
+
+
+def test_compose_gate_platform_per_image_type(alpha_drop):
+    """The gate boots each image type as its [images.<key>] platform says, the IMDS mode from
+    [ec2] imds_support, the OpenStack mode from [boot_test] openstack."""
+    import dataclasses
+
+    from rel_eng.compose import boot_gate
+
+    c, _ = alpha_drop
+    by_type = {c.job(j.key).image_type: boot_gate.platform_for(c, j.key) for j in c.plan.images}
+    assert by_type["generic"] == Platform("openstack", "v2", "config-drive")
+    assert by_type["ec2"] == Platform("ec2", "v2", "config-drive")
+    ec2_key = next(j.key for j in c.plan.images if j.image_type == "ec2")
+    cfg = dataclasses.replace(c.config, ec2=dataclasses.replace(c.config.ec2, imds_support=""))
+    old = c.config
+    try:
+        object.__setattr__(c, "config", cfg) if dataclasses.is_dataclass(c) else setattr(c, "config", cfg)
+        assert boot_gate.platform_for(c, ec2_key).imds == "v1"
+    finally:
+        object.__setattr__(c, "config", old) if dataclasses.is_dataclass(c) else setattr(c, "config", old)

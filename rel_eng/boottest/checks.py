@@ -363,6 +363,13 @@ def datasource_never_ran(platform, offline, cause: str) -> CheckResult:
                   f"{'/'.join(platform.datasources)}); {_ds_list(offline)}")
 
 
+def datasource_not_presented(platform, offline, cause: str) -> CheckResult:
+    """cloud-init is waiting for a datasource the platform does not present (the console said so)."""
+    return failed("datasource", cause + "; " + _ds_list(offline),
+                  f"{cause}: the image does not look for {'/'.join(platform.datasources)}, which "
+                  f"{platform.label} presents; {_ds_list(offline)}")
+
+
 def metadata(s: dict, inst, platform, requests: list) -> CheckResult:
     kv = _kv(s.get("identity", ""))
     host, iid = kv.get("hostname", "").strip(), kv.get("instance_id", "").strip()

@@ -17,6 +17,8 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 LOGIN_RE = re.compile(r"^\S+ login:", re.M)
 GRUB_PROMPT_RE = re.compile(r"grub(?: rescue)?> ?$|^grub(?: rescue)?>", re.M)
 PANIC_RE = re.compile(r"Kernel panic - not syncing:?[^\n]*")
+# cloud-init asking 169.254.169.254 (url_helper's retry warnings, or its give-up line).
+SEEKING_RE = re.compile(r"(?:Calling '|no response from urls: \[')(http://169\.254\.169\.254[^' ]*)")
 
 
 @dataclass
@@ -31,6 +33,7 @@ class ConsoleFacts:
     login_prompt: bool = False
     grub_prompt: bool = False
     panic: str = ""  # the kernel's panic line, if it panicked
+    metadata_sought: str = ""  # a metadata URL cloud-init failed to reach, if it tried one
 
     @property
     def cloud_init_disabled(self) -> bool:
@@ -38,15 +41,21 @@ class ConsoleFacts:
         getty starts, so it never ran (ds-identify found no datasource and disabled it)."""
         return self.login_prompt and not self.cloud_init
 
-    def settled(self) -> str:
-        """Why the boot can be judged now without waiting for a bound ("" if it cannot)."""
+    def settled(self, serves_metadata: bool = True) -> str:
+        """Why the boot can be judged now without waiting for a bound ("" if it cannot). Where
+        the platform serves no metadata service, cloud-init asking one settles it too: its
+        datasource waits minutes for an answer that cannot come."""
         if self.panic:
             return f"the kernel panicked: {self.panic}"
         if self.grub_prompt and not self.kernel:
             return "GRUB stopped at its prompt (it could not load a kernel)"
         if self.cloud_init_disabled:
             return ("cloud-init never ran: the console reached a login prompt with no cloud-init "
-                    "line (ds-identify found none of the image's datasources and disabled it)")
+                    "line (ds-identify found none of the image's datasources and disabled it, or "
+                    "cloud-init is not enabled)")
+        if self.metadata_sought and not serves_metadata:
+            return (f"cloud-init looks for a metadata service ({self.metadata_sought}) that this "
+                    "platform does not present")
         return ""
 
 
@@ -80,6 +89,8 @@ def parse(raw: str) -> ConsoleFacts:
     facts.grub_prompt = bool(GRUB_PROMPT_RE.search(text))
     m = PANIC_RE.search(text)
     facts.panic = m.group(0).strip()[:160] if m else ""
+    m = SEEKING_RE.search(text)
+    facts.metadata_sought = m.group(1)[:120] if m else ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     facts.last_line = lines[-1][:200] if lines else ""
     return facts

@@ -349,15 +349,22 @@ def _likely_cause(facts: offline.OfflineFacts) -> str:
 def _settled_verdict(opts, vm, reader, v, c, cons_ok: bool) -> list[ck.CheckResult]:
     """The console settled the boot before the checks could run: judge it now, naming why."""
     platform: Platform = v._platform  # type: ignore[attr-defined]
-    cause = c.settled()
+    cause = c.settled(platform.serves_metadata)
     rest = [n for n in ck.CHECKS if n != "console"]
-    if c.cloud_init_disabled:
+    if c.cloud_init_disabled and not c.panic:
         reader.join(timeout=opts.timeouts.ssh)  # the image's datasource_list names the cause
         ds = ck.datasource_never_ran(platform, reader.facts, cause)
         v.reason = f"datasource: {ds.message}"
         cons = ck.failed("console", f"kernel and a login prompt; last console line: {c.last_line}",
                          "no cloud-init line on the console before the login prompt")
         return [cons, ds] + [ck.not_run(n, "cloud-init never ran") for n in rest if n != "datasource"]
+    if c.metadata_sought and not c.panic and not platform.serves_metadata:
+        reader.join(timeout=opts.timeouts.ssh)
+        ds = ck.datasource_not_presented(platform, reader.facts, cause)
+        v.reason = f"datasource: {ds.message}"
+        cons = ck.passed("console", "kernel and cloud-init lines on the serial console")
+        return [cons, ds] + [ck.not_run(n, "cloud-init found no datasource the platform presents")
+                             for n in rest if n != "datasource"]
     v.reason = f"{cause}; last console line: {c.last_line}"
     status = ck.passed if cons_ok else None
     cons = status("console", "kernel line on the serial console") if status else \
@@ -368,6 +375,7 @@ def _settled_verdict(opts, vm, reader, v, c, cons_ok: bool) -> list[ck.CheckResu
 def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
     c = console.ConsoleFacts()
     platform: Platform = v._platform  # type: ignore[attr-defined]
+    serves = platform.serves_metadata
 
     def seen(pred):
         nonlocal c
@@ -375,9 +383,9 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
         return pred(c)
 
     booted = _wait(opts, vm, t0, opts.timeouts.console,
-                   lambda: seen(lambda f: f.kernel or bool(f.settled())))
+                   lambda: seen(lambda f: f.kernel or bool(f.settled(serves))))
     rest = [n for n in ck.CHECKS if n != "console"]
-    if not c.kernel and c.settled():
+    if not c.kernel and c.settled(serves):
         return _settled_verdict(opts, vm, reader, v, c, cons_ok=False)
     if not booted:
         why = ("qemu exited: " + vm.stderr_text()[-200:]) if not vm.running() else \
@@ -387,9 +395,9 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
             [ck.not_run(n, "the guest did not boot") for n in rest]
     v.seconds["kernel"] = round(opts.clock() - t0, 2)
     keys = _wait(opts, vm, t0, opts.timeouts.boot,
-                 lambda: seen(lambda f: (f.cloud_init and f.keys_complete) or bool(f.settled())))
+                 lambda: seen(lambda f: (f.cloud_init and f.keys_complete) or bool(f.settled(serves))))
     if not keys or not c.keys_complete:
-        if c.settled():
+        if c.settled(serves):
             v.seconds["settled"] = round(opts.clock() - t0, 2)
             return _settled_verdict(opts, vm, reader, v, c, cons_ok=True)
     if c.cloud_init:

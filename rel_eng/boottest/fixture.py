@@ -105,7 +105,10 @@ system_info:
 # both emulated under TCG.
 INITRAMFS_CONF = "MODULES=list\n"
 # nvme: the root is attached as NVMe when the appliance boots as an EC2 (Nitro) instance.
-INITRAMFS_MODULES = ["virtio_pci", "virtio_blk", "ata_piix", "sd_mod", "nvme", "ext4",
+# sr_mod: a CD (the NoCloud seed, Nova's config drive) must be /dev/sr0 before systemd's
+# generators run, since cloud-init's ds-identify looks for the config-2 label then; loaded later
+# by udev, it is missed and ds-identify leaves ConfigDrive out of the datasource list.
+INITRAMFS_MODULES = ["virtio_pci", "virtio_blk", "ata_piix", "sd_mod", "sr_mod", "nvme", "ext4",
                      "crc32c_generic"]
 # dpkg leaves these out at install: documentation, translations, and kernel drivers for hardware
 # that a qemu guest never has. They were 2/3 of the disk, which the suite copies, converts,
@@ -370,7 +373,8 @@ MAC_RULE = ('SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="52:
 # Platform variants: cloud-init told to look only where one cloud puts its metadata, as an
 # image built for that cloud is (fedora-cloud-base-ec2.ks sets [ Ec2, None ]).
 DATASOURCE_LISTS = {"ec2": "[ Ec2, None ]", "openstack": "[ ConfigDrive, OpenStack, None ]",
-                    "hostile": "[ ConfigDrive, OpenStack, None ]"}
+                    "hostile": "[ ConfigDrive, OpenStack, None ]",
+                    "any-cloud": "[ NoCloud, ConfigDrive, OpenStack, Ec2, None ]"}
 CLOUD_CFG_PATH = "/etc/cloud/cloud.cfg.d/90-rel-eng-test-appliance.cfg"
 # The hostile image: a unit that, at boot, tries the host's loopback services through every
 # address slirp gives the host (10.0.2.2, 169.254.0.2) and the gateway. It fails when it gets
@@ -398,6 +402,7 @@ VARIANTS = {
     "ec2": "cloud-init datasource_list [ Ec2, None ] (an image built for EC2)",
     "openstack": "cloud-init datasource_list [ ConfigDrive, OpenStack, None ] (built for OpenStack)",
     "hostile": "built for OpenStack, with a unit that tries the host's loopback services at boot",
+    "any-cloud": "cloud-init looks for NoCloud, ConfigDrive, OpenStack and Ec2 (one image, every platform)",
     "no-sshd": "sshd removed (/usr/sbin/sshd deleted)",
     "mac-binding": "a persistent-net udev rule binding eth0 to 52:54:00:de:ad:01",
     "no-growpart": "growpart removed (/usr/bin/growpart deleted)",
@@ -406,15 +411,18 @@ VARIANTS = {
 
 
 def variant_name(good: Fixture, variant: str) -> Path:
-    tag = hashlib.sha256(f"{variant}:{VARIANTS[variant]}:{MAC_RULE}:{_variant_cloud_cfg(variant)}:"
-                         f"{HOSTILE_UNIT_TEXT}".encode()).hexdigest()[:8]
+    parts = variant.split("+")
+    tag = hashlib.sha256("".join(f"{v}:{VARIANTS[v]}:{MAC_RULE}:{_variant_cloud_cfg(v)}:"
+                                 f"{HOSTILE_UNIT_TEXT}" for v in parts).encode()).hexdigest()[:8]
     return good.path.with_name(good.path.name.replace("-good.qcow2", f"-{variant}-{tag}.raw"))
 
 
 def derive(good: Fixture, variant: str) -> Fixture:
-    """The good fixture with one change, made on a raw copy with debugfs -w (no mount)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown fixture variant {variant!r} (known: {', '.join(VARIANTS)})")
+    """The good fixture with one change, made on a raw copy with debugfs -w (no mount).
+    "a+b" applies a then b (e.g. "openstack+no-sshd": built for OpenStack, without sshd)."""
+    unknown = [v for v in variant.split("+") if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown fixture variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
     out = variant_name(good, variant)
     if out.exists():
         return Fixture(out, good.arch, "raw", good.digest, variant)
@@ -422,7 +430,8 @@ def derive(good: Fixture, variant: str) -> Fixture:
         if not out.exists():
             with atomic_path(out) as tmp:
                 runner.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", good.path, tmp])
-                _mutate(tmp, variant)
+                for part in variant.split("+"):
+                    _mutate(tmp, part)
     return Fixture(out, good.arch, "raw", good.digest, variant)
 
 
