@@ -321,6 +321,19 @@ def test_console_settles_cloud_init_disabled_grub_and_panic():
     assert seeking.metadata_sought == "http://169.254.169.254/2009-04-04/meta-data/instance-id"
     assert seeking.settled(serves_metadata=True) == ""
     assert "does not present" in seeking.settled(serves_metadata=False)
+    # cloud-init 22.4 as the appliance prints it: no URL, only urllib3's host and path
+    unnamed = console.parse(kernel + "[ 92.6] cloud-init[300]: 2026-12-08 00:15:07,345 - url_helper.py"
+                            "[WARNING]: Calling 'None' failed [0/120s]: request error [HTTPConnectionPool("
+                            "host='fd00:ec2::254', port=80): Max retries exceeded with url: "
+                            "/2009-04-04/meta-data/instance-id (Caused by NewConnectionError('<urllib3"
+                            ".connection.HTTPConnection object at 0x7f13>: Failed to establish a new "
+                            "connection: [Errno 101] Network is unreachable'))]\n")
+    assert unnamed.metadata_sought == "http://[fd00:ec2::254]/2009-04-04/meta-data/instance-id"
+    gave_up = console.parse(kernel + "- url_helper.py[ERROR]: Timed out, no response from urls: "
+                            "['http://169.254.169.254/openstack']\n")
+    assert gave_up.metadata_sought == "http://169.254.169.254/openstack"
+    assert console.parse(kernel + "url_helper.py[WARNING]: Calling 'http://10.0.0.1/x' failed")\
+        .metadata_sought == ""
 
 
 def test_offline_datasource_list_last_file_wins_in_cloud_init_order():

@@ -17,8 +17,12 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 LOGIN_RE = re.compile(r"^\S+ login:", re.M)
 GRUB_PROMPT_RE = re.compile(r"grub(?: rescue)?> ?$|^grub(?: rescue)?>", re.M)
 PANIC_RE = re.compile(r"Kernel panic - not syncing:?[^\n]*")
-# cloud-init asking 169.254.169.254 (url_helper's retry warnings, or its give-up line).
-SEEKING_RE = re.compile(r"(?:Calling '|no response from urls: \[')(http://169\.254\.169\.254[^' ]*)")
+# cloud-init failing to reach a metadata service (url_helper's retry warnings name the URL, or
+# with no URL only urllib3's host and path; its give-up line lists the URLs).
+_MD_HOST = r"(?:169\.254\.169\.254|\[?fd00:ec2::254\]?)"
+SEEKING_RE = re.compile(
+    r"url_helper\.py\[(?:WARNING|ERROR)\]:[^\n]*?(?:(http://" + _MD_HOST + r"[^'\s\],]*)"
+    r"|host='(" + _MD_HOST + r")', port=\d+\): Max retries exceeded with url: (\S+))")
 
 
 @dataclass
@@ -90,7 +94,10 @@ def parse(raw: str) -> ConsoleFacts:
     m = PANIC_RE.search(text)
     facts.panic = m.group(0).strip()[:160] if m else ""
     m = SEEKING_RE.search(text)
-    facts.metadata_sought = m.group(1)[:120] if m else ""
+    if m:
+        host = m.group(2) or ""
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        facts.metadata_sought = (m.group(1) or f"http://{host}{m.group(3)}")[:120]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     facts.last_line = lines[-1][:200] if lines else ""
     return facts
