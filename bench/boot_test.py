@@ -14,10 +14,16 @@ into ~/.cache/rel-eng/fixtures):
     a breakdown of where the gate's own time goes (key, seed, overlay, offline read, host-key
     pinning, ssh + guest script, auth probe, teardown) and the guest script's parts;
   - peak host memory (VmHWM of qemu) per VM against the guest's RAM (target <= RAM + 100 MiB),
-    and with --tb-sizes a side-by-side sweep of TCG translation-cache sizes (memory and time).
+    and with --tb-sizes a side-by-side sweep of TCG translation-cache sizes (memory and time);
+  - with --platforms, the same image (the appliance variant whose cloud-init looks for every
+    platform's datasource) booted as each platform beside a nocloud boot started at the same
+    moment: time to verdict as a ratio of the nocloud one (goal <= 1.1x), the metadata
+    server's own CPU time per boot, and the gate's overhead under each platform.
 
 Usage: python3 bench/boot_test.py [--images 4] [--parallel 2] [--accel tcg,kvm] [--memory-mib 1024]
                                   [--tb-size MIB] [--tb-sizes 0,64,128,256] [--skip-drop]
+                                  [--platforms ec2,openstack:config-drive,openstack:metadata-service]
+                                  [--platforms-only]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rel_eng.boottest import accel as accel_mod  # noqa: E402
 from rel_eng.boottest import engine, fixture, image  # noqa: E402
+from rel_eng.boottest.platform import Platform  # noqa: E402
 from rel_eng.config.boot_test import BootTestConfig  # noqa: E402
 
 CHECKS = tuple(c for c in engine.ck.CHECKS if c != "anaconda-install")
@@ -93,12 +100,20 @@ def main() -> int:
                     help="comma-separated TCG translation-cache sizes to compare (0: qemu's default)")
     ap.add_argument("--skip-drop", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="boot nothing: check the bench still runs")
+    ap.add_argument("--platforms", default="",
+                    help="platforms to compare with nocloud: ec2, ec2:v1, openstack:config-drive, "
+                         "openstack:metadata-service")
+    ap.add_argument("--platforms-only", action="store_true", help="only the platform comparison")
     args = ap.parse_args()
     if args.smoke:
         return smoke(args)
     fx = fixture.ensure("amd64")
     img = image.inspect(fx.path)
     ks = engine_kickstart(fx)
+    if args.platforms:
+        compare_platforms(fx, args, ks)
+        if args.platforms_only:
+            return 0
     qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                                   text=True).stdout.splitlines()[0]
     print(f"machine: {os.cpu_count()} cores, {qemu_version}")
@@ -157,6 +172,36 @@ def smoke(args) -> int:
         print(f"smoke: {img.path.name} ({img.fmt}, {img.arch}) inspected; {len(opts.checks)} checks, "
               f"{engine.per_vm_mib(opts)} MiB per VM; nothing booted")
     return 0
+
+
+def parse_platform(text: str) -> Platform:
+    name, _, mode = text.partition(":")
+    if name == "ec2":
+        return Platform("ec2", imds=mode or "v2")
+    if name == "openstack":
+        return Platform("openstack", openstack=mode or "config-drive")
+    return Platform(name)
+
+
+def compare_platforms(fx, args, ks) -> None:
+    """Each platform beside a nocloud boot of the same image, both started at once."""
+    any_cloud = image.inspect(fixture.derive(fx, "any-cloud").path)
+    tcg = accel_mod.Accel("tcg", "benchmark")
+    opts = options(tcg, args.memory_mib, args.tb_size, ks)
+    print(f"platforms vs nocloud, the same image ({any_cloud.path.name}), two boots at once under TCG:")
+    for text in args.platforms.split(","):
+        plat = parse_platform(text)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            base_f = pool.submit(engine.boot_one, any_cloud, opts, Platform("nocloud"))
+            plat_f = pool.submit(engine.boot_one, any_cloud, opts, plat)
+            base, other = base_f.result(), plat_f.result()
+        report(f"{'nocloud':>28}", [base], args.memory_mib)
+        report(f"{plat.label:>28}", [other], args.memory_mib)
+        ratio = other.seconds["verdict"] / base.seconds["verdict"]
+        cpu = f"{other.metadata_cpu_s * 1000:.1f} ms over {len(other.metadata_requests)} requests" \
+            if other.metadata_cpu_s is not None else "no metadata server"
+        print(f"  {plat.label}: time to verdict {ratio:.2f}x nocloud (goal <= 1.1x: "
+              f"{'met' if ratio <= 1.1 else 'NOT met'}); metadata server CPU {cpu}; load {load()}")
 
 
 def engine_kickstart(fx):

@@ -128,8 +128,8 @@ def test_random_mac_is_qemu_prefixed_and_varies():
 # seed ---------------------------------------------------------------------------------------
 
 def test_seed_is_a_cidata_iso(tmp_path):
-    iso = seed.make_iso(tmp_path / "seed.iso", pubkey="ssh-ed25519 AAAAC3Nz key\"quote",
-                        nonce="n0nce", instance_id="i-1", hostname="h")
+    ud_text = seed.user_data("ssh-ed25519 AAAAC3Nz key\"quote", "n0nce", (6379, 40001))
+    iso = seed.make_iso(tmp_path / "seed.iso", user_data_text=ud_text, instance_id="i-1", hostname="h")
     label = subprocess.run(["isoinfo", "-d", "-i", str(iso)], capture_output=True, text=True).stdout \
         if subprocess.run(["which", "isoinfo"], capture_output=True).returncode == 0 else "cidata"
     assert "cidata" in label
@@ -138,6 +138,11 @@ def test_seed_is_a_cidata_iso(tmp_path):
     body = json.loads(ud.split("\n", 1)[1])
     assert body["ssh_authorized_keys"] == ["ssh-ed25519 AAAAC3Nz key\"quote"]
     assert "n0nce" in body["runcmd"][0][2] and seed.NONCE_PATH in body["runcmd"][0][2]
+    # the seal probe rides in every boot's user data: each gateway address, each port
+    probe = body["runcmd"][1][2]
+    assert seed.SEAL_PATH in probe and "/dev/tcp/$h/$p" in probe
+    assert "10.0.2.2 169.254.0.2" in probe and "for p in 6379 40001" in probe
+    assert "seal" not in seed.user_data("k", "n")  # no ports: no probe
 
 
 # console ------------------------------------------------------------------------------------
@@ -446,6 +451,10 @@ def test_memory_per_vm_counts_the_tcg_translation_cache():
 
 def test_ssh_retries_back_off_and_the_first_login_runs_the_guest_script(tmp_path, monkeypatch):
     import threading
+    import types
+
+    from rel_eng.boottest.metadata import Instance
+    from rel_eng.boottest.platform import Platform
 
     from fake_clock import FakeClock
     from rel_eng.boottest import engine, sshclient
@@ -489,9 +498,12 @@ def test_ssh_retries_back_off_and_the_first_login_runs_the_guest_script(tmp_path
     opts = engine.BootOptions(accel=Accel("tcg", "t"), clock=clock, sleep=clock.sleep)
     v = engine.Verdict("img", "x86_64", "tcg", "t", "fail")
     v._key, v._port, v._mac, v._nonce = work / "id", 2222, "52:54:00:aa:bb:cc", "N"
+    v._platform, v._server = Platform(), None
+    v._inst = Instance("iid-1", "h1", "h1", "k", "ud", v._mac, "10.0.2.15", "u")
     reader = Done()
     reader.start()
-    results = {r.name: r for r in engine._observe(None, opts, work, FakeVm(), reader, v, clock())}
+    img = types.SimpleNamespace(arch="x86_64")
+    results = {r.name: r for r in engine._observe(img, opts, work, FakeVm(), reader, v, clock())}
     # three refused logins, pauses doubling from 0.5 s up to the 2 s cap, then one login that
     # runs the guest script: no separate probe login
     assert [cmd for cmd, _ in logins] == ["bash -s"] * 4 and all("@@ci-status" in s for _, s in logins)

@@ -331,7 +331,9 @@ def test_boot_verdicts_link_their_console_logs(own, store):
     data = json.loads(summary.read_text())
     images = data["boot_test"]["images"]
     images["generic-x86_64"].update(status="fail", reason="no login prompt within 300 s",
-                                    console_log="logs/boottest/generic-x86_64.console.log")
+                                    console_log="logs/boottest/generic-x86_64.console.log",
+                                    platform={"name": "openstack", "label": "openstack (config drive)",
+                                              "openstack": "config-drive"})
     images["ec2-x86_64"].update(status="pass", reason="", console_log="logs/../../secret.log")
     skipped = sorted(k for k in images if k not in ("generic-x86_64", "ec2-x86_64"))
     images[skipped[0]]["console_log"] = "logs/boottest/link.console.log"
@@ -345,7 +347,8 @@ def test_boot_verdicts_link_their_console_logs(own, store):
                 digest="", updated_at=now), ("compose_id", "step"))
     page = c.get(f"/composes/{cid}")
     text = text_of(page.content)
-    assert "Boot test: failed : no login prompt within 300 s console log" in text
+    assert ("Boot test: failed (booted as openstack (config drive)): no login prompt within 300 s "
+            "console log") in text
     assert "Boot test: passed" in text
     assert text.count("Boot test: skipped : not bootable") == len(skipped)
     hrefs = links(page.content)
@@ -355,10 +358,11 @@ def test_boot_verdicts_link_their_console_logs(own, store):
     api = {i["job_key"]: i for i in c.get(f"/api/composes/{cid}").json()["images"]}
     assert api["generic-x86_64"]["boot"] == {
         "verdict": "failed", "reason": "no login prompt within 300 s",
-        "console_logs": ["boottest/generic-x86_64.console.log"]}
-    assert api["ec2-x86_64"]["boot"] == {"verdict": "passed", "reason": "", "console_logs": []}
+        "platform": "openstack (config drive)", "console_logs": ["boottest/generic-x86_64.console.log"]}
+    assert api["ec2-x86_64"]["boot"] == {"verdict": "passed", "reason": "", "platform": "",
+                                         "console_logs": []}
     for key in skipped:  # the synthetic builder's images: skipped, never passed
-        assert api[key]["boot"] == {"verdict": "skipped", "reason": "not bootable",
+        assert api[key]["boot"] == {"verdict": "skipped", "reason": "not bootable", "platform": "",
                                     "console_logs": []}
         assert api[key]["state"] == "done" and api[key]["timeline"][-1]["step"] == "boottest"
     assert api["generic-x86_64"]["timeline"][-1]["step"] == "boottest"

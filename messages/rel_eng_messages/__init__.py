@@ -142,6 +142,7 @@ class BootTestV1(_RelEngMessage):
         "sha256": _SHA256,
         "verdict": {"type": "string", "enum": ["passed", "failed", "skipped"]},
         "reason": {"type": "string"},
+        "platform": {"type": "string"},  # how it was booted: "ec2 (IMDSv2)", "nocloud", ...
         "checks": {"type": "array", "items": {
             "type": "object",
             "properties": {"name": _NONEMPTY, "passed": {"type": "boolean"},
@@ -154,7 +155,8 @@ class BootTestV1(_RelEngMessage):
         return f"rel-eng boot test of {self.body['nvra']}: {self.body['verdict']}"
 
     def __str__(self) -> str:
-        lines = [f"Boot test of {self.body['nvra']} ({self.compose_id}): {self.body['verdict']}", ""]
+        plat = f", booted as {self.body['platform']}" if self.body.get("platform") else ""
+        lines = [f"Boot test of {self.body['nvra']} ({self.compose_id}){plat}: {self.body['verdict']}", ""]
         for check in self.body.get("checks", []):
             lines.append(f"\t{'ok  ' if check['passed'] else 'FAIL'} {check['name']}")
         if self.body.get("reason"):

@@ -22,7 +22,7 @@ FIREWALL_SERVICES = ("firewalld", "nftables", "ufw", "iptables", "netfilter-pers
 @dataclass
 class CheckResult:
     name: str
-    status: str  # pass | fail | not-run
+    status: str  # pass | fail | not-run | skipped (cannot apply, or lacks its input: no verdict)
     evidence: str
     message: str = ""
 
@@ -40,6 +40,15 @@ def failed(name, evidence, message):
 
 def not_run(name, why):
     return CheckResult(name, "not-run", "", why)
+
+
+def skipped(name, why):
+    return CheckResult(name, "skipped", "", why)
+
+
+def counts_against(c: CheckResult) -> bool:
+    """Whether a check's result fails the image (a skipped check neither passes nor fails it)."""
+    return c.status not in ("pass", "skipped")
 
 
 def parse_checks(text: str | None) -> tuple[str, ...]:
@@ -69,7 +78,16 @@ if [ -e /run/cloud-init/status.json ]; then
 else cloud-init status --wait --long 2>&1; echo "rc=$?"; fi
 read -r t_cloud_init _ < /proc/uptime
 echo @@ci-result; cat /run/cloud-init/result.json 2>/dev/null
+echo @@ci-data; cat /run/cloud-init/instance-data.json 2>/dev/null
+echo @@identity; echo "hostname=$(hostname)"; read -r iid 2>/dev/null < /var/lib/cloud/data/instance-id; echo "instance_id=$iid"
 echo @@nonce; read -r nonce 2>/dev/null < {nonce_path}; echo "$nonce"
+echo @@seal; cat {seal_path} 2>/dev/null
+echo @@health
+systemctl --failed --no-legend --plain 2>/dev/null | while read -r u _; do echo "failed $u"; done
+echo "tmp $(stat -c %a /tmp 2>/dev/null)"
+read -r b < /proc/sys/kernel/random/boot_id; echo "boot_id $b"
+[ -e /sys/fs/selinux/enforce ] && {{ read -r e < /sys/fs/selinux/enforce; echo "selinux_enforce $e"; }}
+[ -e /etc/selinux/config ] && while IFS= read -r l; do case "$l" in SELINUX=*) echo "selinux_config $l";; esac; done < /etc/selinux/config
 echo @@root
 {{ read -r _; read -r src fstype fs_bytes; }} < <(df -B1 --output=source,fstype,size / 2>/dev/null)
 src=${{src%%\[*}}; dev=$src; [ -L "$dev" ] && dev=$(readlink -f "$dev"); dev=${{dev##*/}}
@@ -92,6 +110,8 @@ if command -v nft >/dev/null; then nft list ruleset 2>/dev/null | grep -E '\b(dr
 if command -v iptables >/dev/null; then iptables -S 2>/dev/null | grep -E 'DROP|REJECT' | while read -r l; do echo "iptables $l"; done; fi
 echo @@root-shadow
 while IFS=: read -r u p _; do [ "$u" = root ] && echo "${{p:0:3}}"; done < /etc/shadow; echo "rc=$?"
+echo @@journal
+journalctl -b 0 -q -n 1 -o export --no-pager 2>/dev/null | while IFS= read -r l; do case "$l" in _BOOT_ID=*) echo "$l";; esac; done
 ROOT
 read -r t_facts _ < /proc/uptime
 echo @@pkgq
@@ -113,9 +133,9 @@ echo @@end
 """
 
 
-def guest_script(nonce_path: str, packages: list[str]) -> str:
+def guest_script(nonce_path: str, packages: list[str], seal_path: str = "/dev/null") -> str:
     safe = [p for p in packages if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._:-]*", p)]
-    return GUEST_SCRIPT.format(nonce_path=nonce_path, packages=" ".join(safe),
+    return GUEST_SCRIPT.format(nonce_path=nonce_path, packages=" ".join(safe), seal_path=seal_path,
                                firewall_services=" ".join(FIREWALL_SERVICES),
                                ci_wait_ticks=CI_WAIT_TICKS)
 
@@ -292,3 +312,159 @@ def anaconda_install(s: dict, wanted: list[str], excluded: list[str], source: st
             msg.append("excluded but installed: " + ", ".join(present[:8]))
         return failed("anaconda-install", evidence, "; ".join(msg))
     return passed("anaconda-install", evidence)
+
+
+# --- what the platform presented, and what the guest made of it ---------------------------
+
+DS_NAME_RE = re.compile(r"DataSource([A-Za-z0-9]+?)(?:Local|Net)?(?:\s|\[|$)")
+
+
+def datasource_used(s: dict) -> str:
+    """The datasource cloud-init ran from (its name without "DataSource"/"Local"), or ""."""
+    for text in (s.get("ci-result", ""), s.get("ci-status", "")):
+        try:
+            v1 = json.loads(text.split("\n", 1)[1] if text.startswith("source=") else text or "{}").get("v1", {})
+        except (ValueError, AttributeError):
+            continue
+        m = DS_NAME_RE.search(str(v1.get("datasource") or ""))
+        if m:
+            return m.group(1)
+    return ""
+
+
+def _ds_list(offline) -> str:
+    if offline is None or not offline.read:
+        return f"the image's datasource_list could not be read offline ({offline.note if offline else 'no read'})"
+    if offline.datasource_list is None:
+        return "the image sets no datasource_list (cloud-init's default: every datasource)"
+    return f"the image's datasource_list: [ {', '.join(offline.datasource_list)} ] ({offline.datasource_from})"
+
+
+def datasource(s: dict, platform, offline) -> CheckResult:
+    used = datasource_used(s)
+    expected = platform.datasources
+    try:
+        ci_platform = json.loads(s.get("ci-data", "") or "{}").get("v1", {}).get("platform", "")
+    except ValueError:
+        ci_platform = ""
+    evidence = (f"cloud-init ran from {used or 'no datasource'} (platform {ci_platform or 'unknown'}); "
+                f"booted as {platform.label}, which presents {'/'.join(expected)}")
+    if used in expected:
+        return passed("datasource", evidence)
+    return failed("datasource", evidence + "; " + _ds_list(offline),
+                  f"cloud-init used {used or 'no datasource'}, not {'/'.join(expected)} that "
+                  f"{platform.label} presents; {_ds_list(offline)}")
+
+
+def datasource_never_ran(platform, offline, cause: str) -> CheckResult:
+    """cloud-init did not run at all (the console settled it): name what the image looks for."""
+    return failed("datasource", cause + "; " + _ds_list(offline),
+                  f"cloud-init never ran under {platform.label} (which presents "
+                  f"{'/'.join(platform.datasources)}); {_ds_list(offline)}")
+
+
+def datasource_not_presented(platform, offline, cause: str) -> CheckResult:
+    """cloud-init is waiting for a datasource the platform does not present (the console said so)."""
+    return failed("datasource", cause + "; " + _ds_list(offline),
+                  f"{cause}: the image does not look for {'/'.join(platform.datasources)}, which "
+                  f"{platform.label} presents; {_ds_list(offline)}")
+
+
+def metadata(s: dict, inst, platform, requests: list) -> CheckResult:
+    kv = _kv(s.get("identity", ""))
+    host, iid = kv.get("hostname", "").strip(), kv.get("instance_id", "").strip()
+    want_host = inst.hostname.split(".")[0]
+    problems = []
+    if host.split(".")[0] != want_host:
+        problems.append(f"hostname is {host or '(none)'}, the platform served {want_host}")
+    if iid != inst.instance_id:
+        problems.append(f"instance-id is {iid or '(none)'}, the platform served {inst.instance_id}")
+    used = datasource_used(s)
+    if used not in platform.datasources:
+        problems.append(f"the key and user data came from {used or 'no datasource'}, not the platform")
+    evidence = f"hostname {host or '(none)'}, instance-id {iid or '(none)'}, datasource {used or 'none'}"
+    if platform.serves_metadata:
+        served = [r for r in requests if r.status == 200]
+        key = any("public-keys" in r.path or "meta_data.json" in r.path for r in served)
+        ud = any(r.path.rstrip("/").endswith(("user-data", "user_data")) for r in served)
+        evidence += f"; served {len(served)} of {len(requests)} requests" \
+                    f" (key {'served' if key else 'never asked for'}, user data {'served' if ud else 'never asked for'})"
+        if not key:
+            problems.append("the guest never fetched its key from the metadata service")
+        if not ud:
+            problems.append("the guest never fetched its user data from the metadata service")
+    if problems:
+        return failed("metadata", evidence, "; ".join(problems))
+    return passed("metadata", evidence + "; the run's key logged in and the user data's nonce is back")
+
+
+def imds_tokens(platform, requests: list) -> CheckResult:
+    if platform.name != "ec2":
+        return skipped("imds-tokens", f"no EC2 metadata service under {platform.label}")
+    asked = [r for r in requests if not (r.method == "PUT" and "api/token" in r.path)]
+    puts = len(requests) - len(asked)
+    good = [r for r in asked if r.token == "valid"]
+    evidence = f"{len(good)} of {len(asked)} metadata requests carried a valid token; {puts} token PUT(s)"
+    if platform.imds != "v2":
+        return skipped("imds-tokens", f"IMDSv1: tokens are optional ({evidence})")
+    if not asked:
+        return failed("imds-tokens", evidence, "the guest never read the metadata service")
+    bad = [r for r in asked if r.token != "valid"]
+    if bad:
+        return failed("imds-tokens", evidence, "requests without a valid token (401 under IMDSv2): "
+                      + "; ".join(r.line() for r in bad[:3]))
+    return passed("imds-tokens", evidence)
+
+
+def sealed(s: dict, ports) -> CheckResult:
+    lines = [ln.split() for ln in s.get("seal", "").splitlines() if len(ln.split()) == 2]
+    if not ports:
+        return skipped("sealed", "no probe ports configured ([boot_test] seal_probe_ports)")
+    if not lines:
+        return failed("sealed", "no seal probe record in the guest",
+                      "the guest recorded no seal probe (its user data's runcmd did not run)")
+    opened = [t for t, st in lines if st == "open"]
+    evidence = f"the guest tried {len(lines)} host address:port pairs, reached {len(opened)}"
+    if opened:
+        return failed("sealed", evidence, "the guest reached the host: " + ", ".join(opened[:5]))
+    return passed("sealed", evidence + " (" + ", ".join(t for t, _ in lines[:4]) + ", ...)")
+
+
+def nvme_root(s: dict, platform, arch: str) -> CheckResult:
+    if not platform.nvme_root(arch):
+        return skipped("nvme-root", f"the root is NVMe only on ec2 x86_64 (Nitro); booted as "
+                                    f"{platform.label} on {arch}")
+    src = _kv(s.get("root", "")).get("source", "")
+    if "/nvme" in src:
+        return passed("nvme-root", f"/ is on {src}")
+    return failed("nvme-root", f"/ is on {src or 'unknown'}", "the root filesystem is not on an NVMe device")
+
+
+def system_health(s: dict) -> CheckResult:
+    h = s.get("health", "")
+    failed_units = [ln.split(None, 1)[1] for ln in h.splitlines() if ln.startswith("failed ")]
+    kv = dict(ln.split(None, 1) for ln in h.splitlines() if len(ln.split(None, 1)) == 2)
+    tmp_mode = kv.get("tmp", "").strip()
+    boot_id = kv.get("boot_id", "").replace("-", "").strip()
+    journal = _kv(s.get("journal", "")).get("_BOOT_ID", "").strip()
+    enforce = kv.get("selinux_enforce")
+    config = kv.get("selinux_config")
+    problems, evidence = [], [f"failed units: {len(failed_units)}", f"/tmp mode {tmp_mode or '?'}"]
+    if failed_units:
+        problems.append("failed units: " + ", ".join(failed_units[:5]))
+    if tmp_mode != "1777":
+        problems.append(f"/tmp is mode {tmp_mode or 'unknown'}, not 1777")
+    if journal and journal == boot_id:
+        evidence.append("the journal holds this boot")
+    else:
+        problems.append("the journal holds no entry of this boot")
+    if enforce is None and config is None:
+        evidence.append("no SELinux in the image")
+    elif enforce == "1":
+        evidence.append("SELinux enforcing")
+    else:
+        problems.append(f"SELinux is not enforcing ({'permissive' if enforce == '0' else 'disabled'}; "
+                        f"{config or 'no config'})")
+    if problems:
+        return failed("system-health", "; ".join(evidence), "; ".join(problems))
+    return passed("system-health", "; ".join(evidence))

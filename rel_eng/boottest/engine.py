@@ -1,10 +1,15 @@
 """Boot one image (or several side by side) and turn what happens into a verdict.
 
-Order of a boot: a throw-away overlay larger than the image, a NoCloud seed with a key made for
-this run, qemu with a random MAC and ssh forwarded from 127.0.0.1 only; while the guest boots,
-the image is read offline for MAC bindings. Then the console milestones, the host keys cloud-init
-printed, ssh, one script in the guest, and the checks. The VM is killed and the work directory
-(key, seed, overlay) removed in a `finally`, so nothing of the test outlives it.
+Order of a boot: a throw-away overlay larger than the image, a key made for this run, and what
+the image's platform presents (rel_eng.boottest.platform): a NoCloud seed, an OpenStack config
+drive, or a metadata service of this VM's own, with the platform's DMI and disk. qemu runs with
+a random MAC, its user network sealed (restrict=on: the guest reaches no host port and nothing
+beyond; ssh is forwarded in from 127.0.0.1 only, the metadata service reached only through the
+VM's network). While the guest boots, the image is read offline (MAC bindings, datasource_list).
+Then the console milestones (a console that settles the boot early is judged at once), the host
+keys cloud-init printed, ssh, one script in the guest, and the checks. The VM and its metadata
+server are stopped and the work directory (key, seed, overlay, socket) removed in a `finally`,
+so nothing of the test outlives it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,13 @@ from rel_eng.boottest import checks as ck
 from rel_eng.boottest import console, offline, qemu, seed, sshclient
 from rel_eng.boottest.accel import Accel
 from rel_eng.boottest.image import DiskImage
+from rel_eng.boottest.metadata import Instance, ec2_instance, openstack_instance
+from rel_eng.boottest.metadata import openstack as os_md
+from rel_eng.boottest.metadata.imds import Imds
+from rel_eng.boottest.metadata.server import MetadataServer, guestfwd
+from rel_eng.boottest.platform import Platform, smbios
 from rel_eng.boottest.vm import Vm, kill_all
+from rel_eng.config.boot_test import SEAL_PROBE_PORTS
 
 GROW_BYTES = 1024**3
 SSH_RETRY_MAX_S = 2.0
@@ -63,6 +74,9 @@ class BootOptions:
     ssh_retry_s: float = 0.5   # first pause between ssh attempts, doubling up to SSH_RETRY_MAX_S
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    platform: Platform = Platform()  # how each image is booted unless run_many is told per image
+    seal_probe_ports: tuple[int, ...] = SEAL_PROBE_PORTS
+    kickstart_given: bool = False     # anaconda-install has its input (else it is skipped)
 
 
 @dataclass
@@ -80,6 +94,9 @@ class Verdict:
     guest_uptime: float | None = None
     peak_rss_mib: float | None = None
     memory_mib: int = 0
+    platform: dict = field(default_factory=dict)           # Platform.as_dict()
+    metadata_requests: list[str] = field(default_factory=list)  # every request the guest made
+    metadata_cpu_s: float | None = None                     # the metadata server's own CPU time
 
     def as_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}  # no key, no nonce
@@ -111,13 +128,16 @@ def stem(image: Path) -> str:
     return name
 
 
-def run_many(images: list[DiskImage], opts: BootOptions, parallel: int) -> list[Verdict]:
-    """Side by side, at most `parallel` at once and as many as the host's memory allows."""
+def run_many(images: list[DiskImage], opts: BootOptions, parallel: int,
+             platforms: list[Platform] | None = None) -> list[Verdict]:
+    """Side by side, at most `parallel` at once and as many as the host's memory allows; each
+    image booted as `platforms[i]` (default: opts.platform)."""
     bound = max(1, min(parallel, memory_bound(per_vm_mib(opts)), len(images)))
+    plats = platforms or [opts.platform] * len(images)
     STOP.clear()
     pool = ThreadPoolExecutor(max_workers=bound, thread_name_prefix="boot-test")
     try:
-        futures = [pool.submit(boot_one, img, opts) for img in images]
+        futures = [pool.submit(boot_one, img, opts, plat) for img, plat in zip(images, plats)]
         return [f.result() for f in futures]
     except BaseException:
         STOP.set()
@@ -152,10 +172,12 @@ class _Stopped(Exception):
     pass
 
 
-def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
+def boot_one(img: DiskImage, opts: BootOptions, platform: Platform | None = None) -> Verdict:
+    platform = platform or opts.platform
     v = Verdict(str(img.path), img.arch, opts.accel.name, opts.accel.reason, "fail",
-                memory_mib=opts.memory_mib)
-    work = Path(tempfile.mkdtemp(prefix="rel-eng-boot-"))
+                memory_mib=opts.memory_mib, platform=platform.as_dict())
+    v._platform, v._server = platform, None  # type: ignore[attr-defined]
+    work = Path(tempfile.mkdtemp(prefix="rel-eng-boot-"))  # mode 0700: the socket lives here
     vm = reader = None
     t0 = opts.clock()
     try:
@@ -173,6 +195,10 @@ def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
             vm.sample_rss()
             vm.kill()
             v.peak_rss_mib = round(vm.peak_rss_kib / 1024, 1)
+        if v._server is not None:  # type: ignore[attr-defined]
+            v._server.stop()  # type: ignore[attr-defined]
+            v.metadata_requests = [r.line() for r in v._server.snapshot()]  # type: ignore[attr-defined]
+            v.metadata_cpu_s = round(v._server.cpu_s, 4)  # type: ignore[attr-defined]
         if reader is not None:
             reader.stop()
             if reader.seconds is not None:
@@ -181,8 +207,9 @@ def boot_one(img: DiskImage, opts: BootOptions) -> Verdict:
         shutil.rmtree(work, ignore_errors=True)
         _lap(opts, v, "teardown", t)
     v.seconds["verdict"] = round(opts.clock() - t0, 2)
-    failing = [c for c in v.checks if c.status != "pass"]
-    v.status = "pass" if v.checks and not failing and not v.reason else "fail"
+    failing = [c for c in v.checks if ck.counts_against(c)]
+    ran = [c for c in v.checks if c.status != "skipped"]
+    v.status = "pass" if ran and not failing and not v.reason else "fail"
     if not v.reason and failing:
         v.reason = "; ".join(f"{c.name}: {c.message}" for c in failing[:3])
     return v
@@ -195,26 +222,53 @@ def _lap(opts: BootOptions, v: Verdict, name: str, since: float) -> float:
     return now
 
 
+def _instance(platform: Platform, pub: str, user_data: str, mac: str) -> Instance:
+    ip = qemu.guest_ipv4(platform.serves_metadata)
+    if platform.name == "ec2":
+        return ec2_instance(pub, user_data, mac, ip)
+    if platform.name == "openstack":
+        return openstack_instance(pub, user_data, mac, ip)
+    tag = uuid.uuid4().hex[:12]
+    return Instance(f"rel-eng-{tag}", f"rel-eng-{tag}", f"rel-eng-{tag}", pub, user_data, mac, ip,
+                    str(uuid.uuid4()))
+
+
+def _present(platform: Platform, inst: Instance, work: Path, v: Verdict) -> tuple[Path | None, str]:
+    """Build what the platform shows the guest: (CD to attach or None, guestfwd option or "")."""
+    if platform.name == "nocloud":
+        return seed.make_iso(work / "seed.iso", user_data_text=inst.user_data,
+                             instance_id=inst.instance_id, hostname=inst.hostname), ""
+    if platform.name == "openstack" and platform.openstack == "config-drive":
+        return os_md.make_config_drive(work / "config-drive.iso", inst), ""
+    service = Imds(inst, platform.imds) if platform.name == "ec2" else os_md.OpenStackMetadata(inst)
+    v._server = MetadataServer(service, work)  # type: ignore[attr-defined]
+    return None, guestfwd()
+
+
 def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict, t0: float) -> Vm:
     t = opts.clock()
+    platform: Platform = v._platform  # type: ignore[attr-defined]
     key, pub = sshclient.make_key(work)
     v._key = key  # type: ignore[attr-defined]
     v._nonce = secrets.token_hex(16)  # type: ignore[attr-defined]
+    v._mac = qemu.random_mac()  # type: ignore[attr-defined]
     t = _lap(opts, v, "key", t)
-    seed.make_iso(work / "seed.iso", pubkey=pub, nonce=v._nonce,
-                  instance_id=f"rel-eng-{uuid.uuid4().hex[:12]}", hostname="rel-eng-boot-test")
+    inst = _instance(platform, pub, seed.user_data(pub, v._nonce, opts.seal_probe_ports), v._mac)
+    v._inst = inst  # type: ignore[attr-defined]
+    cd, fwd = _present(platform, inst, work, v)
     t = _lap(opts, v, "seed", t)
     overlay = work / "overlay.qcow2"
     runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", img.path, "-F", img.fmt,
                 overlay, str(img.virtual_size + GROW_BYTES)])
     t = _lap(opts, v, "overlay", t)
-    v._mac = qemu.random_mac()  # type: ignore[attr-defined]
     for _attempt in range(3):
         v._port = free_port()  # type: ignore[attr-defined]
-        spec = qemu.VmSpec(img.arch, opts.accel.name, overlay, work / "seed.iso",
+        spec = qemu.VmSpec(img.arch, opts.accel.name, overlay, cd,
                            work / "console.log", v._mac, v._port, opts.memory_mib,
-                           tb_size_mib=opts.tcg_tb_size_mib)
-        vm = Vm(qemu.argv(spec), work / "qemu.log")
+                           tb_size_mib=opts.tcg_tb_size_mib,
+                           smbios=tuple(smbios(platform, inst.system_uuid)),
+                           nvme_root=platform.nvme_root(img.arch), guestfwd=fwd)
+        vm = Vm(qemu.argv(spec), work / "qemu.log", cwd=work)
         v.seconds["qemu_started"] = round(opts.clock() - t0, 3)
         opts.sleep(0.5)  # the guest boots meanwhile: a port taken since it was chosen fails fast
         if vm.running() or "hostfwd" not in vm.stderr_text():
@@ -292,16 +346,47 @@ def _likely_cause(facts: offline.OfflineFacts) -> str:
     return "no MAC binding or missing sshd found offline" if facts.read else facts.note
 
 
+def _settled_verdict(opts, vm, reader, v, c, cons_ok: bool) -> list[ck.CheckResult]:
+    """The console settled the boot before the checks could run: judge it now, naming why."""
+    platform: Platform = v._platform  # type: ignore[attr-defined]
+    cause = c.settled(platform.serves_metadata)
+    rest = [n for n in ck.CHECKS if n != "console"]
+    if c.cloud_init_disabled and not c.panic:
+        reader.join(timeout=opts.timeouts.ssh)  # the image's datasource_list names the cause
+        ds = ck.datasource_never_ran(platform, reader.facts, cause)
+        v.reason = f"datasource: {ds.message}"
+        cons = ck.failed("console", f"kernel and a login prompt; last console line: {c.last_line}",
+                         "no cloud-init line on the console before the login prompt")
+        return [cons, ds] + [ck.not_run(n, "cloud-init never ran") for n in rest if n != "datasource"]
+    if c.metadata_sought and not c.panic and not platform.serves_metadata:
+        reader.join(timeout=opts.timeouts.ssh)
+        ds = ck.datasource_not_presented(platform, reader.facts, cause)
+        v.reason = f"datasource: {ds.message}"
+        cons = ck.passed("console", "kernel and cloud-init lines on the serial console")
+        return [cons, ds] + [ck.not_run(n, "cloud-init found no datasource the platform presents")
+                             for n in rest if n != "datasource"]
+    v.reason = f"{cause}; last console line: {c.last_line}"
+    status = ck.passed if cons_ok else None
+    cons = status("console", "kernel line on the serial console") if status else \
+        ck.failed("console", f"last console line: {c.last_line}", cause)
+    return [cons] + [ck.not_run(n, cause) for n in rest]
+
+
 def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
     c = console.ConsoleFacts()
+    platform: Platform = v._platform  # type: ignore[attr-defined]
+    serves = platform.serves_metadata
 
     def seen(pred):
         nonlocal c
         c = _console(work)
         return pred(c)
 
-    booted = _wait(opts, vm, t0, opts.timeouts.console, lambda: seen(lambda f: f.kernel))
+    booted = _wait(opts, vm, t0, opts.timeouts.console,
+                   lambda: seen(lambda f: f.kernel or bool(f.settled(serves))))
     rest = [n for n in ck.CHECKS if n != "console"]
+    if not c.kernel and c.settled(serves):
+        return _settled_verdict(opts, vm, reader, v, c, cons_ok=False)
     if not booted:
         why = ("qemu exited: " + vm.stderr_text()[-200:]) if not vm.running() else \
             f"timeout: no kernel line on the serial console within {opts.timeouts.console:.0f} s"
@@ -310,7 +395,11 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
             [ck.not_run(n, "the guest did not boot") for n in rest]
     v.seconds["kernel"] = round(opts.clock() - t0, 2)
     keys = _wait(opts, vm, t0, opts.timeouts.boot,
-                 lambda: seen(lambda f: f.cloud_init and f.keys_complete))
+                 lambda: seen(lambda f: (f.cloud_init and f.keys_complete) or bool(f.settled(serves))))
+    if not keys or not c.keys_complete:
+        if c.settled(serves):
+            v.seconds["settled"] = round(opts.clock() - t0, 2)
+            return _settled_verdict(opts, vm, reader, v, c, cons_ok=True)
     if c.cloud_init:
         cons = ck.passed("console", "kernel and cloud-init lines on the serial console")
     else:
@@ -336,7 +425,8 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
                                 v.reason)] + [ck.not_run(n, "no verified host key") for n in rest if n != "ssh"]
     # The first login that works runs the guest script (no separate "ssh true" handshake), and
     # the unauthenticated look at what sshd offers runs beside it.
-    script = ck.guest_script(seed.NONCE_PATH, [*opts.wanted_packages, *opts.excluded_packages])
+    script = ck.guest_script(seed.NONCE_PATH, [*opts.wanted_packages, *opts.excluded_packages],
+                             seed.SEAL_PATH)
     ssh_t0 = opts.clock()
     answered, last_err, attempts = False, "", 0
     rc, err, out = -1, "", ""
@@ -387,14 +477,19 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
     if "end" not in s:
         v.reason = f"the guest script did not finish (exit {rc}): {err.strip()[-200:]}"
     _keep_packages(img, opts, s, v)
-    results = [cons, ssh_res, ck.cloud_init(s), ck.user_data(s, v._nonce), ck.root_grown(s),
+    requests = v._server.snapshot() if v._server is not None else []  # type: ignore[attr-defined]
+    results = [cons, ck.cloud_init(s), ck.datasource(s, platform, facts), ssh_res,
+               ck.metadata(s, v._inst, platform, requests), ck.user_data(s, v._nonce),
+               ck.imds_tokens(platform, requests), ck.sealed(s, opts.seal_probe_ports),
+               ck.nvme_root(s, platform, img.arch), ck.root_grown(s),
                ck.no_hardcoded_mac(s, v._mac, facts), ck.firewall_off(s), ck.root_locked(s),
-               ck.sudo_nopasswd(s, opts.user)]
-    if opts.wanted_packages or opts.excluded_packages:
+               ck.sudo_nopasswd(s, opts.user), ck.system_health(s)]
+    if opts.wanted_packages or opts.excluded_packages or opts.kickstart_given:
         results.append(ck.anaconda_install(s, list(opts.wanted_packages),
                                            list(opts.excluded_packages), opts.packages_source))
-    elif "anaconda-install" in opts.checks:
-        results.append(ck.not_run("anaconda-install", "no kickstart given (--kickstart)"))
+    else:
+        results.append(ck.skipped("anaconda-install", "no kickstart given (--kickstart): nothing "
+                                  "to compare the installed packages with"))
     return results
 
 

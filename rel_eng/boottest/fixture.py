@@ -37,7 +37,7 @@ from rel_eng import runner
 from rel_eng.atomic import atomic_path, atomic_write
 
 # Bump when the build procedure changes in a way the recipe below does not show.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 DISK_BYTES = 2 * 1024**3
@@ -104,17 +104,26 @@ system_info:
 # (MODULES=most) made a 35 MB initrd, which GRUB reads through the BIOS and the kernel unpacks,
 # both emulated under TCG.
 INITRAMFS_CONF = "MODULES=list\n"
-INITRAMFS_MODULES = ["virtio_pci", "virtio_blk", "ata_piix", "sd_mod", "ext4", "crc32c_generic"]
+# nvme: the root is attached as NVMe when the appliance boots as an EC2 (Nitro) instance.
+# sr_mod: a CD (the NoCloud seed, Nova's config drive) must be /dev/sr0 before systemd's
+# generators run, since cloud-init's ds-identify looks for the config-2 label then; loaded later
+# by udev, it is missed and ds-identify leaves ConfigDrive out of the datasource list.
+INITRAMFS_MODULES = ["virtio_pci", "virtio_blk", "ata_piix", "sd_mod", "sr_mod", "nvme", "ext4",
+                     "crc32c_generic"]
 # dpkg leaves these out at install: documentation, translations, and kernel drivers for hardware
 # that a qemu guest never has. They were 2/3 of the disk, which the suite copies, converts,
 # compresses and digests several times over.
 _NO_DRIVERS = ["gpu", "media", "infiniband", "usb", "iio", "staging", "comedi", "hwmon", "mtd",
                "video", "isdn", "bluetooth", "net/wireless", "net/ethernet", "net/can", "net/usb",
                "net/wwan"]
+# ...except Amazon's ENA driver (drivers/net/ethernet/amazon), which an EC2 instance's NIC needs.
+_KEEP_DRIVERS = ["net/ethernet/amazon"]
+_MODULE_TOPS = ("/lib", "/usr/lib")
 DPKG_EXCLUDES = ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*",
-                 *(f"{top}/modules/*/kernel/{sub}/*" for top in ("/lib", "/usr/lib")
+                 *(f"{top}/modules/*/kernel/{sub}/*" for top in _MODULE_TOPS
                    for sub in [*(f"drivers/{d}" for d in _NO_DRIVERS), "sound", "net/wireless",
                                "net/mac80211", "net/bluetooth"])]
+DPKG_INCLUDES = [f"{top}/modules/*/kernel/drivers/{d}/*" for top in _MODULE_TOPS for d in _KEEP_DRIVERS]
 # fsck pass 0: a fresh filesystem made by mkfs.ext4 -d, checked by no boot (it is on the
 # critical path before cloud-init-local).
 FSTAB = "UUID={root_uuid} / ext4 errors=remount-ro 0 0\n"
@@ -154,7 +163,7 @@ def recipe(arch: str) -> dict:
         "ext4_off": EXT4_FEATURES_OFF, "grub_cfg": _grub_cfg("ROOTUUID", "KERNEL", "INITRD"),
         "initramfs": [INITRAMFS_CONF, INITRAMFS_MODULES], "default_target": DEFAULT_TARGET,
         "masked": MASKED_UNITS, "blacklist": BLACKLISTED_MODULES, "fstab": FSTAB,
-        "dpkg_excludes": DPKG_EXCLUDES,
+        "dpkg_excludes": DPKG_EXCLUDES, "dpkg_includes": DPKG_INCLUDES,
     }
 
 
@@ -256,7 +265,8 @@ def _install_packages(root: Path, packages: list[str], log) -> None:
     policy.write_text("#!/bin/sh\n# no daemons start inside the build chroot\nexit 101\n")
     policy.chmod(0o755)
     (root / "etc/dpkg/dpkg.cfg.d/rel-eng-test-appliance").write_text(
-        "".join(f"path-exclude={p}\n" for p in DPKG_EXCLUDES))
+        "".join(f"path-exclude={p}\n" for p in DPKG_EXCLUDES)
+        + "".join(f"path-include={p}\n" for p in DPKG_INCLUDES))
     runner.run(["mount", "-t", "proc", "proc", root / "proc"])
     runner.run(["mount", "--bind", "/dev", root / "dev"])
     env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -360,7 +370,39 @@ def _make_disk(root: Path, raw: Path, root_uuid: str) -> None:
 # Negative fixtures: the good disk with one thing changed, each meant to fail exactly one check.
 MAC_RULE = ('SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="52:54:00:de:ad:01", '
             'NAME="eth0"\n')
+# Platform variants: cloud-init told to look only where one cloud puts its metadata, as an
+# image built for that cloud is (fedora-cloud-base-ec2.ks sets [ Ec2, None ]).
+DATASOURCE_LISTS = {"ec2": "[ Ec2, None ]", "openstack": "[ ConfigDrive, OpenStack, None ]",
+                    "hostile": "[ ConfigDrive, OpenStack, None ]",
+                    "any-cloud": "[ NoCloud, ConfigDrive, OpenStack, Ec2, None ]"}
+CLOUD_CFG_PATH = "/etc/cloud/cloud.cfg.d/90-rel-eng-test-appliance.cfg"
+# The hostile image: a unit that, at boot, tries the host's loopback services through every
+# address slirp gives the host (10.0.2.2, 169.254.0.2) and the gateway. It fails when it gets
+# through nowhere, which is what a sealed test boot must make of it (system-health names it).
+# ("$$" is a literal "$" in a unit file; the tries run side by side, each bounded.)
+HOSTILE_UNIT = "rel-eng-hostile-probe.service"
+HOSTILE_PORTS = (22, 5432, 5672, 6379)
+HOSTILE_UNIT_TEXT = f"""\
+[Unit]
+Description=Hostile probe: try to reach the build host's loopback services
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash -c 'read -r _ _ gw _ < <(ip route show default); \\
+  got=$$(for h in $$gw 10.0.2.2 169.254.0.2; do for p in {" ".join(map(str, HOSTILE_PORTS))}; do \\
+    (timeout 3 bash -c "exec 3<>/dev/tcp/$$h/$$p" 2>/dev/null && echo "reached $$h:$$p") & \\
+  done; done; wait); echo "$${{got:-reached nothing of the host}}"; [ -n "$$got" ]'
+
+[Install]
+WantedBy=multi-user.target
+"""
 VARIANTS = {
+    "ec2": "cloud-init datasource_list [ Ec2, None ] (an image built for EC2)",
+    "openstack": "cloud-init datasource_list [ ConfigDrive, OpenStack, None ] (built for OpenStack)",
+    "hostile": "built for OpenStack, with a unit that tries the host's loopback services at boot",
+    "any-cloud": "cloud-init looks for NoCloud, ConfigDrive, OpenStack and Ec2 (one image, every platform)",
     "no-sshd": "sshd removed (/usr/sbin/sshd deleted)",
     "mac-binding": "a persistent-net udev rule binding eth0 to 52:54:00:de:ad:01",
     "no-growpart": "growpart removed (/usr/bin/growpart deleted)",
@@ -369,14 +411,18 @@ VARIANTS = {
 
 
 def variant_name(good: Fixture, variant: str) -> Path:
-    tag = hashlib.sha256(f"{variant}:{VARIANTS[variant]}:{MAC_RULE}".encode()).hexdigest()[:8]
+    parts = variant.split("+")
+    tag = hashlib.sha256("".join(f"{v}:{VARIANTS[v]}:{MAC_RULE}:{_variant_cloud_cfg(v)}:"
+                                 f"{HOSTILE_UNIT_TEXT}" for v in parts).encode()).hexdigest()[:8]
     return good.path.with_name(good.path.name.replace("-good.qcow2", f"-{variant}-{tag}.raw"))
 
 
 def derive(good: Fixture, variant: str) -> Fixture:
-    """The good fixture with one change, made on a raw copy with debugfs -w (no mount)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown fixture variant {variant!r} (known: {', '.join(VARIANTS)})")
+    """The good fixture with one change, made on a raw copy with debugfs -w (no mount).
+    "a+b" applies a then b (e.g. "openstack+no-sshd": built for OpenStack, without sshd)."""
+    unknown = [v for v in variant.split("+") if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown fixture variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
     out = variant_name(good, variant)
     if out.exists():
         return Fixture(out, good.arch, "raw", good.digest, variant)
@@ -384,7 +430,8 @@ def derive(good: Fixture, variant: str) -> Fixture:
         if not out.exists():
             with atomic_path(out) as tmp:
                 runner.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", good.path, tmp])
-                _mutate(tmp, variant)
+                for part in variant.split("+"):
+                    _mutate(tmp, part)
     return Fixture(out, good.arch, "raw", good.digest, variant)
 
 
@@ -403,8 +450,32 @@ def _debugfs_w(raw: Path, *requests: str) -> None:
         raise RuntimeError(f"debugfs on {raw}: {err.strip().splitlines()[-1]}")
 
 
+def _variant_cloud_cfg(variant: str) -> str:
+    ds = DATASOURCE_LISTS.get(variant)
+    return CLOUD_CFG.replace("datasource_list: [ NoCloud, None ]", f"datasource_list: {ds}") if ds else ""
+
+
+def _write_file(raw: Path, path: str, text: str) -> None:
+    """Replace (or create) one file of the root filesystem, mode 0644."""
+    directory, name = path.rsplit("/", 1)
+    with tempfile.NamedTemporaryFile("w", suffix=".file") as fh:
+        fh.write(text)
+        fh.flush()
+        os.chmod(fh.name, 0o644)
+        out, _ = _debugfs_r(raw, f"stat {path}")
+        if "Inode:" in out:
+            _debugfs_w(raw, f"rm {path}")
+        _debugfs_w(raw, f"cd {directory}", f"write {fh.name} {name}")
+
+
 def _mutate(raw: Path, variant: str) -> None:
-    if variant == "no-sshd":
+    if variant in DATASOURCE_LISTS:
+        _write_file(raw, CLOUD_CFG_PATH, _variant_cloud_cfg(variant))
+    if variant == "hostile":
+        unit = f"/etc/systemd/system/{HOSTILE_UNIT}"
+        _write_file(raw, unit, HOSTILE_UNIT_TEXT)
+        _debugfs_w(raw, f"symlink /etc/systemd/system/multi-user.target.wants/{HOSTILE_UNIT} {unit}")
+    elif variant == "no-sshd":
         _debugfs_w(raw, "rm /usr/sbin/sshd")
     elif variant == "no-growpart":
         _debugfs_w(raw, "rm /usr/bin/growpart")

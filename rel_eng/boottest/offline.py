@@ -28,6 +28,11 @@ BINDING_SOURCES = [
     ("/etc/systemd/network", r"\.(link|network)$", re.compile(rf"^\s*MACAddress\s*=\s*{MAC}", re.M)),
 ]
 PROBE_FILES = {"sshd": ["/usr/sbin/sshd"], "growpart": ["/usr/bin/growpart"]}
+CLOUD_CFG = "/etc/cloud/cloud.cfg"
+CLOUD_CFG_D = "/etc/cloud/cloud.cfg.d"
+# `datasource_list: [ A, B ]` (flow style) or `datasource_list:` followed by `- A` lines.
+DS_FLOW_RE = re.compile(r"^datasource_list\s*:\s*\[([^\]]*)\]", re.M)
+DS_BLOCK_RE = re.compile(r"^datasource_list\s*:\s*(?:#.*)?\n((?:[ \t]*-[^\n]*\n?)+)", re.M)
 
 
 @dataclass
@@ -37,6 +42,8 @@ class OfflineFacts:
     partition_offset: int | None = None
     bindings: list[str] = field(default_factory=list)
     present: dict[str, bool] = field(default_factory=dict)
+    datasource_list: list[str] | None = None  # cloud-init's, as the image sets it (None: unset)
+    datasource_from: str = ""                 # the file that set it
 
 
 def find_bindings(files: dict[str, str]) -> list[str]:
@@ -51,6 +58,25 @@ def find_bindings(files: dict[str, str]) -> list[str]:
                 line = text[text.rfind("\n", 0, m.start()) + 1:].split("\n", 1)[0].strip()
                 found.append(f"{path}: {line}")
     return found
+
+
+def datasource_list(files: dict[str, str]) -> tuple[list[str] | None, str]:
+    """cloud-init's datasource_list from cloud.cfg then cloud.cfg.d/*.cfg in name order (the
+    last file that sets it wins, as cloud-init merges them). Pure."""
+    found, where = None, ""
+    order = [CLOUD_CFG] + sorted(p for p in files if p.startswith(CLOUD_CFG_D + "/") and p.endswith(".cfg"))
+    for path in order:
+        text = files.get(path, "")
+        m = DS_FLOW_RE.search(text)
+        if m:
+            found = [x.strip().strip("'\"") for x in m.group(1).split(",") if x.strip()]
+            where = path
+            continue
+        m = DS_BLOCK_RE.search(text)
+        if m:
+            found = [ln.strip()[1:].strip().strip("'\"") for ln in m.group(1).splitlines() if ln.strip()]
+            where = path
+    return found, where
 
 
 def partitions(raw: Path) -> list[tuple[int, int]]:
@@ -101,6 +127,11 @@ def read(raw: Path) -> OfflineFacts:
                     text, _ = _debugfs(raw, offset, f"cat {directory}/{name}")
                     files[f"{directory}/{name}"] = text
         facts.bindings = find_bindings(files)
+        cfg = {CLOUD_CFG: _debugfs(raw, offset, f"cat {CLOUD_CFG}")[0]}
+        for name in _list(raw, offset, CLOUD_CFG_D):
+            if name.endswith(".cfg"):
+                cfg[f"{CLOUD_CFG_D}/{name}"] = _debugfs(raw, offset, f"cat {CLOUD_CFG_D}/{name}")[0]
+        facts.datasource_list, facts.datasource_from = datasource_list(cfg)
         facts.present = {what: any(_exists(raw, offset, p) for p in paths)
                          for what, paths in PROBE_FILES.items()}
         facts.note = f"ext filesystem with /etc at byte offset {offset}"

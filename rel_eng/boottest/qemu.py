@@ -11,18 +11,31 @@ QEMU_BINARIES = {"x86_64": "qemu-system-x86_64", "i386": "qemu-system-i386",
 QEMU_PACKAGE = "qemu-system-x86"
 
 
+# The guest's network when a metadata service is served: libslirp forwards a guest address
+# only from inside its virtual network (an address outside it is "Conflicting/invalid
+# host:port in guest forwarding rule"), so the link-local /16 holds 169.254.169.254. The guest
+# leases DHCP_START; the host side (slirp's gateway) is 169.254.0.2.
+METADATA_NET = "169.254.0.0/16"
+METADATA_DHCP_START = "169.254.0.15"
+DEFAULT_DHCP_START = "10.0.2.15"
+GATEWAYS = ("10.0.2.2", "169.254.0.2")  # slirp's host address in either network
+
+
 @dataclass(frozen=True)
 class VmSpec:
     arch: str
     accel: str
     disk: Path          # the throw-away overlay, never the image itself
-    seed: Path          # NoCloud cidata ISO
+    seed: Path | None   # a CD the platform attaches: NoCloud cidata or OpenStack config-2
     console: Path
     mac: str
     ssh_port: int
     memory_mib: int = 1024
     cpus: int = 1
     tb_size_mib: int = 0  # TCG translation cache size; 0: qemu's default
+    smbios: tuple[str, ...] = ()   # -smbios arguments (the platform's DMI)
+    nvme_root: bool = False        # the root disk as NVMe (an EC2 Nitro instance)
+    guestfwd: str = ""             # guestfwd=... option serving 169.254.169.254:80, or ""
 
 
 def random_mac(rand: bytes | None = None) -> str:
@@ -55,12 +68,39 @@ def argv(spec: VmSpec) -> list[str]:
            "-smp", str(spec.cpus)]
     if spec.accel == "kvm":
         cmd += ["-cpu", "host"]
-    cmd += [
-        "-drive", f"file={spec.disk},format=qcow2,if=virtio,cache=unsafe",
-        "-drive", f"file={spec.seed},format=raw,if=ide,media=cdrom,readonly=on",
-        "-nic", f"user,model=virtio-net-pci,mac={spec.mac},"
-                f"hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
-        "-serial", f"file:{spec.console}",
-        "-boot", "order=c", "-no-reboot",
-    ]
+    cmd += list(spec.smbios)
+    disk = _escape(str(spec.disk))
+    if spec.nvme_root:
+        cmd += ["-drive", f"file={disk},format=qcow2,if=none,id=root,cache=unsafe",
+                "-device", f"nvme,drive=root,serial={ebs_serial(spec.mac)},bootindex=0"]
+    else:
+        cmd += ["-drive", f"file={disk},format=qcow2,if=virtio,cache=unsafe"]
+    if spec.seed is not None:
+        cmd += ["-drive", f"file={_escape(str(spec.seed))},format=raw,if=ide,media=cdrom,readonly=on"]
+    cmd += ["-nic", nic(spec), "-serial", f"file:{spec.console}", "-boot", "order=c", "-no-reboot"]
     return cmd
+
+
+def nic(spec: VmSpec) -> str:
+    """User networking sealed with restrict=on: the guest reaches no host port and nothing
+    beyond; only ssh comes in (from 127.0.0.1) and, where served, the metadata service. No
+    IPv6: slirp's fec0::/64 would be one more way towards the host to keep shut."""
+    opts = ["user", "model=virtio-net-pci", f"mac={spec.mac}", "restrict=on", "ipv6=off",
+            f"hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22"]
+    if spec.guestfwd:
+        opts += [f"net={METADATA_NET}", f"dhcpstart={METADATA_DHCP_START}", _escape(spec.guestfwd)]
+    return ",".join(opts)
+
+
+def guest_ipv4(serves_metadata: bool) -> str:
+    return METADATA_DHCP_START if serves_metadata else DEFAULT_DHCP_START
+
+
+def ebs_serial(mac: str) -> str:
+    """An EBS-style NVMe serial ("vol" and 17 hex digits), from the run's random MAC."""
+    return "vol0" + mac.replace(":", "")[-12:].rjust(16, "0")
+
+
+def _escape(value: str) -> str:
+    # qemu's option parser splits on ","; a literal comma is written twice.
+    return value.replace(",", ",,")

@@ -27,12 +27,13 @@ def _die_with_parent():
 
 
 class Vm:
-    def __init__(self, argv: list[str], log: Path):
+    def __init__(self, argv: list[str], log: Path, cwd: Path | None = None):
         runner.require(argv[0])
         self.argv = argv
         self.log = log
         self._err = open(log, "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._err,
+        # cwd: commands qemu runs for the guest (guestfwd) start there, in the VM's work dir.
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._err, cwd=cwd,
                                      stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         with _LOCK:
             LIVE.add(self)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rel_eng.boottest import accel as accel_mod
 from rel_eng.boottest import checks as ck
 from rel_eng.commands import common
+from rel_eng.config.boot_test import IMDS_MODES, OPENSTACK_MODES, PLATFORMS
 from rel_eng.errors import InputError
 from rel_eng.naming import user_name_problem
 
@@ -25,6 +26,13 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     p.add_argument("--checks", help=f"comma-separated subset of: {', '.join(ck.CHECKS)}")
     p.add_argument("--accel", choices=accel_mod.CHOICES, help="default from [boot_test] accel")
+    # No argparse choices: a wrong value is one line and exit 2, like every other bad input.
+    p.add_argument("--platform", default="nocloud", metavar="|".join(PLATFORMS),
+                   help="boot as this cloud boots its instances (default nocloud)")
+    p.add_argument("--imds", default="v2", metavar="|".join(IMDS_MODES),
+                   help="ec2: v2 requires IMDS tokens (ImdsSupport=v2.0), v1 leaves them optional")
+    p.add_argument("--openstack", metavar="|".join(OPENSTACK_MODES),
+                   help="openstack: how metadata reaches the guest (default from [boot_test] openstack)")
     p.add_argument("--arch", choices=("x86_64", "i386"), help="default: from the file name")
     p.add_argument("--kickstart", type=Path,
                    help="check the packages its %%packages names (and excludes)")
@@ -36,8 +44,18 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def platform_from(name: str, imds: str, openstack: str):
+    from rel_eng.boottest.platform import Platform
+
+    for flag, value, known in (("--platform", name, PLATFORMS), ("--imds", imds, IMDS_MODES),
+                               ("--openstack", openstack, OPENSTACK_MODES)):
+        if value not in known:
+            raise InputError(f"{flag}: unknown value {value!r}", hint=f"use {' or '.join(known)}")
+    return Platform(name, imds, openstack)
+
+
 def options_from(config, *, accel_request=None, checks=None, kickstart=None, user=None,
-                 logs=None, packages_dir=None):
+                 logs=None, packages_dir=None, platform=None):
     from rel_eng.boottest import engine, kspackages  # late: pykickstart and the engine
 
     bt = config.boot_test
@@ -61,7 +79,9 @@ def options_from(config, *, accel_request=None, checks=None, kickstart=None, use
         timeouts=engine.Timeouts(bt.console_timeout_s, bt.boot_timeout_s, bt.ssh_timeout_s,
                                  bt.guest_script_timeout_s),
         wanted_packages=tuple(wanted), excluded_packages=tuple(excluded), packages_source=source,
-        logs_dir=logs, packages_dir=packages_dir)
+        logs_dir=logs, packages_dir=packages_dir, kickstart_given=kickstart is not None,
+        seal_probe_ports=bt.seal_probe_ports,
+        **({"platform": platform} if platform is not None else {}))
 
 
 def run(args) -> int:
@@ -73,6 +93,10 @@ def run(args) -> int:
         checks = ck.parse_checks(args.checks)
     except ValueError as exc:
         raise InputError(f"--checks: {exc}") from None
+    if args.checks and "anaconda-install" in checks and args.kickstart is None:
+        raise InputError("--checks anaconda-install: needs --kickstart (the kickstart whose "
+                         "%packages the image must hold)")
+    platform = platform_from(args.platform, args.imds, args.openstack or config.boot_test.openstack)
     parallel = config.boot_test.parallel if args.parallel is None else args.parallel
     if parallel < 1:
         raise InputError(f"--parallel: must be at least 1, got {parallel}")
@@ -83,7 +107,8 @@ def run(args) -> int:
     for img in images:
         runner.require(engine.qemu.binary(img.arch))
     opts = options_from(config, accel_request=args.accel, checks=checks, kickstart=args.kickstart,
-                        user=args.user, logs=args.logs, packages_dir=args.packages_dir)
+                        user=args.user, logs=args.logs, packages_dir=args.packages_dir,
+                        platform=platform)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         verdicts = engine.run_many(images, opts, parallel)
@@ -102,7 +127,8 @@ def _terminated(signum, frame):
 
 
 def format_verdict(v: engine.Verdict) -> str:
-    lines = [f"{v.image}: {v.arch}, {v.accel} ({v.accel_reason})"]
+    plat = v.platform.get("label", "nocloud") if v.platform else "nocloud"
+    lines = [f"{v.image}: {v.arch}, booted as {plat}, {v.accel} ({v.accel_reason})"]
     for c in v.checks:
         text = c.evidence if c.status == "pass" else (c.message or c.evidence)
         lines.append(f"  {c.status.upper():7} {c.name}: {text}")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rel_eng.boottest import accel as accel_mod
 from rel_eng.boottest import engine, image, kspackages
+from rel_eng.boottest.platform import Platform, imds_mode
 from rel_eng.compose.model import Compose, Terminated
 from rel_eng.manifest import Artifact, atomic_write, step_digest
 from rel_eng.metadata import SUMMARY
@@ -42,10 +43,19 @@ def _disk(c: Compose, key: str) -> Artifact | None:
     return None
 
 
-def _digest(c: Compose, disk: Artifact, wanted, excluded) -> str:
+def platform_for(c: Compose, key: str) -> Platform:
+    """How the image is booted: its `[images.<key>] platform`, the IMDS mode from `[ec2]
+    imds_support` ("v2.0" -> v2, "" -> v1), the OpenStack mode from `[boot_test] openstack`."""
+    itype = c.job(key).image_type
+    name = next((t.platform for t in c.config.image_types if t.key == itype), "nocloud")
+    return Platform(name, imds_mode(c.config.ec2.imds_support), c.config.boot_test.openstack)
+
+
+def _digest(c: Compose, disk: Artifact, wanted, excluded, platform: Platform) -> str:
     bt = c.config.boot_test
     return step_digest("boottest", disk.sha256 or disk.path, disk.size, c.config.default_user,
-                       bt.memory_mib, list(bt.checks), list(wanted), list(excluded))
+                       bt.memory_mib, list(bt.checks), list(wanted), list(excluded),
+                       platform.as_dict(), list(bt.seal_probe_ports))
 
 
 def _verdict_path(c: Compose, key: str) -> Path:
@@ -70,7 +80,7 @@ def run_gate(c: Compose, keys: list[str], progress: Progress | None = None, *,
             continue
         ks = c.workdir(key) / f"{job.nvra}.ks"
         wanted, excluded = kspackages.packages(ks, job.ksversion) if ks.is_file() else ((), ())
-        digest = _digest(c, disk, wanted, excluded)
+        digest = _digest(c, disk, wanted, excluded, platform_for(c, key))
         cached = _verdict_path(c, key)
         if manifest.step_done(f"boottest:{key}", digest) and cached.is_file():
             verdicts[key] = json.loads(cached.read_text())
@@ -141,11 +151,12 @@ def _boot_groups(c, todo, chosen, boot):
             timeouts=engine.Timeouts(bt.console_timeout_s, bt.boot_timeout_s, bt.ssh_timeout_s,
                                      bt.guest_script_timeout_s),
             wanted_packages=wanted, excluded_packages=excluded,
-            packages_source="the kickstart's %packages",
+            packages_source="the kickstart's %packages", seal_probe_ports=bt.seal_probe_ports,
             logs_dir=c.logdir / "boottest", packages_dir=c.workdir("boottest"))
         imgs = [image.inspect(c.topdir / todo[i][1].path, "i386" if c.job(todo[i][0]).arch == "i686"
                               else c.job(todo[i][0]).arch) for i in idx]
-        for i, v in zip(idx, boot(imgs, opts, bt.parallel)):
+        platforms = [platform_for(c, todo[i][0]) for i in idx]
+        for i, v in zip(idx, boot(imgs, opts, bt.parallel, platforms)):
             out[i] = v
     results = [out[i] for i in range(len(todo))]
     return results
@@ -210,8 +221,8 @@ def _write_metadata(c: Compose, fresh: dict[str, dict]) -> None:
 
 
 def _summary(v: dict) -> dict:
-    keep = ("nvra", "status", "reason", "accel", "accel_reason", "console_log", "seconds",
-            "guest_uptime", "peak_rss_mib")
+    keep = ("nvra", "status", "reason", "accel", "accel_reason", "platform", "console_log", "seconds",
+            "guest_uptime", "peak_rss_mib", "metadata_requests")
     out = {k: v[k] for k in keep if k in v}
     out["checks"] = [{k: c[k] for k in ("name", "status", "evidence", "message")} for c in v.get("checks", [])]
     return out
@@ -228,10 +239,14 @@ def readme_section(c: Compose, arch: str) -> str:
     jobs = {j.key: j for j in c.plan.images if j.arch == arch}
     lines = ["", "Boot test", "---------",
              "Each image was booted from its own disk (BIOS, serial console, a throw-away overlay",
-             "larger than the image, a cloud-init NoCloud seed with a key made for the test) and",
-             "checked: console boot lines, cloud-init finished, ssh with the injected key (host key",
-             "pinned from the console, password login refused), user data, root grown, no hard-coded",
-             "MAC, firewall off, root locked, sudo without a password, and the kickstart's packages.",
+             "larger than the image, sealed from the build host) as its cloud boots it: ec2 (EC2's",
+             "DMI, an NVMe root, the instance metadata service), openstack (Nova's DMI and a config",
+             "drive or the metadata service) or nocloud (a cidata seed), with a key made for the",
+             "test, and checked: console boot lines, cloud-init finished from the platform's",
+             "datasource, ssh with the injected key (host key pinned from the console, password",
+             "login refused), hostname, instance-id and user data from the platform, IMDS tokens,",
+             "the guest reaching nothing of the host, root grown, no hard-coded MAC, firewall off,",
+             "root locked, sudo without a password, system health and the kickstart's packages.",
              f"Gate: {bt['gate']} ({'failures are kept out of this drop' if bt['gated'] else 'failures are recorded, the drop goes on'}).",
              ""]
     for key in sorted(jobs):
@@ -242,7 +257,8 @@ def readme_section(c: Compose, arch: str) -> str:
             lines.append(f"{v['nvra']}: {v['reason']} (not booted; this is not a pass)")
             continue
         word = "PASS" if v["status"] == "pass" else "FAIL"
-        lines.append(f"{v['nvra']}: {word} under {v.get('accel', '?')}"
+        plat = (v.get("platform") or {}).get("label", "nocloud")
+        lines.append(f"{v['nvra']}: {word} under {v.get('accel', '?')}, booted as {plat}"
                      + (f" - {v['reason']}" if word == "FAIL" and v.get("reason") else ""))
         for ch in v["checks"]:
             lines.append(f"  {ch['status']:<7} {ch['name']}")

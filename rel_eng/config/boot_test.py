@@ -9,8 +9,16 @@ from rel_eng.config.problems import Problems
 from rel_eng.config.table import NOTHING, Section, setting
 
 # The named checks, in the order they are reported (rel_eng.boottest.checks evaluates them).
-CHECKS = ("console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
-          "firewall-off", "root-locked", "sudo-nopasswd", "anaconda-install")
+CHECKS = ("console", "cloud-init", "datasource", "ssh", "metadata", "user-data", "imds-tokens",
+          "sealed", "nvme-root", "root-grown", "no-hardcoded-mac", "firewall-off", "root-locked",
+          "sudo-nopasswd", "system-health", "anaconda-install")
+DEFAULT_CHECKS = CHECKS
+# How an image is booted: what the platform presents to the guest (rel_eng.boottest.platform).
+PLATFORMS = ("ec2", "openstack", "nocloud")
+IMDS_MODES = ("v1", "v2")
+OPENSTACK_MODES = ("config-drive", "metadata-service")
+# Host loopback ports every guest tries to reach at boot (none may answer: the guest is sealed).
+SEAL_PROBE_PORTS = (22, 80, 5432, 5672, 6379)
 GATES = ("milestones", "all", "none")
 ACCELS = ("auto", "kvm", "tcg")
 
@@ -24,6 +32,14 @@ def _checks(value: Any, problems: Problems, key: str, base_dir) -> Any:
         problems.add(key, f"unknown check {', '.join(unknown)} (known: {', '.join(CHECKS)})")
         return NOTHING
     return tuple(n for n in CHECKS if n in value)
+
+
+def _ports(value: Any, problems: Problems, key: str, base_dir) -> Any:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                              and 1 <= v <= 65535 for v in value):
+        problems.add(key, f"expected a list of TCP ports 1..65535, got {value!r}")
+        return NOTHING
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -43,8 +59,13 @@ class BootTestConfig(Section):
     boot_timeout_s: int = setting(900, "the whole boot, to the checks' answer", low=10, high=7200)
     ssh_timeout_s: int = setting(120, "one ssh connection", low=5, high=3600)
     guest_script_timeout_s: int = setting(300, "the checks' script in the guest", low=10, high=3600)
-    checks: tuple[str, ...] = setting(CHECKS, "the checks a compose runs (all by default)",
-                                      convert=_checks)
+    checks: tuple[str, ...] = setting(DEFAULT_CHECKS, "the checks a compose runs (all by default)", convert=_checks)
+    # Nova attaches a config drive when asked and serves the metadata service always; the
+    # drive is what most OpenStack clouds' images are built for, so the gate uses it.
+    openstack: str = setting("config-drive", "how an openstack-platform image gets its metadata: "
+                             "config-drive | metadata-service", choices=OPENSTACK_MODES)
+    seal_probe_ports: tuple[int, ...] = setting(SEAL_PROBE_PORTS, "host loopback ports each guest "
+                                                "tries at boot; none may answer", convert=_ports)
 
     def gated(self, milestone: str | None) -> bool:
         return self.gate == "all" or (self.gate == "milestones" and bool(milestone))

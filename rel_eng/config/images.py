@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rel_eng.config.boot_test import PLATFORMS
 from rel_eng.config.problems import Problems
 from rel_eng.config.table import Section, parse_table, setting
 
@@ -20,13 +21,15 @@ class ImageType(Section):
     subvariant: str = setting("", "productmd subvariant, tells generic from EC2")
     kickstart: str = setting("", "file name inside the kickstart dir")
     description: str = setting("", "one line for the README and images.json")
+    platform: str = setting("nocloud", "how the boot gate boots it: ec2 | openstack | nocloud",
+                            choices=PLATFORMS)
 
 
 DEFAULT_IMAGE_TYPES = (
     ImageType("generic", "Fedora-Cloud-Base", "Cloud_Base", "fedora-cloud-base.ks",
-              "Generic cloud image for OpenStack, Eucalyptus and other clouds"),
+              "Generic cloud image for OpenStack, Eucalyptus and other clouds", "openstack"),
     ImageType("ec2", "Fedora-Cloud-Base-EC2", "Cloud_Base_EC2", "fedora-cloud-base-ec2.ks",
-              "Amazon EC2 image"),
+              "Amazon EC2 image", "ec2"),
 )
 
 

@@ -123,9 +123,13 @@ def boot_test(c, job_key: str, step: dict, verdict: dict | None, artifacts: list
         "checks": [{"name": str(ch.get("name")), "passed": ch.get("status") == "pass",
                     "detail": str(ch.get("message") or ch.get("evidence") or "")}
                    for ch in (verdict.get("checks") or [])
-                   if isinstance(ch, dict) and ch.get("name")]
+                   # a check skipped for lack of input or platform neither passed nor failed
+                   if isinstance(ch, dict) and ch.get("name") and ch.get("status") != "skipped"]
         if word != "skipped" else [],
     }
+    plat = verdict.get("platform")
+    if isinstance(plat, dict) and plat.get("label"):
+        body["platform"] = str(plat["label"])
     disk = next((a for kind in DISK_KINDS for a in artifacts
                  if a.job_key == job_key and a.kind == kind), None)
     if disk is not None:

@@ -69,7 +69,9 @@ def boot_verdicts(boot_tests, job_key: str, nvra: str, exists) -> list[dict]:
         detail = str(r.get("reason") or r.get("detail") or "")
         if verdict == "skipped" and detail.startswith("skipped: "):
             detail = detail[len("skipped: "):]  # the gate's "skipped: not bootable"
+        plat = r.get("platform")
         out.append({"verdict": verdict, "detail": detail,
+                    "platform": str(plat.get("label") or plat.get("name") or "") if isinstance(plat, dict) else "",
                     "log": log, "log_href": href(log) if log and exists(log) else ""})
     return out
 

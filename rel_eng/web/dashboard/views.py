@@ -162,7 +162,9 @@ def boot_view(step: dict, verdict, topdir) -> dict:
     console = verdict.get("console_log") if isinstance(verdict, dict) else None
     rel = console[len(logs.LOG_DIR) + 1:] if isinstance(console, str) and \
         console.startswith(logs.LOG_DIR + "/") else ""
+    plat = verdict.get("platform") if isinstance(verdict, dict) else None
     return {"verdict": BOOT_VERDICTS.get(state, state), "reason": reason,
+            "platform": str(plat.get("label") or "") if isinstance(plat, dict) else "",
             "console_logs": [rel] if rel and logs.safe_log_path(topdir, rel) else []}
 
 
