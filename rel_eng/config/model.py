@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rel_eng import paths
-from rel_eng.builders import BUILDERS  # the lazy registry: names only, no backend imported
+from rel_eng.builder_names import BUILDER_CLASSES  # the registry's table: a leaf, no backend
 from rel_eng.config.boot_test import BootTestConfig
 from rel_eng.config.celery import CelerySettings
 from rel_eng.config.ec2 import Ec2Config
@@ -43,8 +43,8 @@ def _arches(values: tuple[str, ...]) -> str | None:
 
 
 def _builder(name: str) -> str | None:
-    if name not in BUILDERS:
-        return f"unknown builder '{name}' (known: {', '.join(sorted(BUILDERS))})"
+    if name not in BUILDER_CLASSES:
+        return f"unknown builder '{name}' (known: {', '.join(sorted(BUILDER_CLASSES))})"
     return None
 
 
