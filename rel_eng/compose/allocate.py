@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -22,9 +21,6 @@ from rel_eng.config import Config
 from rel_eng.errors import InputError
 from rel_eng.compose.taken import TakenNames, past_taken
 from rel_eng.plan import DropPlan, plan_drop
-
-# Fully anchored and ASCII only: no trailing newline, no other digits, no leading zeros.
-LABEL_SYNTAX = re.compile(r"(Alpha|Beta|RC)-([1-9][0-9]{0,3})\.([1-9][0-9]{0,3})")
 
 
 @dataclass(frozen=True)
@@ -47,7 +43,7 @@ def parse_label(label: str, milestone: str | None) -> tuple[int, int]:
         raise InputError(f"--label {label!r}: a weekly compose has no label",
                          hint="drop --label, or use --milestone")
     name = naming.LABEL_NAMES[milestone]
-    m = LABEL_SYNTAX.fullmatch(label)
+    m = naming.LABEL_RE.fullmatch(label)
     if not m:
         raise InputError(f"--label {label!r} is not a label of the form {name}-MAJOR.MINOR",
                          hint=f"e.g. {name}-1.1; numbers from 1, no leading zeros")
@@ -94,7 +90,7 @@ def taken_in_mirror(mirror_root: Path) -> TakenSource:
             if stage_dir.is_dir():
                 for d in stage_dir.iterdir():
                     # 19_Alpha-1.1; Final stages as 19_RC-1.1
-                    if d.name.startswith(prefix) and LABEL_SYNTAX.fullmatch(d.name[len(prefix):]):
+                    if d.name.startswith(prefix) and naming.LABEL_RE.fullmatch(d.name[len(prefix):]):
                         labels[d.name[len(prefix):]] = f"the mirror already holds {d}"
         else:
             weekly = (mirror_root / first.mirror_path).parent
@@ -114,7 +110,7 @@ def _respin_of(compose_id: str, first: DropPlan) -> int | None:
 def _label_numbers(labels: Mapping[str, str], name: str) -> list[tuple[int, int]]:
     out = []
     for label in labels:
-        m = LABEL_SYNTAX.fullmatch(label)
+        m = naming.LABEL_RE.fullmatch(label)
         if m and m.group(1) == name:
             out.append((int(m.group(2)), int(m.group(3))))
     return out
