@@ -161,9 +161,3 @@ def check_raw(path: Path | str, expected: str, who: str) -> None:
 def sha256_file(path: Path | str) -> str:
     return file_digest(path, "sha256")
 
-
-def check_file(path: Path | str, expected: str, what: str = "sha256") -> None:
-    """Raise DigestMismatch unless the file's sha256 is `expected`."""
-    actual = sha256_file(path)
-    if actual != expected:
-        raise DigestMismatch(path, expected, actual, what)

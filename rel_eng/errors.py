@@ -116,3 +116,7 @@ class CommandFailed(RelEngError):
         self.stderr_tail = stderr_tail
         tail = stderr_tail.strip().splitlines()[-1:] or ["(no stderr)"]
         super().__init__(f"command {argv[0]} exited {returncode}: {tail[0]}")
+
+
+class TimedOut(CommandFailed):
+    """A subprocess ran past its deadline and was killed."""

@@ -96,7 +96,7 @@ def test_a_rerun_appends_to_the_same_file(tmp_path, config):
     first = len(records(c.topdir))
     compose.resume(compose.Compose.load(c.topdir), tmp_path / "out" / "mirror")
     recs = records(c.topdir)
-    assert len(recs) > first and recs[-1]["message"].endswith(c.status)
+    assert len(recs) > first and recs[-1]["message"].endswith(c.read_status())
 
 
 def test_distributed_tasks_append_to_the_compose_log(tmp_path, config, monkeypatch):

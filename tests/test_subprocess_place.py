@@ -20,7 +20,7 @@ def imports_subprocess(path: Path) -> list[int]:
             lines.append(node.lineno)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "subprocess":
             lines.append(node.lineno)
-    return lines
+    return sorted(lines)
 
 
 def test_only_the_runner_imports_subprocess():

@@ -286,11 +286,7 @@ class KojiBuilder(Builder):
             if archive is not None:
                 check_archive(raw, archive, where)
             sha = raw_digest(raw)
-        return [Artifact(
-            job_key=job.key, image_type=job.image_type, arch=job.arch, kind="raw-disk",
-            intent="build-output", path=str(raw.relative_to(request.topdir)),
-            size=raw.stat().st_size, sha256=sha, bootable=True,
-        )]
+        return [Artifact.raw_disk(job, raw, request.topdir, sha, bootable=True)]
 
     def _archive(self, session: koji.ClientSession, nvr: dict, image: str, where: str) -> dict:
         """The hub's record of a real build's image file (getBuild + listArchives)."""

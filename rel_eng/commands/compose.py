@@ -68,7 +68,7 @@ def run(args) -> int:
     finally:
         if recorder is not None:
             recorder.close()
-    print(f"{c.plan.compose_id} {c.status} {c.topdir}")
+    print(f"{c.plan.compose_id} {c.read_status()} {c.topdir}")
     return 0
 
 
@@ -99,8 +99,8 @@ def _resume(args) -> int:
     given = Path(args.resume)
     topdir = given if (given / "work" / "plan.json").is_file() else args.output / args.resume
     c = Compose.load(topdir)  # its own config, as it was created with
-    if c.status in (FINISHED, INCOMPLETE):
-        print(f"{c.plan.compose_id} {c.status} {topdir} (already ended: nothing to resume)")
+    if c.read_status() in (FINISHED, INCOMPLETE):
+        print(f"{c.plan.compose_id} {c.read_status()} {topdir} (already ended: nothing to resume)")
         return 0
     runner.require_all(required_tools(c.config, c.plan.builder))
     found = preflight.problems(c.config, output=None, mirror=args.mirror or topdir.parent / "mirror",
@@ -114,5 +114,5 @@ def _resume(args) -> int:
     finally:
         if c.recorder is not None:
             c.recorder.close()
-    print(f"{c.plan.compose_id} {c.status} {topdir}")
+    print(f"{c.plan.compose_id} {c.read_status()} {topdir}")
     return 0

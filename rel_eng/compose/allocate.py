@@ -11,7 +11,6 @@ moment get consecutive respins.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -20,7 +19,7 @@ from rel_eng import naming
 from rel_eng.config import Config
 from rel_eng.errors import InputError
 from rel_eng.compose.taken import TakenNames, past_taken
-from rel_eng.plan import DropPlan, plan_drop
+from rel_eng.plan import DropPlan, load_plan, plan_drop
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,8 @@ def existing_plans(output: Path) -> list[DropPlan]:
     if output.is_dir():
         for p in sorted(output.glob("*/work/plan.json")):
             try:
-                plans.append(DropPlan.from_dict(json.loads(p.read_text())))
-            except (ValueError, KeyError, TypeError):
+                plans.append(load_plan(p.parent.parent))
+            except InputError:
                 continue  # not ours, or damaged: it cannot collide by name anyway
     return plans
 

@@ -24,7 +24,8 @@ from rel_eng.boottest import accel as accel_mod
 from rel_eng.boottest import engine, image, kspackages
 from rel_eng.compose.model import Compose
 from rel_eng.compose.signals import terminate_on_signal
-from rel_eng.manifest import Artifact, atomic_write
+from rel_eng.atomic import atomic_write
+from rel_eng.manifest import Artifact
 from rel_eng.pipeline import step_key
 from rel_eng.metadata import SUMMARY
 from rel_eng.progress import Progress

@@ -145,7 +145,7 @@ def refresh_staged(c: Compose, mirror_root: Path) -> Path | None:
     """After a late publish (e.g. `rel-eng ec2 publish`): rewrite the READMEs and summary, and
     swap the changed small files into the staged drop one by one, each atomically. Images and
     CHECKSUM files never change after staging, so the drop stays consistent throughout."""
-    write_readmes(c, c.status or FINISHED)
+    write_readmes(c, c.read_status() or FINISHED)
     drop = mirror_root / c.plan.mirror_path
     if not drop.is_dir():
         return None
@@ -367,6 +367,6 @@ def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) ->
                 hint=f"see {c.logdir}; nothing was staged or published")
         status = INCOMPLETE if failed else FINISHED
         finalize_steps(c, mirror_root, status, progress)
-        if c.status != status:
+        if c.read_status() != status:
             c.set_status(status)
         return status

@@ -36,6 +36,11 @@ def run_compose(config: Config, output: Path, release: str, milestone: str | Non
             return resume(c, mirror_root, progress)
 
 
+def children(c: Compose) -> Path:
+    """Where the runner writes down this compose's running children (rel_eng.runner.reap)."""
+    return c.topdir / "work" / "children"
+
+
 def _check_plan(config: Config, plan) -> None:
     """What must hold before anything is written: the tools, and the builder's own preflight
     (koji: the target, the tag's arches, the package list)."""
@@ -49,7 +54,12 @@ def resume(c: Compose, mirror_root: Path, progress: Progress | None = None) -> C
     """Run every step not yet done. A fresh compose and a crashed one go through the same path."""
     progress = progress or Progress(False)
     with terminate_on_signal(), logfile.attached(c.topdir), logfile.step("compose"):
-        return _resume(c, mirror_root, progress)
+        # A SIGKILLed run's children (a qemu-img still writing) die before anything is written.
+        reaped = runner.reap(children(c))
+        if reaped:
+            progress.note(f"killed {len(reaped)} leftover process(es) of an interrupted run")
+        with runner.recording(children(c)):
+            return _resume(c, mirror_root, progress)
 
 
 def run_steps(c: Compose, mirror_root: Path, progress: Progress) -> str:
@@ -87,7 +97,7 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
     except ComposeDoomed:
         raise
     except BaseException as exc:
-        if c.status == STARTED:
+        if c.read_status() == STARTED:
             try:
                 c.set_status(DOOMED)
             except OSError:

@@ -112,10 +112,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
-        data = dict(data)
-        if "qcow2_compress" in data:  # saved by a compose made before qcow2_compression existed
-            data["qcow2_compression"] = "zlib" if data.pop("qcow2_compress") else "none"
-        return from_json(cls, data)
+        return from_json(cls, dict(data))
 
 
 def check_config(cfg: Config, problems: Problems) -> None:
@@ -144,7 +141,7 @@ def check_config(cfg: Config, problems: Problems) -> None:
             problems.add(f"images.{t.key}.kickstart", f"{Path(cfg.kickstart_dir) / t.kickstart} is not a file")
     if len({t.subvariant for t in cfg.image_types}) != len(cfg.image_types):
         problems.add("images", "subvariants must be unique")
-    if (cfg.messaging.enabled or cfg.ec2.messaging) and not cfg.store.enabled:
+    if cfg.messaging.enabled and not cfg.store.enabled:
         problems.add("messaging.enabled", "needs the compose store (its outbox keeps every "
                                           "message until sent): set [store] enabled = true")
 

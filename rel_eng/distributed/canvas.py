@@ -31,7 +31,7 @@ from rel_eng.distributed.celery_app import make_app
 from rel_eng.config.celery import CelerySettings, effective
 from rel_eng.redact import redact
 from rel_eng.errors import RelEngError
-from rel_eng.manifest import atomic_write
+from rel_eng.atomic import atomic_write
 from rel_eng import pipeline
 from rel_eng.pipeline import Step
 
@@ -133,7 +133,7 @@ def wait_compose(topdir: Path, timeout: float, poll: float = 1.0) -> str:
     c = Compose.load(topdir)
     deadline = time.monotonic() + timeout
     while True:  # bounded: leaves at the deadline below
-        status = c.status
+        status = c.read_status()
         if status in (FINISHED, INCOMPLETE):
             return status
         if status == DOOMED:
@@ -149,6 +149,6 @@ def wait_compose(topdir: Path, timeout: float, poll: float = 1.0) -> str:
         if left <= 0:
             break
         time.sleep(min(poll, left))
-    raise RelEngError(f"compose {c.plan.compose_id} is still {c.status or 'unknown'} after "
+    raise RelEngError(f"compose {c.plan.compose_id} is still {c.read_status() or 'unknown'} after "
                       f"{timeout:.0f}s", hint="check that workers serve its queues "
                       "(rel-eng worker --queues ...)")

@@ -90,8 +90,8 @@ def run_step(topdir: str, step: str, target: str, lock_timeout: float):
 
 
 def _image_step(c: Compose, step: Step, key: str, lock_timeout: float) -> dict:
-    if c.status in ENDED:
-        return {"job": key, "skipped": c.status}
+    if c.read_status() in ENDED:
+        return {"job": key, "skipped": c.read_status()}
     if step is not pipeline.IMAGE_STEPS[0] and key in compose.failures(c):
         return {"job": key, "skipped": "build failed"}
     with step_lock(c, step.lock(key), lock_timeout):
@@ -119,8 +119,8 @@ def unsettled(c: Compose) -> list[str]:
 
 def _compose_step(c: Compose, step: Step, mirror_root: str, lock_timeout: float) -> str:
     with step_lock(c, step.lock(), lock_timeout):
-        if c.status != STARTED:
-            return c.status  # finalized before: never publish or stage twice
+        if c.read_status() != STARTED:
+            return c.read_status()  # finalized before: never publish or stage twice
         waiting = unsettled(c)
         if waiting:
             raise NotSettled(f"{c.plan.compose_id}: {step.name} before {', '.join(waiting)} "
@@ -180,7 +180,7 @@ def doom_compose(request, exc, traceback, topdir: str) -> None:
                              f"{type(exc).__name__}: {exc}"}
     with logged(c, "doom"):
         with step_lock(c, "finalize", 60):
-            if c.status not in ENDED:
+            if c.read_status() not in ENDED:
                 metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
                 c.set_status(DOOMED)
         log.error("compose %s is DOOMED: %s", c.plan.compose_id,
