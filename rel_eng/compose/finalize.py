@@ -167,9 +167,13 @@ def _swap_into(drop: Path, f: stage.StageFile) -> None:
     atomic_write(dst, data)
 
 
-def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run) -> bool:
-    """Run `run()` unless the manifest records `step` done for `digest` and its outputs exist."""
-    if c.manifest.step_done(step, digest) and all(p.exists() for p in outputs):
+def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run,
+           steps: dict | None = None) -> bool:
+    """Run `run()` unless the manifest records `step` done for `digest` and its outputs exist.
+    `steps`: the manifest's step records as already read (finalize reads them once)."""
+    rec = (c.manifest.read()["steps"] if steps is None else steps).get(step) or {}
+    done = rec.get("state") == "done" and rec.get("digest") == digest
+    if done and all(p.exists() for p in outputs):
         return False
     with logfile.step(step):
         run()
@@ -197,6 +201,7 @@ class FinalizeRun:
     raws: list[Artifact]
     failed: dict[str, str]
     publishers: list[str]
+    steps: dict[str, dict]  # the step records as read at the start: each sub-step writes only its own
     keys: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -207,7 +212,8 @@ class FinalizeRun:
                    deliverables=[a for a in arts if a.intent == "deliverable"],
                    raws=[a for a in arts if a.kind == "raw-disk"],
                    failed=_failures(data["steps"]),
-                   publishers=[name for name, _ in enabled_publishers(c.config)])
+                   publishers=[name for name, _ in enabled_publishers(c.config)],
+                   steps=data["steps"])
 
     @property
     def deliverables_key(self) -> list[dict]:
@@ -339,7 +345,8 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
         if not applies:
             continue
         outputs = resolve(sub.found)(run) if sub.found else []
-        ran[sub.name] = _keyed(c, sub.name, key, outputs, lambda sub=sub: resolve(sub.run)(run))
+        ran[sub.name] = _keyed(c, sub.name, key, outputs, lambda sub=sub: resolve(sub.run)(run),
+                               run.steps)
         if not ran[sub.name] and sub.when_done_before:
             resolve(sub.when_done_before)(run)
     return ran

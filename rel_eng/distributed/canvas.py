@@ -5,8 +5,8 @@ The canvas is the pipeline (rel_eng.pipeline), read in its declared order:
     chord([chain(<each per-image step>(image)) for each image], chain(<each per-compose step>))
 
 today chain(build -> process -> boottest) per image, then finalize; every task is the one
-generic step task (rel_eng.step.<name>), on the queue its step's [celery] route names. An errback on the body ends the
-compose DOOMED when any task gave up. Finalize runs its sub-steps (metadata, checksum, EC2,
+generic step task (rel_eng.step.<name>), on the queue its step's [celery] route names. An
+errback on the body ends the compose DOOMED when any task gave up. Finalize runs its sub-steps (metadata, checksum, EC2,
 README, staging, verify, share) exactly as the in-process path does.
 """
 
