@@ -4,10 +4,11 @@ A missing tool is an input problem (exit 2) naming the Debian package; a non-zer
 CommandFailed with the command, exit code and stderr tail (TimedOut past its deadline).
 
 The runner also owns its children's lifetime. Inside `recording(dir)` (a compose holds one on
-its work/children/) every child is written down by pid and kernel start time while it runs,
-and struck off once waited for. A run killed with SIGKILL runs no cleanup, so its children
-outlive it; `reap(dir)` (what `--resume` does first) kills every one still running, recognised
-by its start time so a recycled pid is never touched, before anything is written again.
+its work/children/) every child is written down by pid and kernel start time, with the run
+that started it, while it runs, and struck off once waited for. A run killed with SIGKILL runs
+no cleanup, so its children outlive it; `reap(dir)` (what `--resume` does first) kills every
+one still running whose run is gone, each recognised by its start time so a recycled pid is
+never touched, before anything is written again. A run still alive keeps its children.
 """
 
 from __future__ import annotations
@@ -207,7 +208,9 @@ def _record(proc: subprocess.Popen) -> None:
     begun = start_time(proc.pid)
     if directory is None or begun is None:
         return
-    line = f"{begun} {socket.gethostname()} {proc.args[0] if proc.args else ''}\n"
+    me = os.getpid()
+    line = (f"{begun} {socket.gethostname()} {me} {start_time(me)} "
+            f"{proc.args[0] if proc.args else ''}\n")
     (directory / str(proc.pid)).write_text(line)
     proc._rel_eng_ledger = directory  # type: ignore[attr-defined]
 
@@ -221,8 +224,8 @@ def _forget(proc: subprocess.Popen) -> None:
 def reap(directory: Path, *, sleep: Callable[[float], None] = time.sleep,
          polls: int = 200) -> list[int]:
     """Kill the children a killed run left running (those written down in `directory` on this
-    host whose pid still names the same process), wait until they are gone, and clear the
-    ledger. Returns the pids killed."""
+    host whose pid still names the same process, and whose run is gone), wait until they are
+    gone, and strike them off. Returns the pids killed."""
     if not directory.is_dir():
         return []
     host = socket.gethostname()
@@ -231,8 +234,12 @@ def reap(directory: Path, *, sleep: Callable[[float], None] = time.sleep,
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
-        begun, _, rest = entry.read_text().partition(" ")
-        if rest.split(" ", 1)[0] == host and start_time(pid) == begun:
+        begun, where, owner, owner_begun, *_ = (entry.read_text().split() + ["", "", "", ""])[:4]
+        if where != host:
+            continue  # another host's children are that host's to reap
+        if owner.isdigit() and start_time(int(owner)) == owner_begun:
+            continue  # its run is alive (another resume of this compose): its child, its job
+        if start_time(pid) == begun:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)  # also ends a stopped process
             killed.append(pid)
@@ -242,6 +249,5 @@ def reap(directory: Path, *, sleep: Callable[[float], None] = time.sleep,
                 sleep(0.05)
             else:
                 log.warning("child %d of an earlier run survived SIGKILL", pid)
-        if rest.split(" ", 1)[0] == host:  # another host's children are that host's to reap
-            entry.unlink(missing_ok=True)
+        entry.unlink(missing_ok=True)
     return killed

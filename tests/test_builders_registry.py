@@ -67,7 +67,9 @@ def test_config_reads_the_registrys_own_table(monkeypatch):
         name = "other"
 
     assert TABLE is BUILDER_CLASSES
-    assert _builder("other") == "unknown builder 'other' (known: koji, oz, synthetic)"
+    refused = _builder("other")  # other tests may have registered names of their own
+    assert refused.startswith("unknown builder 'other' (known: ")
+    assert {"koji", "oz", "synthetic"} <= set(refused.partition("known: ")[2][:-1].split(", "))
     with monkeypatch.context() as m:
         m.setitem(BUILDERS, "other", Other)
         assert _builder("other") is None and BUILDERS.loaded("other")

@@ -4,6 +4,7 @@ nothing is written afterwards by an orphan. Real processes throughout (qemu-img,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,8 +76,9 @@ def test_a_sigkilled_compose_s_qemu_img_is_killed_by_resume_before_it_writes(tmp
         assert again.returncode == 0, again.stderr
         assert "killed 1 leftover process(es) of an interrupted run" in again.stderr
         assert not alive(orphan, begun)  # dead before the resume wrote anything
-        with pytest.raises(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):  # gone, or a zombie its reaper owes a wait
             os.kill(orphan, signal.SIGCONT)  # nothing left to wake up and write
+        assert not alive(orphan, begun)
     finally:
         if alive(orphan, begun):
             os.kill(orphan, signal.SIGKILL)
@@ -91,23 +93,33 @@ def test_a_sigkilled_compose_s_qemu_img_is_killed_by_resume_before_it_writes(tmp
         subprocess.run(["qemu-img", "check", "-q", str(q)], check=True)
 
 
-def test_reap_spares_a_recycled_pid_and_other_hosts(tmp_path):
-    """Only the very process written down is killed: a pid now naming another process (its
-    start time differs) is left alone, and so is another host's entry."""
+def test_reap_spares_a_live_run_s_children_a_recycled_pid_and_other_hosts(tmp_path):
+    """Only a child whose run is gone is killed, and only the very process written down: a pid
+    now naming another process (its start time differs) is left alone, and so is another
+    host's entry and the child of a run still alive (a second --resume started beside it)."""
     ledger = tmp_path / "children"
+    host = os.uname().nodename
     with runner.recording(ledger):
-        sleeper = runner.start(["sleep", "30"], stdout=None)
+        mine = runner.start(["sleep", "30"], stdout=None)  # this test is its run: alive
+        orphan = runner.start(["sleep", "30"], stdout=None)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a run that has ended: its pid names no process now
+    entry = (ledger / str(orphan.pid)).read_text().split()
+    (ledger / str(orphan.pid)).write_text(f"{entry[0]} {host} {gone.pid} 0 sleep\n")
     me = os.getpid()
-    (ledger / str(me)).write_text(f"1 {os.uname().nodename} python\n")  # not my start time
-    (ledger / "1").write_text(f"{runner.start_time(1)} elsewhere init\n")  # another host's
+    (ledger / str(me)).write_text(f"1 {host} {gone.pid} 0 python\n")  # not my start time
+    (ledger / "1").write_text(f"{runner.start_time(1)} elsewhere {gone.pid} 0 init\n")
     sleeps = []
     try:
-        assert runner.reap(ledger, sleep=sleeps.append) == [sleeper.pid]
-        assert sleeper.wait(timeout=10) == -signal.SIGKILL
+        assert runner.reap(ledger, sleep=sleeps.append) == [orphan.pid]
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+        assert mine.poll() is None  # its run is alive: spared
     finally:
-        sleeper.kill()
+        for p in (mine, orphan):
+            p.kill()
+            p.wait()
     assert runner.start_time(me) is not None
-    assert sorted(p.name for p in ledger.iterdir()) == ["1"]
+    assert sorted(p.name for p in ledger.iterdir()) == sorted(["1", str(mine.pid)])
     assert len(sleeps) < 200
 
 
