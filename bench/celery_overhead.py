@@ -199,7 +199,7 @@ def run_size(images: int, build_seconds: float, tmp: Path, process_workers: int 
         server.wait(timeout=10)
 
 
-LOG_LINE = re.compile(r"^(\S+ \S+) INFO Task rel_eng\.(\w+)\[[^\]]+\] (received|succeeded)")
+LOG_LINE = re.compile(r"^(\S+ \S+) INFO Task rel_eng\.step\.(\w+)\[[^\]]+\] (received|succeeded)")
 
 
 def task_events(log: Path, offset: int) -> list[tuple[float, str, str]]:
@@ -220,11 +220,11 @@ def timeline(events, t_submitted: float, t_end: float) -> dict[str, float]:
     def when(task, what, pick):
         return pick(t for t, name, kind in events if name == task and kind == what)
 
-    first_build = when("build_image", "received", min)
-    last_build = when("build_image", "succeeded", max)
-    last_process = when("process_image", "succeeded", max)
-    final_in = when("finalize_compose", "received", max)
-    final_done = when("finalize_compose", "succeeded", max)
+    first_build = when("build", "received", min)
+    last_build = when("build", "succeeded", max)
+    last_process = when("process", "succeeded", max)
+    final_in = when("finalize", "received", max)
+    final_done = when("finalize", "succeeded", max)
     return {"queue to first build": first_build - t_submitted,
             "builds (first start to last end)": last_build - first_build,
             "post-processing after the last build": last_process - last_build,

@@ -1,20 +1,22 @@
 """`rel-eng` entry point. Each subcommand lives in rel_eng/commands/<name>.py with `register()`.
 
-Whatever goes wrong, the user sees one line on stderr and no traceback unless --debug: bad input
-and unreadable or unwritable files exit 2, a bug exits 1 and says to rerun with --debug.
+Whatever goes wrong, the user sees one line on stderr and no traceback unless --debug. The exit
+code says which kind of failure it was (rel_eng.errors; the README's table): bad input exits 2,
+failed work 1, a signal 128 + its number. An OSError that reaches here unconverted exits 2: the
+parts of a command that write turn theirs into WriteFailed (exit 1) first (errors.writing). A
+bug exits 1 and says to rerun with --debug.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import os
 import sys
 
 from rel_eng import redact
-from rel_eng.errors import ConfigError, RelEngError, one_line
+from rel_eng.errors import ConfigError, RelEngError, one_line, os_error_line
 
 COMMAND_MODULES = [
     "rel_eng.commands.plan",
@@ -52,14 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def os_error_line(exc: OSError) -> str:
-    """`PATH: No space left on device (ENOSPC)`: the path and the errno, never a traceback."""
-    name = errno.errorcode.get(exc.errno, "") if exc.errno else ""
-    what = exc.strerror or str(exc)
-    where = ": ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-    return f"{where + ': ' if where else ''}{what}{f' ({name})' if name else ''}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -89,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rel-eng: interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:
+    except OSError as exc:  # unconverted: raised before the command wrote anything
         if args.debug:
             raise
         print(f"rel-eng: error: {one_line(os_error_line(exc))}", file=sys.stderr)

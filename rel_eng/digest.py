@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from rel_eng.errors import RelEngError
+from rel_eng.errors import RelEngError, VerifyFailed
 
 CHUNK = 1024 * 1024
 BLOCK = 1024 * 1024  # of the block digest; fixed, it is part of the digest's definition
@@ -24,7 +24,7 @@ _ZEROS = memoryview(bytes(CHUNK))
 _ZERO_BLOCK_SHA = hashlib.sha256(bytes(BLOCK)).digest()
 
 
-class DigestMismatch(RelEngError):
+class DigestMismatch(VerifyFailed):
     """A file's bytes are not the ones recorded for it: never trust or pass it on."""
 
     def __init__(self, path: Path | str, expected: str, actual: str, what: str = "sha256",
@@ -161,9 +161,3 @@ def check_raw(path: Path | str, expected: str, who: str) -> None:
 def sha256_file(path: Path | str) -> str:
     return file_digest(path, "sha256")
 
-
-def check_file(path: Path | str, expected: str, what: str = "sha256") -> None:
-    """Raise DigestMismatch unless the file's sha256 is `expected`."""
-    actual = sha256_file(path)
-    if actual != expected:
-        raise DigestMismatch(path, expected, actual, what)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from rel_eng.atomic import atomic_write  # noqa: F401  (re-exported: its old home)
+from rel_eng.atomic import atomic_write
 from rel_eng.errors import InputError
 from rel_eng.inputfile import read_capped
 
@@ -36,6 +36,15 @@ class Artifact:
     # reader checks it (rel_eng.digest.check_raw).
     sha256: str = ""
     bootable: bool = False
+
+    @classmethod
+    def raw_disk(cls, job, path: Path, topdir: Path, block_digest: str,
+                 bootable: bool) -> "Artifact":
+        """The one way a builder hands its raw disk over: a build output, with its block digest
+        (rel_eng.digest.raw_digest) and the size of the (sparse) file."""
+        return cls(job_key=job.key, image_type=job.image_type, arch=job.arch, kind="raw-disk",
+                   intent="build-output", path=str(Path(path).relative_to(topdir)),
+                   size=Path(path).stat().st_size, sha256=block_digest, bootable=bootable)
 
 
 def step_digest(*parts: Any) -> str:

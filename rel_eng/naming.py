@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from rel_eng.errors import InputError
+
 ARCHES = ("i686", "x86_64")  # the arches a compose builds (config's compose.arches)
 
 # productmd compose type -> compose id suffix
@@ -11,7 +13,10 @@ TYPE_SUFFIX = {"production": "", "nightly": ".n", "test": ".t", "ci": ".ci"}
 # Final ships from a release candidate.
 LABEL_NAMES = {"Alpha": "Alpha", "Beta": "Beta", "Final": "RC"}
 OZ_ARCH = {"i686": "i386", "x86_64": "x86_64"}
-LABEL_RE = re.compile(r"^(Alpha|Beta|RC)-(\d+)\.(\d+)$")
+# The one label syntax (--label, the drops a mirror holds, image releases): numbers from 1,
+# no leading zeros, at most four digits; [0-9], not \d (no other scripts' digits). Use it with
+# fullmatch (a $ would let a trailing newline through).
+LABEL_RE = re.compile(r"(Alpha|Beta|RC)-([1-9][0-9]{0,3})\.([1-9][0-9]{0,3})")
 
 
 def compose_id(short: str, version: str, date: str, compose_type: str, respin: int) -> str:
@@ -29,9 +34,10 @@ def image_version_release(
 ) -> tuple[str, str]:
     """Labelled: (`19_Alpha`, `1.1`), RC keeps the plain version; unlabelled: (`Rawhide`, `20130405.n.0`)."""
     if label_:
-        m = LABEL_RE.match(label_)
+        m = LABEL_RE.fullmatch(label_)
         if not m:
-            raise ValueError(f"bad label {label_!r}")
+            raise InputError(f"label {label_!r} is not of the form NAME-MAJOR.MINOR",
+                             hint="e.g. Beta-1.2 (Alpha, Beta or RC; numbers from 1)")
         name, major, minor = m.groups()
         v = version if name == "RC" else f"{version}_{name}"
         return v, f"{major}.{minor}"

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rel_eng import naming
 from rel_eng.config import MILESTONES, Config
 from rel_eng.errors import InputError
+from rel_eng.inputfile import read_capped
 
 # (suffix, productmd type, productmd format), the outputs [compose] outputs may name.
 # productmd checks each value on its own (SUPPORTED_IMAGE_TYPES, SUPPORTED_IMAGE_FORMATS); it has
@@ -171,3 +174,19 @@ def plan_drop(
         builder=builder or cfg.builder,
         images=tuple(jobs),
     )
+
+
+def load_plan(topdir: Path) -> DropPlan:
+    """A compose's plan, from its work/plan.json: the one reader (compose, resume, ec2 publish).
+    Missing or damaged is bad input naming the file, never a guess at a partial compose."""
+    path = Path(topdir) / "work" / "plan.json"
+    try:
+        return DropPlan.from_dict(json.loads(read_capped(path)))
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"{topdir} is not a compose directory (no work/plan.json)",
+                         hint="name an <output>/<compose id> directory") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise InputError(f"{path}: plan.json is damaged ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:120]})",
+                         hint="this compose cannot be resumed or published; start a new one"
+                         ) from None

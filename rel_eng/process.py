@@ -25,7 +25,7 @@ from pathlib import Path
 from rel_eng import runner
 from rel_eng.atomic import atomic_path
 from rel_eng.digest import check_raw
-from rel_eng.errors import CommandFailed
+from rel_eng.errors import CommandFailed, InputError
 from rel_eng.manifest import Artifact
 from rel_eng.naming import QCOW2_COMPRESSION
 from rel_eng.plan import ImageJob
@@ -52,7 +52,8 @@ class Written:
 
 def qcow2_argv(raw: Path, dest: Path, compression: str = "zlib") -> list[str]:
     if compression not in QCOW2_COMPRESSION:
-        raise ValueError(f"qcow2 compression {compression!r} (use {', '.join(QCOW2_COMPRESSION)})")
+        raise InputError(f"qcow2 compression {compression!r} is not one qemu-img is given",
+                         hint=f"use {', '.join(QCOW2_COMPRESSION)}")
     options = "compat=1.1"
     if compression == "zstd":
         options += ",compression_type=zstd"
@@ -143,7 +144,8 @@ def _makers(raw: Path, job: ImageJob, out_dir: Path, opts: ProcessOptions) -> di
     }
     unknown = [o.suffix for o in job.outputs if o.suffix not in makers]
     if unknown:
-        raise ValueError(f"{job.key}: no post-processing for output(s) {', '.join(unknown)}")
+        raise InputError(f"{job.key}: no post-processing for output(s) {', '.join(unknown)}",
+                         hint=f"[compose] outputs takes {', '.join(makers)}")
     return {o.suffix: (lambda o=o: makers[o.suffix](o)) for o in job.outputs}
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+
+import jinja2
 
 from rel_eng.manifest import Artifact
 from rel_eng.plan import DropPlan
@@ -21,75 +24,39 @@ I386_INSTANCE_FAMILIES = ("t1", "m1", "c1", "c3", "t2")
 def render(plan: DropPlan, arch: str, deliverables: list[Artifact], checksum_name: str,
            signed: bool, default_user: str, bootable: bool, failed: dict[str, str],
            amis: dict | None) -> str:
+    """The README text: this module picks what it says, templates/README.txt lays it out."""
     jobs = {j.key: j for j in plan.images}
-    title = f"Fedora {plan.release_version} Cloud images ({plan.label or 'weekly'}), {arch}"
-    out = [title, "=" * len(title), "",
-           f"Compose: {plan.compose_id}",
-           f"Built by the '{plan.builder}' builder.", ""]
-    if not bootable:
-        out += ["WARNING: these images are NOT BOOTABLE. They were made by the synthetic test",
-                "builder and hold only metadata (os-release, kickstart, TDL, manifest).", ""]
-    out += ["Files", "-----"]
-    for art in sorted((a for a in deliverables if a.arch == arch), key=lambda a: a.path):
-        job = jobs[art.job_key]
-        kind = KINDS.get(art.kind, art.kind)
-        out.append(f"  {Path(art.path).name}")
-        out.append(f"      {job.description}: {kind}, {art.size} bytes")
-    out.append(f"  {checksum_name}")
-    out.append("      SHA256 checksums of the files above" + (", clearsigned with gpg" if signed else ""))
-    if failed:
-        out += ["", "Images that failed to build (this drop is incomplete)",
-                "-----------------------------------------------------"]
-        out += [f"  {jobs[k].nvra}: {v}" for k, v in sorted(failed.items())]
-    out += ["", "Verifying", "---------"]
-    if signed:
-        out += ["  Import the Fedora signing key, then check the signature:",
-                f"    gpg --verify {checksum_name}"]
-    out += ["  Check every file against its checksum:",
-            f"    sha256sum -c {checksum_name}", "",
-            "Logging in", "----------",
-            f"  The root account is locked. Log in as '{default_user}' with the ssh key you gave",
-            "  the cloud; cloud-init installs it on first boot. Use sudo for root.", "",
-            "Booting in OpenStack", "--------------------"]
-    qcow2 = next((Path(a.path).name for a in deliverables if a.arch == arch and a.kind == "qcow2"), "IMAGE.qcow2")
-    out += ["    openstack image create --disk-format qcow2 --container-format bare \\",
-            f"        --file {qcow2} {Path(qcow2).stem}",
-            f"    openstack server create --image {Path(qcow2).stem} --flavor m1.small \\",
-            "        --key-name KEY my-instance", "",
-            "Booting in Eucalyptus", "---------------------",
-            "  Unpack the raw disk and install it as an image:",
-            "    tar -xJSf IMAGE.raw.tar.xz",
-            f"    euca-install-image -i IMAGE.raw -b BUCKET -r {arch if arch != 'i686' else 'i386'} \\",
-            "        --virtualization-type hvm",
-            "    euca-run-instances -k KEY EMI-ID", "",
-            "Booting in EC2", "--------------"]
-    rows = _ami_rows(amis, {j.nvra for j in plan.images if j.arch == arch})
-    if rows:
-        out += ["  Launch one of these AMIs with your key pair:",
-                "    aws ec2 run-instances --image-id AMI-ID --key-name KEY --region REGION", ""]
-        if arch == "i686":
-            families = ", ".join(I386_INSTANCE_FAMILIES)
-            out += ["  These are i386 AMIs: only the 32-bit capable instance families run them",
-                    f"  ({families}; e.g. --instance-type t2.micro or m1.small).", ""]
-        else:
-            out += ["  These are x86_64 AMIs: any current x86_64 instance type runs them.", ""]
-        out += rows
-    else:
-        out += [f"  {EC2_PLACEHOLDER}"]
-    return "\n".join(out) + "\n"
+    mine = sorted((a for a in deliverables if a.arch == arch), key=lambda a: a.path)
+    files = [{"name": Path(a.path).name, "description": jobs[a.job_key].description,
+              "kind": KINDS.get(a.kind, a.kind), "size": a.size} for a in mine]
+    # The first qcow2 in manifest order is the example.
+    qcow2 = next((Path(a.path).name for a in deliverables if a.arch == arch and a.kind == "qcow2"),
+                 "IMAGE.qcow2")
+    return _template().render(
+        plan=plan, arch=arch, files=files, checksum_name=checksum_name, signed=signed,
+        default_user=default_user, bootable=bootable,
+        failed=[(jobs[k].nvra, v) for k, v in sorted(failed.items())],
+        qcow2=qcow2, qcow2_stem=Path(qcow2).stem, euca_arch="i386" if arch == "i686" else arch,
+        amis=_amis(amis, {j.nvra for j in plan.images if j.arch == arch}),
+        i386_families=", ".join(I386_INSTANCE_FAMILIES), placeholder=EC2_PLACEHOLDER)
 
 
-def _ami_rows(amis: dict | None, nvras: set[str]) -> list[str]:
-    """A table per image: region, AMI id. `amis` is compose/metadata/ec2.json."""
-    rows: list[str] = []
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    # Plain text, not HTML: nothing to escape. Undefined names fail instead of printing "".
+    env = jinja2.Environment(loader=jinja2.PackageLoader("rel_eng", "templates"),
+                             autoescape=False, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, keep_trailing_newline=True)
+    return env.get_template("README.txt")
+
+
+def _amis(amis: dict | None, nvras: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(NVRA, [(region, AMI id)]) per image of this arch. `amis` is compose/metadata/ec2.json."""
+    out = []
     for nvra, info in sorted((amis or {}).get("images", {}).items()):
         if nvra not in nvras:
             continue
         regions = info.get("regions", {})
-        rows += [f"  {nvra}", "    region           AMI"]
-        for region in sorted(regions):
-            ami = regions[region]
-            ami_id = ami.get("ami_id") if isinstance(ami, dict) else ami
-            rows.append(f"    {region:<16} {ami_id}")
-        rows.append("")
-    return rows
+        out.append((nvra, [(region, r.get("ami_id") if isinstance(r, dict) else r)
+                           for region, r in sorted(regions.items())]))
+    return out

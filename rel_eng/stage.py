@@ -27,7 +27,7 @@ from productmd.images import Images
 from rel_eng import drop_manifest
 from rel_eng.atomic import atomic_symlink, atomic_write, exchange_dirs, fsync_dir, leftover_tag
 from rel_eng.digest import sha256_file
-from rel_eng.errors import InputError, RelEngError
+from rel_eng.errors import Conflict, InputError, RelEngError
 from rel_eng.web.stream import write_stream_files
 
 CHUNK = 1024 * 1024
@@ -208,8 +208,8 @@ def stage(files: list[StageFile], mirror_root: Path, mirror_path: str,
             if weekly_retention is not None:  # a crash may have left these behind
                 settle_weekly(parent, weekly_retention, current=target.name)
             return target  # a rerun after a crash past the rename: already staged
-        raise InputError(f"{target} already exists in the mirror with different content: {why}",
-                         hint="this compose was staged before; start a new respin")
+        raise Conflict(f"{target} already exists in the mirror with different content: {why}",
+                       hint="this compose was staged before; start a new respin")
     earlier: dict[tuple[str, int], Path] = {}
     for drop in reversed(_previous_drops(parent, target.name)):
         earlier.update(_known_digests(drop))

@@ -189,10 +189,28 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
     rep = Report(root)
     sums = _Sums()
     accounted: set[Path] = set()
+    by_dir = _check_images_json(rep, sums, root, accounted)
+    _check_pages(rep, sums, root, accounted)
+    staged = not (root.name == "compose" and (root.parent / "work" / "plan.json").is_file())
+    manifest_rep = Report(root)
+    if staged:
+        check_drop_manifest(manifest_rep, sums, root, accounted, gpg_home, require_signed,
+                            fingerprints)
+    _check_checksum_files(rep, sums, root, accounted, by_dir, gpg_home, fingerprints,
+                          require_signed)
+    _check_strays(rep, root, accounted)
+    # One bad file, one line: what the MANIFEST adds about a file already named is left out.
+    named = {p.split(": ", 1)[0] for p in rep.problems}
+    rep.problems += [p for p in manifest_rep.problems if p.split(": ", 1)[0] not in named]
+    rep.signatures += manifest_rep.signatures
+    rep.problems.sort()
+    rep.checked = len(sums)
+    return rep
 
-    def shown(p: Path | str) -> str:
-        return str(root / p) if isinstance(p, str) else str(p)
 
+def _check_images_json(rep: Report, sums: _Sums, root: Path,
+                       accounted: set[Path]) -> dict[Path, dict[str, object]]:
+    """Pass 1: every image images.json lists, by size and sha256. Returns dir -> {name: image}."""
     images = Images()
     meta = root / "metadata" / "images.json"
     accounted.add(meta)
@@ -209,20 +227,20 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
         p = inside(root, img.path)
         sha = (img.checksums or {}).get("sha256")
         if not sha:
-            rep.bad(shown(str(img.path)), "images.json records no sha256")
+            rep.bad(str(root / str(img.path)), "images.json records no sha256")
         else:
-            _check_file(rep, sums, p, shown(str(img.path)), img.size, sha, "images.json")
+            _check_file(rep, sums, p, str(root / str(img.path)), img.size, sha, "images.json")
         if p is not None:
             accounted.add(p)
             by_dir.setdefault(p.parent, {})[p.name] = img
+    return by_dir
 
-    _check_pages(rep, sums, root, accounted)
-    staged = not (root.name == "compose" and (root.parent / "work" / "plan.json").is_file())
-    manifest_rep = Report(root)
-    if staged:
-        check_drop_manifest(manifest_rep, sums, root, accounted, gpg_home, require_signed,
-                            fingerprints)
 
+def _check_checksum_files(rep: Report, sums: _Sums, root: Path, accounted: set[Path],
+                          by_dir: dict[Path, dict[str, object]], gpg_home: str,
+                          fingerprints: set[str] | None, require_signed: bool) -> None:
+    """Pass 2: each images/ dir's CHECKSUM files (signature, every entry) against the files
+    and against images.json."""
     for dirpath, dirnames, filenames in os.walk(root):
         d = Path(dirpath)
         for name in sorted(filenames):
@@ -232,46 +250,57 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
             if ck.is_symlink():
                 continue  # reported as a stray below
             accounted.add(ck)
-            try:
-                text = ck.read_text(errors="replace")
-            except OSError as exc:
-                rep.bad(ck, f"unreadable: {exc.strerror}")
-                continue
-            signed = text.startswith(SIGNED_HEAD)
-            body, problem = signed_body(text)
-            if problem:
-                rep.bad(ck, problem)
-                continue
-            if signed:
-                why = gpg_verify(ck, gpg_home, fingerprints)
-                if why:
-                    rep.bad(ck, why)
-                else:
-                    rep.signatures += 1
-            elif require_signed:
-                rep.bad(ck, "not signed, but signing is configured")
-            entries = _parse_checksum(rep, str(ck), body)
-            for fname, (size, sha) in sorted(entries.items()):
-                target = inside(d, fname)
-                if size is None:
-                    rep.bad(ck, f"{fname}: SHA256 line without a size line")
-                    size = target.stat().st_size if target is not None else -1
-                _check_file(rep, sums, target, str(d / fname), size, sha, ck.name)
-                if target is not None:
-                    accounted.add(target)
-                    # Disk images belong in images.json too; a listing beside them (the boot
-                    # test's <NVRA>-packages.txt) is no image and is vouched for by CHECKSUM alone.
-                    if fname not in by_dir.get(d, {}) and not fname.endswith(NON_IMAGE_SUFFIXES):
-                        rep.bad(d / fname, f"in {ck.name} but not in images.json")
-            for fname in sorted(by_dir.get(d, {})):
-                if fname not in entries:
-                    rep.bad(d / fname, f"in images.json but not in {ck.name}")
+            _check_one_checksum(rep, sums, ck, by_dir, gpg_home, fingerprints, require_signed,
+                                accounted)
         if d.name == "images":
             for fname in sorted(by_dir.get(d, {})):
                 if not any(n.endswith("CHECKSUM") for n in filenames):
                     rep.bad(d / fname, "no CHECKSUM file beside it")
                     break
 
+
+def _check_one_checksum(rep: Report, sums: _Sums, ck: Path, by_dir: dict[Path, dict[str, object]],
+                        gpg_home: str, fingerprints: set[str] | None, require_signed: bool,
+                        accounted: set[Path]) -> None:
+    d = ck.parent
+    try:
+        text = ck.read_text(errors="replace")
+    except OSError as exc:
+        rep.bad(ck, f"unreadable: {exc.strerror}")
+        return
+    signed = text.startswith(SIGNED_HEAD)
+    body, problem = signed_body(text)
+    if problem:
+        rep.bad(ck, problem)
+        return
+    if signed:
+        why = gpg_verify(ck, gpg_home, fingerprints)
+        if why:
+            rep.bad(ck, why)
+        else:
+            rep.signatures += 1
+    elif require_signed:
+        rep.bad(ck, "not signed, but signing is configured")
+    entries = _parse_checksum(rep, str(ck), body)
+    for fname, (size, sha) in sorted(entries.items()):
+        target = inside(d, fname)
+        if size is None:
+            rep.bad(ck, f"{fname}: SHA256 line without a size line")
+            size = target.stat().st_size if target is not None else -1
+        _check_file(rep, sums, target, str(d / fname), size, sha, ck.name)
+        if target is not None:
+            accounted.add(target)
+            # Disk images belong in images.json too; a listing beside them (the boot
+            # test's <NVRA>-packages.txt) is no image and is vouched for by CHECKSUM alone.
+            if fname not in by_dir.get(d, {}) and not fname.endswith(NON_IMAGE_SUFFIXES):
+                rep.bad(d / fname, f"in {ck.name} but not in images.json")
+    for fname in sorted(by_dir.get(d, {})):
+        if fname not in entries:
+            rep.bad(d / fname, f"in images.json but not in {ck.name}")
+
+
+def _check_strays(rep: Report, root: Path, accounted: set[Path]) -> None:
+    """Pass 3: anything in the tree that none of the records accounts for."""
     for dirpath, dirnames, filenames in os.walk(root):
         d = Path(dirpath)
         for name in sorted(dirnames):
@@ -288,13 +317,6 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
                 continue
             kind = "symlink" if statmod.S_ISLNK(st.st_mode) else "file"
             rep.bad(p, f"stray {kind}: not accounted for by images.json, CHECKSUM or README")
-    # One bad file, one line: what the MANIFEST adds about a file already named is left out.
-    named = {p.split(": ", 1)[0] for p in rep.problems}
-    rep.problems += [p for p in manifest_rep.problems if p.split(": ", 1)[0] not in named]
-    rep.signatures += manifest_rep.signatures
-    rep.problems.sort()
-    rep.checked = len(sums)
-    return rep
 
 
 def _check_pages(rep: "Report", sums: "_Sums", root: Path, accounted: set[Path]) -> None:
@@ -357,11 +379,10 @@ def check_drop_manifest(rep: Report, sums: _Sums, root: Path, accounted: set[Pat
             rep.bad(root / rel, "not listed in metadata/MANIFEST")
 
 
-def verify_staged(drop: Path, signing: Signing) -> list[str]:
-    """The compose's last check on its staged drop: raises DropBroken naming every problem;
-    returns nothing to report otherwise (an empty list). When signing is configured, every
-    CHECKSUM file must carry a good signature by the configured key."""
+def verify_staged(drop: Path, signing: Signing) -> None:
+    """The compose's last check on its staged drop: raises DropBroken naming every problem.
+    When signing is configured, every CHECKSUM file must carry a good signature by the
+    configured key."""
     rep = verify_tree(drop, signing.gpg_home, signing.enabled, signing.key)
     if rep.problems:
         raise DropBroken(drop, rep.problems)
-    return rep.problems

@@ -47,7 +47,5 @@ class ApplianceBuilder(SyntheticBuilder):
 
     def collect(self, handle, request):
         raw = raw_path(request)
-        return [Artifact(
-            job_key=request.job.key, image_type=request.job.image_type, arch=request.job.arch,
-            kind="raw-disk", intent="build-output", path=str(raw.relative_to(request.topdir)),
-            size=raw.stat().st_size, sha256=raw_digest(raw), bootable=True)]  # handed over with its digest
+        # handed over with its digest
+        return [Artifact.raw_disk(request.job, raw, request.topdir, raw_digest(raw), bootable=True)]

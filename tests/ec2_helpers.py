@@ -23,7 +23,8 @@ from moto.server import ThreadedMotoServer
 
 from rel_eng.config import Config, load_config
 from tests.oracles import block_sha256
-from rel_eng.manifest import Artifact, Manifest, atomic_write
+from rel_eng.atomic import atomic_write
+from rel_eng.manifest import Artifact, Manifest
 from rel_eng.plan import DropPlan, plan_drop
 from rel_eng.config.ec2 import Ec2Config
 

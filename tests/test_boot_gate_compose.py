@@ -77,7 +77,7 @@ def test_gated_compose_optional_failure_is_incomplete_and_kept_out(
     finally:
         if rec is not None:
             rec.close()
-    assert c.status == INCOMPLETE
+    assert c.read_status() == INCOMPLETE
     meta = json.loads((c.metadir / "rel-eng.json").read_text())
     bt = meta["boot_test"]
     assert bt["gate"] == "milestones" and bt["gated"] is True

@@ -55,3 +55,24 @@ def test_an_unknown_name_is_a_key_error_and_a_bad_target_says_which():
     assert not reg.loaded("gone")
     with pytest.raises(ModuleNotFoundError, match="rel_eng.builders.nonexistent"):
         reg["gone"]
+
+
+def test_config_reads_the_registrys_own_table(monkeypatch):
+    """Config checks names in rel_eng.builder_names without importing the registry; a builder
+    registered at run time is a name it accepts, and unregistered again one it refuses."""
+    from rel_eng.builder_names import BUILDER_CLASSES as TABLE
+    from rel_eng.config.model import _builder
+
+    class Other(SyntheticBuilder):
+        name = "other"
+
+    assert TABLE is BUILDER_CLASSES
+    refused = _builder("other")  # other tests may have registered names of their own
+    assert refused.startswith("unknown builder 'other' (known: ")
+    assert {"koji", "oz", "synthetic"} <= set(refused.partition("known: ")[2][:-1].split(", "))
+    with monkeypatch.context() as m:
+        m.setitem(BUILDERS, "other", Other)
+        assert _builder("other") is None and BUILDERS.loaded("other")
+        assert TABLE["other"].endswith(":test_config_reads_the_registrys_own_table.<locals>.Other")
+    assert "other" not in TABLE and _builder("other") is not None
+    assert TABLE["synthetic"] == "rel_eng.builders.synthetic:SyntheticBuilder"

@@ -18,7 +18,7 @@ from signatures import assert_overrides_match
 def test_layout_and_status(alpha_drop):
     c, out = alpha_drop
     assert c.topdir == out / "Fedora-Cloud-19-20130405.0"
-    assert c.status == "FINISHED"
+    assert c.read_status() == "FINISHED"
     for arch in ("i686", "x86_64"):
         names = sorted(p.name for p in c.images_dir(arch).iterdir())
         assert names == sorted([
@@ -201,7 +201,7 @@ def test_a_failed_required_arch_dooms_and_stages_nothing(tmp_path, config):
     compose_mod.build(c, builder_factory=Broken)
     with pytest.raises(compose_mod.ComposeDoomed, match="DOOMED.*install timed out"):
         compose_mod.finalize(c, tmp_path / "mirror")
-    assert c.status == "DOOMED"
+    assert c.read_status() == "DOOMED"
     assert not (tmp_path / "mirror").exists()
 
 
@@ -240,7 +240,7 @@ def test_optional_raw_xz_output_reaches_images_json_checksums_and_readme(tmp_pat
                               arches=("x86_64",), disk_size_gib=1,
                               image_types=config.image_types[:1])
     c = run_compose(cfg, tmp_path, "19", "Alpha", ALPHA_DATE)
-    assert c.status == "FINISHED"
+    assert c.read_status() == "FINISHED"
     nvra = c.plan.images[0].nvra
     d = c.images_dir("x86_64")
     raw_xz = d / f"{nvra}.raw.xz"

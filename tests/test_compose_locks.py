@@ -29,7 +29,7 @@ def test_two_resumes_started_together_never_run_a_step_twice(tmp_path, config):
     assert sorted(s for s in started if s.startswith("post-processing")) == sorted(
         f"post-processing {j.nvra}" for j in plan.images)
     assert len([s for s in started if s.startswith("staging")]) == 1, logs
-    assert c.status == "FINISHED"
+    assert c.read_status() == "FINISHED"
 
 
 def test_a_step_lock_excludes_another_thread_and_nests_in_its_own(tmp_path):

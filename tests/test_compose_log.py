@@ -96,7 +96,7 @@ def test_a_rerun_appends_to_the_same_file(tmp_path, config):
     first = len(records(c.topdir))
     compose.resume(compose.Compose.load(c.topdir), tmp_path / "out" / "mirror")
     recs = records(c.topdir)
-    assert len(recs) > first and recs[-1]["message"].endswith(c.status)
+    assert len(recs) > first and recs[-1]["message"].endswith(c.read_status())
 
 
 def test_distributed_tasks_append_to_the_compose_log(tmp_path, config, monkeypatch):
@@ -105,9 +105,9 @@ def test_distributed_tasks_append_to_the_compose_log(tmp_path, config, monkeypat
     monkeypatch.setitem(BUILDERS, BrokenI686.name, BrokenI686)
     plan = compose.allocate(config, tmp_path, "19", "Beta", DATE, builder=BrokenI686.name)
     c = compose.create(config, plan, tmp_path, compose.prepare_inputs(config, plan))
-    assert tasks.build_image(str(c.topdir), "generic-x86_64", 5)["ok"]
-    assert not tasks.build_image(str(c.topdir), "generic-i686", 5)["ok"]
-    tasks.process_image(str(c.topdir), "generic-x86_64", 5)
+    assert tasks.run_step(str(c.topdir), "build", "generic-x86_64", 5)["ok"]
+    assert not tasks.run_step(str(c.topdir), "build", "generic-i686", 5)["ok"]
+    tasks.run_step(str(c.topdir), "process", "generic-x86_64", 5)
     recs = records(c.topdir)
     steps = {(r["step"], r["image"]) for r in recs}
     assert {("build", "generic-x86_64"), ("build", "generic-i686"),

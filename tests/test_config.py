@@ -109,11 +109,25 @@ def test_bad_compression_or_outputs_is_one_line_with_the_key(tmp_path, body, mes
     assert err.value.problems == [f"{path}: {message}"]
 
 
-def test_a_config_saved_before_qcow2_compression_still_loads():
+def test_the_replaced_keys_are_refused_naming_their_replacement(tmp_path, capsys):
+    """`[ec2] messaging` and `qcow2_compress` are read for their old meaning nowhere: validate
+    refuses each, one line naming what to write instead (exit 2), also inside a saved config."""
+    from rel_eng import cli
     from rel_eng.config import Config
 
+    path = write(tmp_path / "rel-eng.toml", "[compose]\nqcow2_compress = false\n"
+                 "[ec2]\nmessaging = true\nenabled = false\n")
+    assert cli.main(["validate", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert f'rel-eng: error: {path}: compose.qcow2_compress: replaced by qcow2_compression = ' \
+           '"zlib", "zstd" or "none" (the default is "zlib")' in err
+    assert f"rel-eng: error: {path}: ec2.messaging: replaced by [messaging] enabled = true " \
+           "(every message, the AMIs' included, is sent from the compose store's outbox)" in err
     data = load_config().to_dict()
-    del data["qcow2_compression"], data["outputs"]
-    old = Config.from_dict({**data, "qcow2_compress": False})
-    assert (old.qcow2_compression, old.outputs) == ("none", ("qcow2", "raw.tar.xz"))
-    assert Config.from_dict({**data, "qcow2_compress": True}).qcow2_compression == "zlib"
+    assert "messaging" not in data["ec2"]
+    with pytest.raises(TypeError, match="qcow2_compress"):  # never silently dropped
+        Config.from_dict({**data, "qcow2_compress": False})
+    with pytest.raises(TypeError, match="messaging"):
+        Config.from_dict({**data, "ec2": {**data["ec2"], "messaging": True}})
+
+

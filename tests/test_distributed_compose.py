@@ -122,7 +122,7 @@ def test_sigkill_worker_mid_build_completes_exactly_once(tmp_path, redis_server,
     victim.kill()
 
     def is_killed_build(headers):
-        return headers["task"] == tasks.BUILD and repr(killed_key) in headers["argsrepr"]
+        return headers["task"] == tasks.task_name("build") and repr(killed_key) in headers["argsrepr"]
     assert sum(map(is_killed_build, unacked_tasks(redis_server.url))) == 1  # held by the dead
     assert restore_unacked(redis_server.url, is_killed_build) == 1
 

@@ -20,6 +20,7 @@ from rel_eng import cli  # noqa: E402
 from rel_eng.compose import FINISHED, allocate, create, prepare_inputs  # noqa: E402
 from rel_eng.config import Config, load_config  # noqa: E402
 from rel_eng.compose import locks  # noqa: E402
+from rel_eng.compose.locks import StepBusy  # noqa: E402
 from rel_eng.distributed import routing, tasks  # noqa: E402
 from rel_eng.distributed.broker import check_reachable  # noqa: E402
 from rel_eng.distributed.canvas import compose_canvas  # noqa: E402
@@ -169,16 +170,18 @@ def test_canvas_is_a_chord_of_build_process_chains_then_finalize(new_compose, tm
     canvas = compose_canvas(app, c, tmp_path / "mirror", s)
     chains = canvas.tasks
     assert len(chains) == len(c.plan.images)
+    top = str(c.topdir)
     for job, ch in zip(c.plan.images, chains):
         build, process, boottest = ch.tasks
         assert (build.task, build.args, build.options["queue"]) == \
-            (tasks.BUILD, (str(c.topdir), job.key), f"oz.{job.arch}")
-        assert (process.task, process.options["queue"]) == (tasks.PROCESS, "process")
+            ("rel_eng.step.build", (top, job.key), f"oz.{job.arch}")
+        assert (process.task, process.args, process.options["queue"]) == \
+            ("rel_eng.step.process", (top, job.key), "process")
         assert (boottest.task, boottest.args, boottest.options["queue"]) == \
-            (tasks.BOOTTEST, (str(c.topdir), job.key), "boottest")
+            ("rel_eng.step.boottest", (top, job.key), "boottest")
         assert build.immutable and process.immutable and boottest.immutable
     body = canvas.body
-    assert (body.task, body.args) == (tasks.FINALIZE, (str(c.topdir), str(tmp_path / "mirror")))
+    assert (body.task, body.args) == ("rel_eng.step.finalize", (top, str(tmp_path / "mirror")))
     assert body.options["queue"] == "publish"
     assert [e["task"] for e in body.options["link_error"]] == [tasks.DOOM]
     conf = app.conf
@@ -188,37 +191,41 @@ def test_canvas_is_a_chord_of_build_process_chains_then_finalize(new_compose, tm
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
 
 
-def test_task_wrappers_are_idempotent_per_compose_image_and_step(new_compose, tmp_path,
-                                                                 monkeypatch):
+def test_the_generic_step_task_is_idempotent_per_compose_image_and_step(new_compose, tmp_path,
+                                                                        monkeypatch):
     monkeypatch.setenv(distributed_builders.BUILD_SECONDS_ENV, "0")
     c = new_compose("slow-synthetic")
     key = c.plan.images[0].key
-    first = tasks.build_image(str(c.topdir), key, lock_timeout=5)
-    again = tasks.build_image(str(c.topdir), key, lock_timeout=5)
+    top, mirror = str(c.topdir), str(tmp_path / "mirror")
+
+    def step(name, target=key):
+        return tasks.run_step(top, name, target, lock_timeout=5)
+
+    first = step("build")
+    again = step("build")
     assert first == again == {"job": key, "ok": True}
     assert [e[0] for e in distributed_builders.read_events(c.topdir)] == ["start", "done"]
-    files = tasks.process_image(str(c.topdir), key, lock_timeout=5)
+    files = step("process")
     mtimes = {f: (c.topdir / f).stat().st_mtime_ns for f in files["files"]}
-    assert tasks.process_image(str(c.topdir), key, lock_timeout=5) == files
+    assert step("process") == files
     assert {f: (c.topdir / f).stat().st_mtime_ns for f in files["files"]} == mtimes
     with pytest.raises(tasks.NotSettled):  # not boot-tested yet
-        tasks.finalize_compose(str(c.topdir), str(tmp_path / "mirror"), lock_timeout=5)
+        step("finalize", mirror)
     # synthetic images are not bootable: recorded as skipped, the same on every delivery
-    assert tasks.boot_test_image(str(c.topdir), key, lock_timeout=5) == \
-        tasks.boot_test_image(str(c.topdir), key, lock_timeout=5) == {"job": key, "boot_test": "skipped"}
+    assert step("boottest") == step("boottest") == {"job": key, "boot_test": "skipped"}
 
     with pytest.raises(tasks.NotSettled):  # other images are not processed yet
-        tasks.finalize_compose(str(c.topdir), str(tmp_path / "mirror"), lock_timeout=5)
+        step("finalize", mirror)
     for job in c.plan.images[1:]:
-        tasks.build_image(str(c.topdir), job.key, lock_timeout=5)
-        tasks.process_image(str(c.topdir), job.key, lock_timeout=5)
-        tasks.boot_test_image(str(c.topdir), job.key, lock_timeout=5)
-    mirror = tmp_path / "mirror"
-    assert tasks.finalize_compose(str(c.topdir), str(mirror), lock_timeout=5) == FINISHED
-    drop = mirror / c.plan.mirror_path
+        for name in ("build", "process", "boottest"):
+            step(name, job.key)
+    assert step("finalize", mirror) == FINISHED
+    drop = tmp_path / "mirror" / c.plan.mirror_path
     before = {p: p.stat().st_ino for p in drop.rglob("*")}
-    assert tasks.finalize_compose(str(c.topdir), str(mirror), lock_timeout=5) == FINISHED
+    assert step("finalize", mirror) == FINISHED
     assert {p: p.stat().st_ino for p in drop.rglob("*")} == before  # not staged again
+    assert tasks.step_of("rel_eng.step.process", (top, key)) == f"process:{key}"
+    assert tasks.step_of("rel_eng.step.finalize", (top, mirror)) == "finalize"
 
 
 def test_a_step_held_by_another_delivery_waits_then_gives_up(new_compose):
@@ -235,7 +242,7 @@ def test_a_step_held_by_another_delivery_waits_then_gives_up(new_compose):
     try:
         assert held.wait(10)
         clock = FakeClock()
-        with pytest.raises(tasks.StepBusy, match="still held by another worker or run after 1s"):
+        with pytest.raises(StepBusy, match="still held by another worker or run after 1s"):
             with tasks.step_lock(c, "build:x", timeout=1, clock=clock, sleep=clock.sleep):
                 pass
         assert clock.sleeps == [locks.POLL_S] * 2  # polled until the deadline, then gave up

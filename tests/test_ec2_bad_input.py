@@ -98,7 +98,8 @@ def test_i686_with_i386_off_is_skipped_not_failed(aws_env, tmp_path, capsys, cap
 def test_not_a_compose_dir(aws_env, tmp_path):
     with pytest.raises(InputError) as exc:
         publish_ec2(tmp_path / "nope", config_with(ec2_config()))
-    assert "work/plan.json not found" in str(exc.value)
+    # The one plan.json reader (rel_eng.plan.load_plan) says it as `compose --resume` does.
+    assert f"{tmp_path / 'nope'} is not a compose directory (no work/plan.json)" in str(exc.value)
 
 
 def test_missing_raw_disk(aws_env, tmp_path):

@@ -76,7 +76,7 @@ def test_a_rerun_and_a_resume_redo_no_finalize_step(aws_env, tmp_path, config, m
     published = spy(monkeypatch, ec2_publish, "publish_ec2")
     shared = spy(monkeypatch, ec2_publish, "share_ec2")
     c = run_compose(cfg, tmp_path, "19", "Alpha", ALPHA_DATE)
-    assert c.status == "FINISHED"
+    assert c.read_status() == "FINISHED"
     assert capsys.readouterr().out.count(TOPIC) == 2  # two EC2 images (i686 and x86_64): two messages
     calls = (len(published), len(shared))
     mirror = tmp_path / "mirror"
@@ -90,7 +90,7 @@ def test_a_rerun_and_a_resume_redo_no_finalize_step(aws_env, tmp_path, config, m
     assert files_state(c.topdir / "compose", mirror) == before
     assert (len(published), len(shared)) == calls
     assert TOPIC not in capsys.readouterr().out  # nothing announced twice
-    assert c.status == "FINISHED"
+    assert c.read_status() == "FINISHED"
 
 
 def test_a_failure_at_staging_leaves_nothing_public(aws_env, tmp_path, config, monkeypatch, capsys):

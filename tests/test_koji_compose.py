@@ -29,7 +29,7 @@ def test_koji_compose_makes_the_same_drop_as_the_synthetic_builder(koji_hub, tmp
     out = tmp_path / "out"
     c = run_compose(config, out, "19", "Alpha", ALPHA, builder="koji")
 
-    assert c.status == synthetic.status == "FINISHED"
+    assert c.read_status() == synthetic.read_status() == "FINISHED"
     assert c.plan.compose_id == synthetic.plan.compose_id
     assert _layout(c.topdir / "compose") == _layout(synthetic.topdir / "compose")
     assert _layout(_drop(out, c.plan)) == _layout(_drop(synthetic_out, synthetic.plan))
@@ -49,7 +49,7 @@ def test_koji_compose_makes_the_same_drop_as_the_synthetic_builder(koji_hub, tmp
 def test_a_format_asked_for_and_not_used_is_seen_by_the_hub(koji_hub, tmp_path):
     config = koji_config(koji_hub, tmp_path, formats=("qcow2", "raw-xz"))
     c = run_compose(config, tmp_path / "out", "19", "Alpha", ALPHA, builder="koji")
-    assert c.status == "FINISHED"
+    assert c.read_status() == "FINISHED"
     unused = koji_hub.formats_not_downloaded()
     assert sorted(unused.values()) == ["qcow2"] * 4
     assert all(name.endswith(".qcow2") for name in unused)
@@ -61,7 +61,7 @@ def test_optional_arch_failure_ends_finished_incomplete(koji_hub, tmp_path):
     out = tmp_path / "out"
     c = run_compose(config, out, "19", "Alpha", ALPHA, builder="koji")
 
-    assert c.status == "FINISHED_INCOMPLETE"
+    assert c.read_status() == "FINISHED_INCOMPLETE"
     staged = _layout(_drop(out, c.plan))
     assert not any("i686" in p for p in staged) and any("x86_64" in p for p in staged)
     summary = json.loads((c.metadir / "rel-eng.json").read_text())
@@ -102,4 +102,4 @@ def test_a_restarted_compose_watches_recorded_tasks_instead_of_resubmitting(koji
 
     compose_mod.resume(compose_mod.Compose.load(c.topdir), out / "mirror")
     assert [s["task_id"] for s in koji_hub.hub.submissions] == submitted  # nothing new
-    assert compose_mod.Compose.load(c.topdir).status == "FINISHED"
+    assert compose_mod.Compose.load(c.topdir).read_status() == "FINISHED"

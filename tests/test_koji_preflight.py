@@ -73,7 +73,7 @@ def test_allocation_counts_past_builds_the_hub_has(koji_hub, tmp_path):
     asked = [inner for m, inner in koji_hub.rpc_log if "getBuild" in inner]
     assert len(asked) == 3  # one round trip per label tried, both image types in each
     c = run_compose(config, tmp_path / "fresh", "19", "Alpha", ALPHA, builder="koji")
-    assert c.status == "FINISHED" and c.plan.label == "Alpha-1.3"
+    assert c.read_status() == "FINISHED" and c.plan.label == "Alpha-1.3"
     assert {s["opts"]["release"] for s in koji_hub.hub.submissions} == {"1.3"}
 
 
@@ -81,7 +81,7 @@ def test_a_failed_builds_nvr_is_reused_as_koji_recycles_it(koji_hub, tmp_path):
     koji_hub.hub.add_build("Fedora-Cloud-Base", "19_Alpha", "1.1", state="FAILED")
     config = koji_config(koji_hub, tmp_path)
     c = run_compose(config, tmp_path / "out", "19", "Alpha", ALPHA, builder="koji")
-    assert c.status == "FINISHED" and c.plan.label == "Alpha-1.1"
+    assert c.read_status() == "FINISHED" and c.plan.label == "Alpha-1.1"
 
 
 @pytest.mark.parametrize("history", [{"archives": 1}, {"tagged": "f19"}],
@@ -235,7 +235,7 @@ def test_scratch_weekly_needs_no_package_list_entry(koji_hub, tmp_path):
     koji_hub.hub.tag_packages["f20"] = set()
     config = dataclasses.replace(koji_config(koji_hub, tmp_path), arches=("x86_64",))
     c = run_compose(config, tmp_path / "out", "rawhide", None, ALPHA, builder="koji")
-    assert c.status == "FINISHED"
+    assert c.read_status() == "FINISHED"
     assert all(s["opts"]["scratch"] for s in koji_hub.hub.submissions)
 
 

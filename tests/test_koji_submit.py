@@ -12,7 +12,7 @@ from rel_eng.builders.base import BuildHandle
 from rel_eng.builders.koji import KojiBuilder
 from rel_eng.builders.koji_opts import planned_calls
 from rel_eng.builders.koji_session import HubError
-from rel_eng.errors import InputError
+from rel_eng.errors import Conflict, InputError
 
 from tests.kojihub.fixtures import (Recorder, compose_requests, hub_assets,  # noqa: F401
                                     koji_config, koji_hub)
@@ -118,8 +118,10 @@ def test_noauth_profile_can_watch_but_not_submit(koji_hub, tmp_path):
     assert all(o.ok for o in KojiBuilder(anon).wait(handles))
     _c2, more = compose_requests(anon, tmp_path / "out2")
     trips = koji_hub.round_trips
-    with pytest.raises(InputError, match="authtype noauth: submitting and cancelling"):
+    # Found once the compose dir exists: a conflict with what was written (exit 1), not bad input.
+    with pytest.raises(Conflict, match="authtype noauth: submitting and cancelling") as exc:
         KojiBuilder(anon).submit(more)
+    assert exc.value.exit_code == 1
     assert koji_hub.round_trips == trips  # refused before asking the hub anything
 
 

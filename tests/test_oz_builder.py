@@ -127,7 +127,7 @@ def test_error_verdict_is_told_from_debug_log_lines():
 def test_full_compose_with_oz_builds_processes_and_keeps_the_log(tmp_path, fake):
     config = oz_config(tmp_path, images=2)
     c = compose.run_compose(config, tmp_path / "out", "19", "Beta", DATE)
-    assert c.status == compose.FINISHED
+    assert c.read_status() == compose.FINISHED
     calls = fake.oz_calls()
     assert len(calls) == 4 and all(call[:3] == ["-d3", "-p", "-t"] for call in calls)
     m = c.manifest
@@ -270,7 +270,7 @@ def test_sigterm_of_rel_eng_compose_stops_oz_and_cleans_up(tmp_path, fake):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err  # 128 + SIGTERM
     assert "compose interrupted by signal SIGTERM" in err
     topdir = next((tmp_path / "out").glob("Fedora-Cloud-19-*"))
     assert (topdir / "STATUS").read_text().strip() == compose.TERMINATED

@@ -160,8 +160,11 @@ def test_qcow2_argv_per_compression(tmp_path):
     assert qcow2_argv(a, b, "none") == base + ["compat=1.1"] + tail
     import pytest
 
-    with pytest.raises(ValueError):
+    from rel_eng.errors import InputError
+
+    with pytest.raises(InputError, match="use zlib, zstd, none") as exc:
         qcow2_argv(a, b, "lz4; rm -rf /")
+    assert exc.value.exit_code == 2
 
 
 def test_raw_xz_is_the_raw_disk_compressed_alone(tmp_path):

@@ -103,7 +103,7 @@ def test_trigger_queues_a_milestone_compose_and_counts_the_respin_up(tmp_path, r
         ids.append(cid)
     assert ids == [f"Fedora-Cloud-19-{today}.0", f"Fedora-Cloud-19-{today}.1"]
     assert [Compose.load(out / cid).plan.label for cid in ids] == ["Beta-1.1", "Beta-1.2"]
-    assert [Compose.load(out / cid).status for cid in ids] == ["STARTED", "STARTED"]
+    assert [Compose.load(out / cid).read_status() for cid in ids] == ["STARTED", "STARTED"]
     with redis_server.client() as client:  # each compose's builds wait in the per-arch queues
         assert (client.llen("oz.x86_64"), client.llen("oz.i686")) == (4, 4)
     engine = open_engine(f"sqlite:///{out / 'rel-eng.db'}", must_exist=True)

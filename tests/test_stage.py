@@ -7,7 +7,7 @@ import pytest
 from productmd.images import Image, Images
 
 from rel_eng import checksums
-from rel_eng.errors import InputError
+from rel_eng.errors import Conflict, InputError
 from rel_eng.stage import StageFile, StagingError, stage
 
 
@@ -93,7 +93,7 @@ def test_rerun_is_a_no_op_and_a_clash_is_refused(tmp_path):
     assert stage(files, mirror, "alt/stage/19_Alpha-1.1") == first
     assert (first / "Cloud/x86_64/images/a.qcow2").stat().st_ino == inode
     other = _drop(tmp_path, "b", {"a.qcow2": b"y" * 101})
-    with pytest.raises(InputError, match="already exists in the mirror"):
+    with pytest.raises(Conflict, match="already exists in the mirror"):
         stage(other, mirror, "alt/stage/19_Alpha-1.1")
 
 
@@ -126,13 +126,13 @@ def test_already_staged_is_decided_by_digest_not_size(tmp_path):
     files = _drop(tmp_path, "a", {"a.qcow2": b"x" * 100})
     first = stage(files, mirror, "alt/stage/19_Alpha-1.1")
     (first / IMG / "a.qcow2").write_bytes(b"y" * 100)
-    with pytest.raises(InputError, match=r"a\.qcow2 has sha256 .* expected " + files[0].sha256):
+    with pytest.raises(Conflict, match=r"a\.qcow2 has sha256 .* expected " + files[0].sha256):
         stage(files, mirror, "alt/stage/19_Alpha-1.1")
     # small files without a recorded digest are compared by content too
     (first / IMG / "a.qcow2").write_bytes(b"x" * 100)
     ck = first / IMG / "CHECKSUM"
     ck.write_text(ck.read_text().replace("SHA256", "SHA512"))
-    with pytest.raises(InputError, match="CHECKSUM has sha256"):
+    with pytest.raises(Conflict, match="CHECKSUM has sha256"):
         stage(files, mirror, "alt/stage/19_Alpha-1.1")
 
 

@@ -186,8 +186,8 @@ def test_the_compose_verifies_its_staged_drop_before_finishing(tmp_path, config,
     finalize_mod = importlib.import_module("rel_eng.compose.finalize")
     real = finalize_mod.stage_files
 
-    def with_stray(c):
-        return real(c) + [StageFile(stray, f"{IMG}/stray.bin", stray.stat().st_size)]
+    def with_stray(c, *deliverables):  # finalize hands over the deliverables it read once
+        return real(c, *deliverables) + [StageFile(stray, f"{IMG}/stray.bin", stray.stat().st_size)]
 
     monkeypatch.setattr(finalize_mod, "stage_files", with_stray)
     with pytest.raises(DropBroken, match=r"stray\.bin: stray file"):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from rel_eng import runner
 from rel_eng.atomic import atomic_path, atomic_write
+from rel_eng.errors import FixtureFailed
 
 # Bump when the build procedure changes in a way the recipe below does not show.
 RECIPE_VERSION = 3
@@ -357,8 +358,8 @@ def _make_disk(root: Path, raw: Path, root_uuid: str) -> None:
                 *GRUB_MODULES])
     core_bytes = core.read_bytes()
     if len(core_bytes) > (PART_START_SECTOR - 1) * 512:
-        raise RuntimeError(f"GRUB core.img ({len(core_bytes)} bytes) does not fit before sector "
-                           f"{PART_START_SECTOR}")
+        raise FixtureFailed(f"GRUB core.img ({len(core_bytes)} bytes) does not fit before sector "
+                            f"{PART_START_SECTOR}")
     boot_img = (GRUB_DIR / "boot.img").read_bytes()
     with open(raw, "r+b") as fh:
         fh.seek(0)
@@ -447,7 +448,7 @@ def _debugfs_w(raw: Path, *requests: str) -> None:
         proc = runner.run(["debugfs", "-w", "-f", cmds.name, f"{raw}?offset={PART_OFFSET}"])
     err = proc.stderr.decode(errors="replace")
     if "not found" in err or "Could not" in err:
-        raise RuntimeError(f"debugfs on {raw}: {err.strip().splitlines()[-1]}")
+        raise FixtureFailed(f"debugfs on {raw}: {err.strip().splitlines()[-1]}")
 
 
 def _variant_cloud_cfg(variant: str) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 
 from rel_eng.manifest import Artifact
 
-if TYPE_CHECKING:  # rel_eng.config imports the registry (rel_eng.builders): no runtime import of plan
+if TYPE_CHECKING:  # only a type: a builder is handed jobs, it never plans
     from rel_eng.plan import ImageJob
 
 

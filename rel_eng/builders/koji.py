@@ -40,7 +40,7 @@ from rel_eng.builders.koji_session import (NOAUTH, NOTHING_SUBMITTED, TASKS_KEPT
                                            fault_text, full_fault, login, never_sent,
                                            new_session, read_profile, with_retries)
 from rel_eng.digest import BlockDigest, raw_digest
-from rel_eng.errors import InputError, RelEngError
+from rel_eng.errors import Conflict, RelEngError
 from rel_eng.manifest import Artifact
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,10 @@ class KojiBuilder(Builder):
             self._session = new_session(self.profile)
         if logged_in:
             if self.profile.authtype in NOAUTH:
-                raise InputError(f"koji profile '{self.profile.name}' has authtype "
-                                 f"{self.profile.authtype}: submitting and cancelling image "
-                                 "builds need a login",
-                                 hint="use a profile with authtype ssl or gssapi")
+                raise Conflict(f"koji profile '{self.profile.name}' has authtype "
+                               f"{self.profile.authtype}: submitting and cancelling image "
+                               "builds need a login",
+                               hint="use a profile with authtype ssl or gssapi")
             session = self._session
             self._hub(lambda: login(session, self.profile), "logging in")
         return self._session
@@ -304,11 +304,7 @@ class KojiBuilder(Builder):
             if archive is not None:
                 check_archive(raw, archive, where)
             sha = raw_digest(raw)
-        return [Artifact(
-            job_key=job.key, image_type=job.image_type, arch=job.arch, kind="raw-disk",
-            intent="build-output", path=str(raw.relative_to(request.topdir)),
-            size=raw.stat().st_size, sha256=sha, bootable=True,
-        )]
+        return [Artifact.raw_disk(job, raw, request.topdir, sha, bootable=True)]
 
     def _archive(self, session: koji.ClientSession, nvr: dict, image: str, where: str) -> dict:
         """The hub's record of a real build's image file (getBuild + listArchives)."""
@@ -414,9 +410,9 @@ class TaskWatcher:
         self.trees: dict[int, _Tree] = {}
         for h in handles:
             if not h.external_id or "koji_arch" not in h.data:
-                raise InputError(f"{h.job_key}: build record has no koji task "
-                                 f"(external id {h.external_id!r}, data {sorted(h.data)})",
-                                 hint="remove the stale build record and rebuild")
+                raise Conflict(f"{h.job_key}: build record has no koji task "
+                               f"(external id {h.external_id!r}, data {sorted(h.data)})",
+                               hint="remove the stale build record and rebuild")
             tree = self.trees.setdefault(int(h.external_id), _Tree(int(h.external_id), set()))
             tree.arches.add(h.data["koji_arch"])
         self.faults: dict[int, str] = {}  # FAILED task -> its fault, one line
@@ -574,7 +570,7 @@ def _weekly(requests_: list[BuildRequest]) -> bool:
     """Whether these requests belong to a weekly (scratch) drop."""
     flags = {r.weekly for r in requests_}
     if len(flags) > 1:
-        raise InputError("requests mix weekly and milestone images")
+        raise Conflict("requests mix weekly and milestone images")
     return flags.pop()
 
 
@@ -584,8 +580,8 @@ def _one_kickstart(requests_: list[BuildRequest]) -> Path:
     text = first.kickstart.read_bytes()
     for req in requests_[1:]:
         if req.kickstart.read_bytes() != text:
-            raise InputError(f"{req.kickstart} differs from {first.kickstart}",
-                             hint="koji builds every arch of an image from one kickstart")
+            raise Conflict(f"{req.kickstart} differs from {first.kickstart}",
+                           hint="koji builds every arch of an image from one kickstart")
     return first.kickstart
 
 

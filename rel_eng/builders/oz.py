@@ -14,7 +14,6 @@ import io
 import logging
 import os
 import re
-import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -26,7 +25,7 @@ from lxml import etree
 from rel_eng import runner
 from rel_eng.builders.base import Builder, BuildHandle, BuildOutcome, BuildRequest
 from rel_eng.digest import raw_digest
-from rel_eng.errors import CommandFailed, RelEngError, ToolMissing
+from rel_eng.errors import CommandFailed, RelEngError, TimedOut, ToolMissing
 from rel_eng.manifest import Artifact
 from rel_eng.config.oz import OzConfig
 
@@ -125,7 +124,7 @@ class OzBuilder(Builder):
         super().__init__(config, on_submitted)
         self.oz: OzConfig = config.oz
         self._requests: dict[str, BuildRequest] = {}
-        self._procs: dict[str, subprocess.Popen] = {}
+        self._procs: dict[str, runner.Process] = {}
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
 
@@ -167,11 +166,10 @@ class OzBuilder(Builder):
         def art(path: Path, kind: str, intent: str) -> Artifact:
             return Artifact(job_key=job.key, image_type=job.image_type, arch=job.arch, kind=kind,
                             intent=intent, path=str(path.relative_to(top)),
-                            size=path.stat().st_size,
-                            sha256=raw_digest(path) if kind == "raw-disk" else "",
-                            bootable=kind == "raw-disk")
+                            size=path.stat().st_size)
 
-        arts = [art(files.raw, "raw-disk", "build-output"), art(files.log, "log", "log")]
+        arts = [Artifact.raw_disk(job, files.raw, top, raw_digest(files.raw), bootable=True),
+                art(files.log, "log", "log")]
         if files.libvirt_xml.is_file():
             arts.append(art(files.libvirt_xml, "libvirt-xml", "log"))
         return arts
@@ -213,7 +211,7 @@ class OzBuilder(Builder):
             with self._lock:
                 if self._cancelled.is_set():
                     return "cancelled before oz-install started"
-                proc = runner.start(argv, stdin=subprocess.DEVNULL, stdout=logfh,
+                proc = runner.start(argv, stdin=runner.DEVNULL, stdout=logfh,
                                     stderr_copy=logfh)
                 self._procs[key] = proc
             try:
@@ -221,7 +219,7 @@ class OzBuilder(Builder):
             except CommandFailed as exc:
                 if self._cancelled.is_set():
                     return "cancelled"
-                if isinstance(exc.__context__, subprocess.TimeoutExpired):
+                if isinstance(exc, TimedOut):
                     return (f"oz-install hung: killed after {deadline}s (install timeout "
                             f"{self.oz.install_timeout_s}s + {self.oz.kill_grace_s}s grace)")
                 return f"oz-install exited {exc.returncode}: {_last_line(exc.stderr_tail)}"

@@ -54,11 +54,7 @@ class SyntheticBuilder(Builder):
 
     def collect(self, handle: BuildHandle, request: BuildRequest) -> list[Artifact]:
         raw = raw_path(request)
-        return [Artifact(
-            job_key=request.job.key, image_type=request.job.image_type, arch=request.job.arch,
-            kind="raw-disk", intent="build-output", path=str(raw.relative_to(request.topdir)),
-            size=raw.stat().st_size, sha256=raw_digest(raw), bootable=False,
-        )]
+        return [Artifact.raw_disk(request.job, raw, request.topdir, raw_digest(raw), bootable=False)]
 
 
 def raw_path(req: BuildRequest) -> Path:

@@ -5,7 +5,6 @@ Exit 0 when every image passes, 1 when a check fails, 2 for bad input (nothing b
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from rel_eng.commands import common
 from rel_eng.config.boot_test import IMDS_MODES, OPENSTACK_MODES, PLATFORMS
 from rel_eng.errors import InputError
 from rel_eng.naming import user_name_problem
+from rel_eng.signals import stop_on_signal
 
 if TYPE_CHECKING:
     from rel_eng.boottest import engine
@@ -109,21 +109,14 @@ def run(args) -> int:
     opts = options_from(config, accel_request=args.accel, checks=checks, kickstart=args.kickstart,
                         user=args.user, logs=args.logs, packages_dir=args.packages_dir,
                         platform=platform)
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
+    with stop_on_signal("boot test interrupted"):  # VMs killed once, exit 130/143
         verdicts = engine.run_many(images, opts, parallel)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(engine.to_json(verdicts))
     else:
         for v in verdicts:
             print(format_verdict(v))
     return 0 if all(v.status == "pass" for v in verdicts) else 1
-
-
-def _terminated(signum, frame):
-    raise KeyboardInterrupt()
 
 
 def format_verdict(v: engine.Verdict) -> str:

@@ -75,7 +75,7 @@ def run(args) -> int:
     finally:
         if recorder is not None:
             recorder.close()
-    print(f"{c.plan.compose_id} {c.status} {c.topdir}")
+    print(f"{c.plan.compose_id} {c.read_status()} {c.topdir}")
     return 0
 
 
@@ -110,8 +110,8 @@ def _resume(args) -> int:
     from rel_eng.manifest import Manifest
 
     Manifest(topdir).check()  # damaged: one line now, before anything is written
-    if c.status in (FINISHED, INCOMPLETE):
-        print(f"{c.plan.compose_id} {c.status} {topdir} (already ended: nothing to resume)")
+    if c.read_status() in (FINISHED, INCOMPLETE):
+        print(f"{c.plan.compose_id} {c.read_status()} {topdir} (already ended: nothing to resume)")
         return 0
     runner.require_all(required_tools(c.config, c.plan.builder))
     found = preflight.problems(c.config, output=None, mirror=args.mirror or topdir.parent / "mirror",
@@ -126,5 +126,5 @@ def _resume(args) -> int:
     finally:
         if c.recorder is not None:
             c.recorder.close()
-    print(f"{c.plan.compose_id} {c.status} {topdir}")
+    print(f"{c.plan.compose_id} {c.read_status()} {topdir}")
     return 0

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from rel_eng import pipeline
 from rel_eng.builders import BUILDERS
 from rel_eng.commands import common
 from rel_eng.errors import InputError
@@ -47,6 +48,7 @@ def run(args) -> int:
         if calls:
             data["builder_calls"] = calls
             data["koji_profile"] = config.koji.profile
+        data["steps"] = pipeline.describe()
         json.dump(data, sys.stdout, indent=2)
         print()
         return 0
@@ -63,6 +65,11 @@ def run(args) -> int:
                 f"    kickstart={Path(config.kickstart_dir) / job.kickstart} ({job.ksversion})",
                 f"    tdl={Path(config.tdl_dir) / 'cloud.tdl'} (os Fedora {job.fedora_version} {job.oz_arch})",
                 f"    outputs: {', '.join(f'{job.relpath}/{o.filename}' for o in job.outputs)}"]
+    out.append("steps:")
+    for step in pipeline.PIPELINE:
+        lock = step.lock("<image>" if step.scope == pipeline.IMAGE else "")
+        out.append(f"  {step.name:9} per {step.scope:8} lock {lock}, [celery] route {step.route}")
+    out.append(f"    finalize: {' -> '.join(f.name for f in pipeline.FINALIZE_STEPS)}")
     if calls:
         out.append(f"koji profile: {config.koji.profile} (calls are not made by plan)")
     for call in calls:

@@ -1,9 +1,11 @@
-"""A compose, step by step: create -> build -> process -> metadata -> publish -> readme -> stage.
+"""A compose, step by step: create, then the steps rel_eng.pipeline declares (build -> process
+-> boottest per image, then finalize: metadata -> checksum -> publish -> readme -> stage ->
+verify -> share).
 
 Each step is a plain function over a `Compose` (top dir + plan + config, all reloadable from
 disk), so `rel-eng compose` runs them in-process and a task queue can run the same functions on
-other hosts. Steps record themselves in the manifest keyed by the digest of their inputs: a
-rerun skips every step that already finished with the same inputs.
+other hosts. Steps record themselves in the manifest keyed by the digest of their declared
+inputs (pipeline.step_key): a rerun skips every step that already finished with the same inputs.
 
     model.py        Compose, its statuses and errors, the Recorder protocol (the store)
     allocate.py     respin and label allocation (under a lock, past what output and mirror hold)
@@ -11,10 +13,11 @@ rerun skips every step that already finished with the same inputs.
     inputs.py       kickstarts, TDLs and tools checked before anything is written
     create.py       the compose directory and its inputs
     build.py        the build step (submit, watch, collect)
-    signals.py      SIGINT/SIGTERM at any step: TERMINATED, cancel submitted builds
+    signals.py      SIGINT/SIGTERM at any step (rel_eng.signals): TERMINATED, cancel builds
     postprocess.py  the process step (raw -> qcow2, raw.tar.xz)
-    finalize.py     metadata, CHECKSUM, publish (private), READMEs, staging, then sharing
-    run.py          the whole compose in-process, and resume
+    boot_gate.py    the boot test of every processed image, before anything is published
+    finalize.py     its declared sub-steps over one read of the manifest (FinalizeRun)
+    run.py          the whole compose in-process (the pipeline walked in order), and resume
 """
 
 from rel_eng.compose.allocate import allocate, allocate_and_create, existing_plans, parse_label

@@ -12,8 +12,6 @@ reserved until staged (reserve.py), so two output dirs sharing one mirror never 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -23,10 +21,7 @@ from rel_eng.config import Config
 from rel_eng.errors import InputError
 from rel_eng.compose import reserve
 from rel_eng.compose.taken import TakenNames, past_taken
-from rel_eng.plan import DropPlan, plan_drop
-
-# Fully anchored and ASCII only: no trailing newline, no other digits, no leading zeros.
-LABEL_SYNTAX = re.compile(r"(Alpha|Beta|RC)-([1-9][0-9]{0,3})\.([1-9][0-9]{0,3})")
+from rel_eng.plan import DropPlan, load_plan, plan_drop
 
 
 @dataclass(frozen=True)
@@ -49,7 +44,7 @@ def parse_label(label: str, milestone: str | None) -> tuple[int, int]:
         raise InputError(f"--label {label!r}: a weekly compose has no label",
                          hint="drop --label, or use --milestone")
     name = naming.LABEL_NAMES[milestone]
-    m = LABEL_SYNTAX.fullmatch(label)
+    m = naming.LABEL_RE.fullmatch(label)
     if not m:
         raise InputError(f"--label {label!r} is not a label of the form {name}-MAJOR.MINOR",
                          hint=f"e.g. {name}-1.1; numbers from 1, no leading zeros")
@@ -64,8 +59,8 @@ def existing_plans(output: Path) -> list[DropPlan]:
     if output.is_dir():
         for p in sorted(output.glob("*/work/plan.json")):
             try:
-                plans.append(DropPlan.from_dict(json.loads(p.read_text())))
-            except (ValueError, KeyError, TypeError):
+                plans.append(load_plan(p.parent.parent))
+            except InputError:
                 continue  # not ours, or damaged: it cannot collide by name anyway
     return plans
 
@@ -104,7 +99,7 @@ def taken_in_mirror(mirror_root: Path) -> TakenSource:
         for name, who in names:
             if not first.milestone:
                 ids.add(name)
-            elif name.startswith(f"{version}_") and LABEL_SYNTAX.fullmatch(name[len(version) + 1:]):
+            elif name.startswith(f"{version}_") and naming.LABEL_RE.fullmatch(name[len(version) + 1:]):
                 # 19_Alpha-1.1; Final stages as 19_RC-1.1
                 labels.setdefault(name[len(version) + 1:], who)
         return Taken(frozenset(ids), labels)
@@ -121,7 +116,7 @@ def _respin_of(compose_id: str, first: DropPlan) -> int | None:
 def _label_numbers(labels: Mapping[str, str], name: str) -> list[tuple[int, int]]:
     out = []
     for label in labels:
-        m = LABEL_SYNTAX.fullmatch(label)
+        m = naming.LABEL_RE.fullmatch(label)
         if m and m.group(1) == name:
             out.append((int(m.group(2)), int(m.group(3))))
     return out

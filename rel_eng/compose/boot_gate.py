@@ -18,15 +18,16 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import signal
-import threading
 from pathlib import Path
 
 from rel_eng.boottest import accel as accel_mod
 from rel_eng.boottest import engine, image, kspackages
 from rel_eng.boottest.platform import Platform, imds_mode
-from rel_eng.compose.model import Compose, Terminated
-from rel_eng.manifest import Artifact, atomic_write, step_digest
+from rel_eng.compose.model import Compose
+from rel_eng.compose.signals import terminate_on_signal
+from rel_eng.atomic import atomic_write
+from rel_eng.manifest import Artifact
+from rel_eng.pipeline import step_key
 from rel_eng.metadata import SUMMARY
 from rel_eng.progress import Progress
 
@@ -51,11 +52,38 @@ def platform_for(c: Compose, key: str) -> Platform:
     return Platform(name, imds_mode(c.config.ec2.imds_support), c.config.boot_test.openstack)
 
 
-def _digest(c: Compose, disk: Artifact, wanted, excluded, platform: Platform) -> str:
+def _subject(c: Compose, key: str) -> tuple[Artifact | None, str, tuple, tuple]:
+    """The disk to boot, why it is skipped (or ""), and the packages its kickstart names."""
     bt = c.config.boot_test
-    return step_digest("boottest", disk.sha256 or disk.path, disk.size, c.config.default_user,
-                       bt.memory_mib, list(bt.checks), list(wanted), list(excluded),
-                       platform.as_dict(), list(bt.seal_probe_ports))
+    disk = _disk(c, key)
+    if disk is None or not disk.bootable or not bt.enabled:
+        return disk, NOT_BOOTABLE if bt.enabled else DISABLED, (), ()
+    job = c.job(key)
+    ks = c.workdir(key) / f"{job.nvra}.ks"
+    wanted, excluded = kspackages.packages(ks, job.ksversion) if ks.is_file() else ((), ())
+    return disk, "", tuple(wanted), tuple(excluded)
+
+
+def _inputs(c: Compose, key: str, disk: Artifact | None, skipped: str, wanted,
+            excluded) -> tuple:
+    if skipped:
+        return (skipped,)
+    bt = c.config.boot_test
+    return (disk.sha256 or disk.path, disk.size, c.config.default_user, bt.memory_mib,
+            list(bt.checks), list(wanted), list(excluded), platform_for(c, key).as_dict(),
+            list(bt.seal_probe_ports))
+
+
+def boottest_inputs(c: Compose, key: str) -> tuple:
+    """What an image's boot test is keyed by (rel_eng.pipeline): the disk's digest and the boot
+    settings, or why it is skipped."""
+    return _inputs(c, key, *_subject(c, key))
+
+
+def boottest_step(c: Compose, keys: list[str], progress: Progress) -> dict[str, dict]:
+    """The pipeline's boottest step over `keys`: {image: its verdict's status}."""
+    verdicts = run_gate(c, keys, progress)
+    return {k: {"job": k, "boot_test": verdicts[k]["status"]} for k in keys}
 
 
 def _verdict_path(c: Compose, key: str) -> Path:
@@ -72,15 +100,12 @@ def run_gate(c: Compose, keys: list[str], progress: Progress | None = None, *,
     todo: list[tuple[str, Artifact, str, tuple, tuple]] = []
     for key in sorted(keys):
         job = c.job(key)
-        disk = _disk(c, key)
-        if disk is None or not disk.bootable or not bt.enabled:
-            why = NOT_BOOTABLE if bt.enabled else DISABLED
+        disk, why, wanted, excluded = _subject(c, key)
+        digest = step_key("boottest", *_inputs(c, key, disk, why, wanted, excluded))
+        if why:
             verdicts[key] = {"nvra": job.nvra, "status": SKIPPED, "reason": why, "checks": []}
-            manifest.set_step(f"boottest:{key}", step_digest("boottest", why), SKIPPED, why)
+            manifest.set_step(f"boottest:{key}", digest, SKIPPED, why)
             continue
-        ks = c.workdir(key) / f"{job.nvra}.ks"
-        wanted, excluded = kspackages.packages(ks, job.ksversion) if ks.is_file() else ((), ())
-        digest = _digest(c, disk, wanted, excluded, platform_for(c, key))
         cached = _verdict_path(c, key)
         if manifest.step_done(f"boottest:{key}", digest) and cached.is_file():
             verdicts[key] = json.loads(cached.read_text())
@@ -111,28 +136,9 @@ def run_gate(c: Compose, keys: list[str], progress: Progress | None = None, *,
     return verdicts
 
 
-class _terminate_on_signal:
-    """SIGTERM/SIGINT while VMs run: raise Terminated, so every VM is killed and its files go."""
-
-    def __enter__(self):
-        self.previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.previous[sig] = signal.signal(sig, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise Terminated(f"compose interrupted by signal {signal.Signals(signum).name} during boot tests")
-
-    def __exit__(self, *exc):
-        for sig, old in self.previous.items():
-            signal.signal(sig, old)
-        return False
-
-
 def _boot(c, todo, chosen, boot):
-    with _terminate_on_signal():
+    # The compose's one handler, nested: a second signal cannot cut short killing the VMs.
+    with terminate_on_signal("compose interrupted during boot tests"):
         return _boot_groups(c, todo, chosen, boot)
 
 

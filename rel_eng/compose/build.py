@@ -8,7 +8,7 @@ from rel_eng.compose.create import epoch_of
 from rel_eng.compose.locks import step_locks
 from rel_eng.compose.model import Compose
 from rel_eng.compose.signals import cancel_on_signal
-from rel_eng.manifest import step_digest
+from rel_eng.pipeline import step_key
 from rel_eng.progress import Progress
 
 
@@ -20,9 +20,31 @@ def build_request(c: Compose, job_key: str) -> BuildRequest:
                         topdir=c.topdir, epoch=epoch_of(c.plan), weekly=c.plan.weekly)
 
 
+def build_inputs(c: Compose, job_key: str) -> tuple:
+    """What an image's build is keyed by (rel_eng.pipeline): builder, compose, job, inputs."""
+    return _inputs(c, build_request(c, job_key))
+
+
+def _inputs(c: Compose, req: BuildRequest) -> tuple:
+    return (c.plan.builder, c.plan.compose_id, req.job, req.kickstart.read_text(),
+            req.tdl.read_text())
+
+
 def _build_digest(c: Compose, req: BuildRequest) -> str:
-    return step_digest("build", c.plan.builder, c.plan.compose_id, req.job,
-                       req.kickstart.read_text(), req.tdl.read_text())
+    return step_key("build", *_inputs(c, req))
+
+
+def build_step(c: Compose, keys: list[str], progress: Progress) -> dict[str, dict]:
+    """The pipeline's build step over `keys`: {image: result}, each failure noted in the log."""
+    outcomes = build(c, keys, progress=progress)
+    for key, outcome in sorted(outcomes.items()):
+        if not outcome.ok:
+            with logfile.step("build", key):
+                progress.note(f"build failed: {key}: {outcome.reason}"
+                              + (" (optional arch, compose goes on)" if c.job(key).optional else ""))
+    # The same value however often it runs: Celery keys chord parts by task id and result.
+    return {k: {"job": k, "ok": o.ok, **({} if o.ok else {"reason": o.reason})}
+            for k, o in outcomes.items()}
 
 
 def build(c: Compose, job_keys: list[str] | None = None, progress: Progress | None = None,

@@ -11,7 +11,7 @@ from rel_eng import metadata
 from rel_eng.compose.model import STARTED, Compose, Recorder
 from rel_eng.config import Config
 from rel_eng.errors import InputError
-from rel_eng.manifest import atomic_write
+from rel_eng.atomic import atomic_write
 from rel_eng.plan import DropPlan
 
 

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rel_eng import checksums, logfile, metadata, readme, stage, verify
 from rel_eng.compose import boot_gate, reserve, written
 from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
 from rel_eng.compose.locks import step_lock
-from rel_eng.manifest import atomic_write, step_digest
+from rel_eng.atomic import atomic_write
+from rel_eng.manifest import Artifact
+from rel_eng.pipeline import FINALIZE_STEPS, resolve, step_key
 from rel_eng.progress import Progress
 from rel_eng.publish import enabled_publishers, enabled_sharers
 from rel_eng.web import drop_page, stream
 
 
 def failures(c: Compose) -> dict[str, str]:
-    steps = c.manifest.read()["steps"]
+    """image -> why its build failed (a gated boot-test failure marks the build failed too)."""
+    return _failures(c.manifest.read()["steps"])
+
+
+def _failures(steps: dict) -> dict[str, str]:
     return {k.split(":", 1)[1]: v.get("reason", "") for k, v in steps.items()
             if k.startswith("build:") and v.get("state") == "failed"}
 
@@ -27,12 +34,17 @@ def write_metadata(c: Compose) -> None:
     write_checksums(c)
 
 
-def write_images(c: Compose) -> None:
-    metadata.write_images(c.metadir, c.plan, c.manifest.artifacts(intent="deliverable"), c.topdir)
+def _deliverables(c: Compose, given: list[Artifact] | None) -> list[Artifact]:
+    return c.manifest.artifacts(intent="deliverable") if given is None else given
 
 
-def _checksum_entries(c: Compose) -> dict[str, list[checksums.Entry]]:
-    deliverables = c.manifest.artifacts(intent="deliverable")
+def write_images(c: Compose, deliverables: list[Artifact] | None = None) -> None:
+    metadata.write_images(c.metadir, c.plan, _deliverables(c, deliverables), c.topdir)
+
+
+def _checksum_entries(c: Compose, deliverables: list[Artifact] | None = None
+                      ) -> dict[str, list[checksums.Entry]]:
+    deliverables = _deliverables(c, deliverables)
     out = {}
     for arch in c.plan.arches():
         entries = [checksums.Entry(Path(a.path).name, a.size, a.sha256)
@@ -42,8 +54,8 @@ def _checksum_entries(c: Compose) -> dict[str, list[checksums.Entry]]:
     return out
 
 
-def write_checksums(c: Compose) -> None:
-    for arch, entries in _checksum_entries(c).items():
+def write_checksums(c: Compose, deliverables: list[Artifact] | None = None) -> None:
+    for arch, entries in _checksum_entries(c, deliverables).items():
         text = checksums.checksum_text(entries)
         if c.config.signing.enabled:
             text = checksums.clearsign(text, c.config.signing)
@@ -76,10 +88,11 @@ def record_amis(c: Compose, announce: bool = True) -> None:
         c.recorder.amis(c, amis, announce=announce)
 
 
-def write_readmes(c: Compose, status: str) -> None:
-    deliverables = c.manifest.artifacts(intent="deliverable")
+def write_readmes(c: Compose, status: str, deliverables: list[Artifact] | None = None,
+                  failed: dict[str, str] | None = None) -> None:
+    deliverables = _deliverables(c, deliverables)
     bootable = all(a.bootable for a in deliverables) if deliverables else False
-    failed = failures(c)
+    failed = failures(c) if failed is None else failed
     metadata.write_summary(c.metadir, c.plan, status, failed, bootable)
     amis = metadata.read_json(c.metadir / "ec2.json")
     for arch in c.plan.arches():
@@ -93,15 +106,15 @@ def write_readmes(c: Compose, status: str) -> None:
     drop_page.write_drop_pages(c, status)
 
 
-def image_files(c: Compose) -> list[stage.StageFile]:
+def image_files(c: Compose, deliverables: list[Artifact] | None = None) -> list[stage.StageFile]:
     return [stage.StageFile(c.topdir / a.path, str(Path(a.path).relative_to("compose")), a.size,
-                            a.sha256) for a in c.manifest.artifacts(intent="deliverable")]
+                            a.sha256) for a in _deliverables(c, deliverables)]
 
 
-def stage_files(c: Compose) -> list[stage.StageFile]:
+def stage_files(c: Compose, deliverables: list[Artifact] | None = None) -> list[stage.StageFile]:
     """Every file of the drop, each with the size and sha256 recorded when it was written
     (images by the step that made them, the rest by written.py): staging copies nothing else."""
-    files = image_files(c)
+    files = image_files(c, deliverables)
     record = written.recorded(c)
     for p in written.drop_small_files(c):
         if p.is_symlink() or p.exists() and not p.is_file():
@@ -123,10 +136,11 @@ def stage_files(c: Compose) -> list[stage.StageFile]:
     return files
 
 
-def stage_drop(c: Compose, mirror_root: Path, progress: Progress | None = None) -> Path:
+def stage_drop(c: Compose, mirror_root: Path, progress: Progress | None = None,
+               deliverables: list[Artifact] | None = None) -> Path:
     progress = progress or Progress(False)
     with progress.step(f"staging into {mirror_root / c.plan.mirror_path}"):
-        files = stage_files(c)
+        files = stage_files(c, deliverables)
         drop = stage.stage(files, mirror_root, c.plan.mirror_path,
                            weekly_retention=c.config.weekly_retention if c.plan.weekly else None,
                            signing=c.config.signing)
@@ -145,7 +159,7 @@ def refresh_staged(c: Compose, mirror_root: Path) -> Path | None:
     restage the drop with them and a new MANIFEST in one directory exchange (stage.restage).
     Images and CHECKSUM files never change after staging."""
     with written.recording(c):
-        write_readmes(c, c.status or FINISHED)
+        write_readmes(c, c.read_status() or FINISHED)
     drop = mirror_root / c.plan.mirror_path
     if not drop.is_dir():
         return None
@@ -155,9 +169,13 @@ def refresh_staged(c: Compose, mirror_root: Path) -> Path | None:
     return drop
 
 
-def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run) -> bool:
-    """Run `run()` unless the manifest records `step` done for `digest` and its outputs exist."""
-    if c.manifest.step_done(step, digest) and all(p.exists() for p in outputs):
+def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run,
+           steps: dict | None = None) -> bool:
+    """Run `run()` unless the manifest records `step` done for `digest` and its outputs exist.
+    `steps`: the manifest's step records as already read (finalize reads them once)."""
+    rec = (c.manifest.read()["steps"] if steps is None else steps).get(step) or {}
+    done = rec.get("state") == "done" and rec.get("digest") == digest
+    if done and all(p.exists() for p in outputs):
         return False
     with logfile.step(step):
         with written.recording(c):  # the digests of what it wrote, the moment it wrote them
@@ -167,76 +185,177 @@ def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run) -> bool
     return True
 
 
-def _deliverables_key(c: Compose) -> list[dict]:
-    return [dataclasses.asdict(a) for a in c.manifest.artifacts(intent="deliverable")]
-
-
 def _ec2_regions(c: Compose) -> dict:
     """What the READMEs show of ec2.json: the AMI ids (not whether they are public yet)."""
     amis = metadata.read_json(c.metadir / "ec2.json") or {}
     return {nvra: info.get("regions", {}) for nvra, info in amis.get("images", {}).items()}
 
 
+@dataclass
+class FinalizeRun:
+    """One pass of finalize's sub-steps (rel_eng.pipeline.FINALIZE_STEPS): the manifest is read
+    once here, and each sub-step's key is kept for the ones after it."""
+
+    c: Compose
+    mirror_root: Path
+    status: str
+    progress: Progress
+    deliverables: list[Artifact]
+    raws: list[Artifact]
+    failed: dict[str, str]
+    publishers: list[str]
+    steps: dict[str, dict]  # the step records as read at the start: each sub-step writes only its own
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, c: Compose, mirror_root: Path, status: str, progress: Progress) -> "FinalizeRun":
+        data = c.manifest.read()
+        arts = [Artifact(**a) for a in data["artifacts"]]
+        return cls(c, mirror_root, status, progress,
+                   deliverables=[a for a in arts if a.intent == "deliverable"],
+                   raws=[a for a in arts if a.kind == "raw-disk"],
+                   failed=_failures(data["steps"]),
+                   publishers=[name for name, _ in enabled_publishers(c.config)],
+                   steps=data["steps"])
+
+    @property
+    def deliverables_key(self) -> list[dict]:
+        return [dataclasses.asdict(a) for a in self.deliverables]
+
+    @property
+    def drop(self) -> Path:
+        return self.mirror_root / self.c.plan.mirror_path
+
+
+def has_publishers(r: FinalizeRun) -> bool:
+    return bool(r.publishers)
+
+
+def metadata_inputs(r: FinalizeRun) -> tuple:
+    c = r.c
+    # images.json records each file's mtime: a re-made file (same bytes) is a new input.
+    mtimes = [int((c.topdir / a.path).stat().st_mtime) for a in r.deliverables
+              if (c.topdir / a.path).is_file()]
+    return (c.plan, r.deliverables_key, mtimes)
+
+
+def run_metadata(r: FinalizeRun) -> None:
+    write_images(r.c, r.deliverables)
+
+
+def metadata_outputs(r: FinalizeRun) -> list[Path]:
+    return [r.c.metadir / "images.json"]
+
+
+def checksum_inputs(r: FinalizeRun) -> tuple:
+    return (r.c.plan, r.deliverables_key, r.c.config.signing)
+
+
+def run_checksum(r: FinalizeRun) -> None:
+    write_checksums(r.c, r.deliverables)
+
+
+def checksum_outputs(r: FinalizeRun) -> list[Path]:
+    c = r.c
+    return [c.images_dir(a) / c.plan.checksum_name(a) for a in _checksum_entries(c, r.deliverables)]
+
+
+def publish_inputs(r: FinalizeRun) -> tuple:
+    return (r.c.plan.compose_id, r.publishers, [dataclasses.asdict(a) for a in r.raws],
+            dataclasses.asdict(r.c.config.ec2) if r.publishers else None)
+
+
+def run_publish(r: FinalizeRun) -> None:
+    publish(r.c, r.progress, share=False)
+
+
+def publish_outputs(r: FinalizeRun) -> list[Path]:
+    return [r.c.metadir / "ec2.json"]
+
+
+def readme_inputs(r: FinalizeRun) -> tuple:
+    c = r.c
+    boot = (metadata.read_json(c.metadir / metadata.SUMMARY) or {}).get("boot_test")
+    return (c.plan, r.deliverables_key, r.status, r.failed, _ec2_regions(c),
+            c.config.signing.enabled, c.config.default_user, boot)
+
+
+def run_readme(r: FinalizeRun) -> None:
+    write_readmes(r.c, r.status, r.deliverables, r.failed)
+
+
+def readme_outputs(r: FinalizeRun) -> list[Path]:
+    c = r.c
+    return [*(c.images_dir(a) / "README" for a in c.plan.arches() if c.images_dir(a).is_dir()),
+            c.metadir / metadata.SUMMARY]
+
+
+def stage_inputs(r: FinalizeRun) -> tuple:
+    k = r.keys
+    return (str(r.mirror_root.resolve()), r.c.plan.mirror_path, k["metadata"], k["checksum"],
+            k["publish"], k["readme"])
+
+
+def run_stage(r: FinalizeRun) -> None:
+    stage_drop(r.c, r.mirror_root, r.progress, r.deliverables)
+
+
+def settle_stage(r: FinalizeRun) -> None:  # the stage step's when_done_before
+    """Staged before: repair what a crash left behind (weekly `latest`, retention)."""
+    c = r.c
+    if c.plan.weekly:
+        stage.settle_weekly(r.drop.parent, c.config.weekly_retention,
+                            current=Path(c.plan.mirror_path).name)
+
+
+def run_verify(r: FinalizeRun) -> None:
+    """The staged bytes, end to end, before anything is shared or says FINISHED (DropBroken);
+    then the drop is recorded and announced (the outbox ignores a message it already holds)."""
+    verify.verify_staged(r.drop, r.c.config.signing)
+    record_staged(r.c, r.drop, {f.rel: f.sha256 for f in image_files(r.c, r.deliverables)})
+
+
+def share_inputs(r: FinalizeRun) -> tuple:
+    return (r.keys["publish"], r.keys["stage"])
+
+
+def run_share(r: FinalizeRun) -> None:
+    with written.recording(r.c):  # the public ec2.json, recorded before restaging
+        share(r.c, r.progress)
+    if r.drop.is_dir():  # ec2.json now says public: restage with it and a new MANIFEST
+        stage.restage(stage_files(r.c, r.deliverables), r.drop, r.c.config.signing)
+
+
 def finalize_steps(c: Compose, mirror_root: Path, status: str,
                    progress: Progress | None = None) -> dict[str, bool]:
-    """metadata -> checksum -> publish (private) -> readme -> stage -> share, each a manifest
-    step keyed by its inputs: a rerun with the same inputs redoes none of them. Returns which
-    steps ran. Nothing becomes public before the drop is staged."""
-    progress = progress or Progress(False)
-    deliverables = _deliverables_key(c)
-    ran = {}
-    keys = {}
-    # images.json records each file's mtime: a re-made file (same bytes) is a new input.
-    mtimes = [int((c.topdir / a["path"]).stat().st_mtime) for a in deliverables
-              if (c.topdir / a["path"]).is_file()]
-    keys["metadata"] = step_digest("metadata", c.plan, deliverables, mtimes)
-    ran["metadata"] = _keyed(c, "metadata", keys["metadata"], [c.metadir / "images.json"],
-                             lambda: write_images(c))
-    sums = _checksum_entries(c)
-    keys["checksum"] = step_digest("checksum", c.plan, deliverables, c.config.signing)
-    ran["checksum"] = _keyed(c, "checksum", keys["checksum"],
-                             [c.images_dir(a) / c.plan.checksum_name(a) for a in sums],
-                             lambda: write_checksums(c))
-    publishers = [name for name, _ in enabled_publishers(c.config)]
-    raws = [dataclasses.asdict(a) for a in c.manifest.artifacts(kind="raw-disk")]
-    keys["publish"] = step_digest("publish", c.plan.compose_id, publishers, raws,
-                                  dataclasses.asdict(c.config.ec2) if publishers else None)
-    if publishers:
-        ran["publish"] = _keyed(c, "publish", keys["publish"], [c.metadir / "ec2.json"],
-                                lambda: publish(c, progress, share=False))
-    failed = failures(c)
-    boot = (metadata.read_json(c.metadir / metadata.SUMMARY) or {}).get("boot_test")
-    keys["readme"] = step_digest("readme", c.plan, deliverables, status, failed, _ec2_regions(c),
-                                 c.config.signing.enabled, c.config.default_user, boot)
-    readmes = [c.images_dir(a) / "README" for a in c.plan.arches() if c.images_dir(a).is_dir()]
-    ran["readme"] = _keyed(c, "readme", keys["readme"], [*readmes, c.metadir / metadata.SUMMARY],
-                           lambda: write_readmes(c, status))
-    keys["stage"] = step_digest("stage", str(mirror_root.resolve()), c.plan.mirror_path,
-                                keys["metadata"], keys["checksum"], keys["publish"], keys["readme"])
-    ran["stage"] = _keyed(c, "stage", keys["stage"], [], lambda: stage_drop(c, mirror_root, progress))
-    if not ran["stage"] and c.plan.weekly:  # staged before: repair what a crash left behind
-        stage.settle_weekly((mirror_root / c.plan.mirror_path).parent, c.config.weekly_retention,
-                            current=Path(c.plan.mirror_path).name)
-    # The staged drop is complete here. Checks of the staged drop go between staging and sharing:
-    # stage -> verify -> share. Nothing below runs unless the drop is in the mirror.
-    # The staged bytes, end to end, before anything is shared or says FINISHED (DropBroken).
-    drop = mirror_root / c.plan.mirror_path
-    with logfile.step("verify"):
-        verify.verify_staged(drop, c.config.signing)
-    # Announced only once verified (the outbox ignores a message it already holds).
-    record_staged(c, drop, {f.rel: f.sha256 for f in image_files(c)})
-    if publishers:
-        keys["share"] = step_digest("share", keys["publish"], keys["stage"])
-
-        def share_and_refresh():
-            with written.recording(c):  # the public ec2.json, recorded before restaging
-                share(c, progress)
-            drop = mirror_root / c.plan.mirror_path
-            if drop.is_dir():  # ec2.json now says public: restage with it and a new MANIFEST
-                stage.restage(stage_files(c), drop, c.config.signing)
-
-        ran["share"] = _keyed(c, "share", keys["share"], [], share_and_refresh)
+    """Finalize's sub-steps in their declared order (rel_eng.pipeline.FINALIZE_STEPS): metadata
+    -> checksum -> publish (private) -> readme -> stage -> verify -> share. Each keyed one is a
+    manifest step: a rerun with the same inputs redoes none of them. Returns which keyed steps
+    ran. Nothing becomes public before the drop is staged and verified."""
+    run = FinalizeRun.start(c, mirror_root, status, progress or Progress(False))
+    ran: dict[str, bool] = {}
+    for sub in FINALIZE_STEPS:
+        applies = sub.applies is None or resolve(sub.applies)(run)
+        if sub.inputs is None:  # not keyed: runs every time (the check of the staged drop)
+            if applies:
+                with logfile.step(sub.name):
+                    resolve(sub.run)(run)
+            continue
+        # Keyed even when it does not apply: a later step's key may include this one's.
+        run.keys[sub.name] = key = step_key(sub.name, *resolve(sub.inputs)(run))
+        if not applies:
+            continue
+        outputs = resolve(sub.found)(run) if sub.found else []
+        ran[sub.name] = _keyed(c, sub.name, key, outputs, lambda sub=sub: resolve(sub.run)(run),
+                               run.steps)
+        if not ran[sub.name] and sub.when_done_before:
+            resolve(sub.when_done_before)(run)
     return ran
+
+
+def finalize_inputs(c: Compose, image: str = "") -> tuple:
+    """Finalize is keyed by its sub-steps, each by its own inputs; the step itself by the plan."""
+    return (c.plan.compose_id,)
 
 
 def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) -> str:
@@ -256,6 +375,6 @@ def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) ->
                 hint=f"see {c.logdir}; nothing was staged or published")
         status = INCOMPLETE if failed else FINISHED
         finalize_steps(c, mirror_root, status, progress)
-        if c.status != status:
+        if c.read_status() != status:
             c.set_status(status)
         return status

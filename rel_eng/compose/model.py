@@ -9,9 +9,10 @@ from typing import Protocol
 
 from rel_eng.config import Config
 from rel_eng.errors import InputError, Interrupted, RelEngError
+from rel_eng.atomic import atomic_write
 from rel_eng.inputfile import read_capped
-from rel_eng.manifest import Manifest, atomic_write
-from rel_eng.plan import DropPlan
+from rel_eng.manifest import Manifest
+from rel_eng.plan import DropPlan, load_plan
 
 STARTED, FINISHED, INCOMPLETE, DOOMED, TERMINATED = (
     "STARTED", "FINISHED", "FINISHED_INCOMPLETE", "DOOMED", "TERMINATED")
@@ -48,15 +49,12 @@ class Compose:
 
     @classmethod
     def load(cls, topdir: Path, recorder: Recorder | None = None) -> "Compose":
+        plan = load_plan(topdir)  # the one plan.json reader; refuses a dir that is no compose
         work = topdir / "work"
-        if not (work / "plan.json").is_file():
-            raise InputError(f"{topdir} is not a compose directory (no work/plan.json)",
-                             hint="name an <output>/<compose id> directory")
         try:
-            plan = DropPlan.from_dict(json.loads(read_capped(work / "plan.json")))
             config = Config.from_dict(json.loads(read_capped(work / "config.json")))
         except FileNotFoundError:
-            raise InputError(f"{topdir} is not a compose directory (no work/plan.json)") from None
+            raise InputError(f"{topdir} is not a compose directory (no work/config.json)") from None
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
                 InputError) as exc:
             # Damaged or hand-edited: say which record, never guess at a partial compose.
@@ -86,14 +84,16 @@ class Compose:
     def job(self, key: str):
         return next(j for j in self.plan.images if j.key == key)
 
-    @property
-    def status(self) -> str:
+    def read_status(self) -> str:
+        """STATUS as it is on disk now (a method: it reads a file every time it is called)."""
         try:
             return (self.topdir / "STATUS").read_text().strip()
         except FileNotFoundError:
             return ""
 
     def set_status(self, status: str) -> None:
+        """Writes STATUS, then tells the recorder this compose was loaded with (Compose.load's
+        `recorder`: the store's status row and its outbox message), if any."""
         atomic_write(self.topdir / "STATUS", status + "\n")
         if self.recorder is not None:
             self.recorder.status_changed(self, status)

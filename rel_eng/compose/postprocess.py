@@ -9,7 +9,8 @@ from rel_eng.compose.create import epoch_of
 from rel_eng.compose.locks import step_lock
 from rel_eng.compose.model import Compose
 from rel_eng.errors import RelEngError
-from rel_eng.manifest import Artifact, step_digest
+from rel_eng.manifest import Artifact
+from rel_eng.pipeline import step_key
 from rel_eng.process import ProcessOptions, process_image
 from rel_eng.progress import Progress
 
@@ -20,16 +21,35 @@ def process(c: Compose, job_key: str, progress: Progress | None = None) -> list[
         return _process(c, job_key, progress or Progress(False))
 
 
-def _process(c: Compose, job_key: str, progress: Progress) -> list[Artifact]:
-    manifest = c.manifest
+def process_step(c: Compose, keys: list[str], progress: Progress) -> dict[str, dict]:
+    """The pipeline's process step over `keys`: {image: the files it made}."""
+    return {key: {"job": key, "files": sorted(a.path for a in process(c, key, progress))}
+            for key in keys}
+
+
+def _raw(manifest, job_key: str) -> Artifact:
     raws = manifest.artifacts(job_key=job_key, kind="raw-disk")
     if not raws:
         raise RelEngError(f"{job_key}: no raw disk in the manifest; build it first")
-    raw = raws[0]
-    job = c.job(job_key)
-    opts = ProcessOptions(xz_preset=c.config.xz_preset,
+    return raws[0]
+
+
+def _options(c: Compose) -> ProcessOptions:
+    return ProcessOptions(xz_preset=c.config.xz_preset,
                           qcow2_compression=c.config.qcow2_compression, epoch=epoch_of(c.plan))
-    digest = step_digest("process", raw, opts, [o.suffix for o in job.outputs])
+
+
+def process_inputs(c: Compose, job_key: str) -> tuple:
+    """What post-processing is keyed by (rel_eng.pipeline): the raw disk, options, outputs."""
+    return (_raw(c.manifest, job_key), _options(c), [o.suffix for o in c.job(job_key).outputs])
+
+
+def _process(c: Compose, job_key: str, progress: Progress) -> list[Artifact]:
+    manifest = c.manifest
+    raw = _raw(manifest, job_key)
+    job = c.job(job_key)
+    opts = _options(c)
+    digest = step_key("process", raw, opts, [o.suffix for o in job.outputs])
     done = [a for a in manifest.artifacts(job_key=job_key, intent="deliverable")
             if (c.topdir / a.path).is_file()]
     if manifest.step_done(f"process:{job_key}", digest) and len(done) == len(c.job(job_key).outputs):

@@ -1,21 +1,20 @@
-"""A whole compose in-process: allocate, check inputs, create, then every step not yet done."""
+"""A whole compose in-process: allocate, check inputs, create, then every step of the pipeline
+(rel_eng.pipeline) not yet done."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-from rel_eng import atomic, logfile, runner
+from rel_eng import atomic, logfile, pipeline, runner
 from rel_eng.builders import BUILDERS
 from rel_eng.compose.allocate import allocate_and_create
-from rel_eng.compose.boot_gate import run_gate
-from rel_eng.compose.build import build
-from rel_eng.compose.finalize import finalize
+from rel_eng.compose.finalize import failures
 from rel_eng.compose.inputs import required_tools
 from rel_eng.compose.model import DOOMED, STARTED, TERMINATED, Compose, ComposeDoomed, Recorder, Terminated
-from rel_eng.compose.postprocess import process
 from rel_eng.compose.signals import terminate_on_signal
 from rel_eng.config import Config
+from rel_eng.errors import WriteFailed
 from rel_eng.progress import Progress
 
 
@@ -37,6 +36,11 @@ def run_compose(config: Config, output: Path, release: str, milestone: str | Non
             return resume(c, mirror_root, progress)
 
 
+def children(c: Compose) -> Path:
+    """Where the runner writes down this compose's running children (rel_eng.runner.reap)."""
+    return c.topdir / "work" / "children"
+
+
 def _check_plan(config: Config, plan) -> None:
     """What must hold before anything is written: the tools, and the builder's own preflight
     (koji: the target, the tag's arches, the package list)."""
@@ -50,7 +54,28 @@ def resume(c: Compose, mirror_root: Path, progress: Progress | None = None) -> C
     """Run every step not yet done. A fresh compose and a crashed one go through the same path."""
     progress = progress or Progress(False)
     with terminate_on_signal(), logfile.attached(c.topdir), logfile.step("compose"):
-        return _resume(c, mirror_root, progress)
+        # A SIGKILLed run's children (a qemu-img still writing) die before anything is written.
+        reaped = runner.reap(children(c))
+        if reaped:
+            progress.note(f"killed {len(reaped)} leftover process(es) of an interrupted run")
+        with runner.recording(children(c)):
+            return _resume(c, mirror_root, progress)
+
+
+def run_steps(c: Compose, mirror_root: Path, progress: Progress) -> str:
+    """The pipeline's steps in their declared order (rel_eng.pipeline): each per-image step over
+    every image still in the running (the first over all), then the per-compose steps. The boot
+    gate is one of them: after post-processing, before anything is published or staged."""
+    everyone = [j.key for j in c.plan.images]
+    for i, step in enumerate(pipeline.IMAGE_STEPS):
+        failed = failures(c) if i else {}
+        keys = [k for k in everyone if k not in failed]
+        if keys:
+            step(c, keys, progress)
+    status = ""
+    for step in pipeline.COMPOSE_STEPS:
+        status = step(c, mirror_root, progress)
+    return status
 
 
 def sweep_leftovers(c: Compose, mirror_root: Path) -> list[Path]:
@@ -74,28 +99,20 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
         swept = sweep_leftovers(c, mirror_root)
         if swept:
             progress.note(f"removed {len(swept)} leftover(s) of interrupted runs")
-        outcomes = build(c, progress=progress)
-        for key, outcome in sorted(outcomes.items()):
-            if outcome.ok:
-                process(c, key, progress)
-            else:
-                with logfile.step("build", key):
-                    progress.note(f"build failed: {key}: {outcome.reason}"
-                                  + (" (optional arch, compose goes on)" if c.job(key).optional else ""))
-        # The boot gate: after post-processing, before anything is published or staged.
-        run_gate(c, [k for k, o in sorted(outcomes.items()) if o.ok], progress)
-        status = finalize(c, mirror_root, progress)
+        status = run_steps(c, mirror_root, progress)
     except (Terminated, KeyboardInterrupt):
         c.set_status(TERMINATED)
         raise
     except ComposeDoomed:
         raise
-    except BaseException:
-        if c.status == STARTED:
+    except BaseException as exc:
+        if c.read_status() == STARTED:
             try:
                 c.set_status(DOOMED)
             except OSError:
                 pass  # e.g. still no space even for STATUS: the first error is the one to show
+        if isinstance(exc, OSError):  # files exist by now: a full disk is not bad input
+            raise WriteFailed(exc) from exc
         raise
     progress.note(f"compose {c.plan.compose_id}: {status}")
     return c

@@ -1,52 +1,23 @@
-"""SIGINT/SIGTERM at any step: the compose ends TERMINATED (exit 130), builds are cancelled.
+"""SIGINT/SIGTERM at any step: the compose ends TERMINATED (exit 130 or 143), builds are cancelled.
 
-`terminate_on_signal` turns the first SIGINT or SIGTERM of a run into `Terminated`, raised
-where the main thread is; every step cleans up on the way out (temp files through
-rel_eng.atomic, the staging dir in rel_eng.stage). Further signals are ignored until the run
-has unwound, so a second Ctrl-C cannot cut that cleanup short. `cancel_on_signal` also cancels
-the builds submitted so far.
+Both wrap rel_eng.signals, the one handler: the first signal of a run raises `Terminated` where
+the main thread is, and further ones are ignored until the run has unwound, so a second Ctrl-C
+cannot cut the cleanup short (temp files through rel_eng.atomic, the staging dir in
+rel_eng.stage, VMs in the boot gate). `cancel_on_signal` also cancels the builds submitted so far.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
-
 from rel_eng.compose.model import Terminated
 from rel_eng.progress import Progress
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_state = {"depth": 0, "fired": False}
+from rel_eng.signals import stop_on_signal
 
 
-def _handler(signum, frame):
-    if _state["fired"]:
-        return  # already stopping: let the cleanup finish
-    _state["fired"] = True
-    raise Terminated(f"compose interrupted by signal {signal.Signals(signum).name}")
-
-
-class terminate_on_signal:
+class terminate_on_signal(stop_on_signal):
     """SIGINT/SIGTERM raise Terminated once (main thread only; elsewhere a no-op)."""
 
-    def __init__(self):
-        self.previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            if _state["depth"] == 0:
-                _state["fired"] = False
-            _state["depth"] += 1
-            for sig in SIGNALS:
-                self.previous[sig] = signal.signal(sig, _handler)
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if self.previous:
-            for sig, old in self.previous.items():
-                signal.signal(sig, old)
-            _state["depth"] -= 1
-        return False
+    def __init__(self, what: str = "compose interrupted"):
+        super().__init__(what, Terminated)
 
 
 class cancel_on_signal(terminate_on_signal):

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from rel_eng.builders import BUILDERS  # the lazy registry: names only, no backend imported
+from rel_eng.builder_names import BUILDER_CLASSES  # the registry's table: a leaf, no backend
 from rel_eng.config.problems import Problems
 from rel_eng.config.table import NOTHING, Section, setting
 from rel_eng.naming import ARCHES
@@ -111,9 +111,9 @@ def route_problems(s: CelerySettings) -> list[tuple[str, str]]:
     for key, queue in s.routes:
         parts = key.split(".")
         if parts[0] == "build" and len(parts) <= 3:
-            if len(parts) >= 2 and parts[1] not in BUILDERS and parts[1] != "koji":
+            if len(parts) >= 2 and parts[1] not in BUILDER_CLASSES and parts[1] != "koji":
                 out.append((f"celery.routes.{key}", f"unknown builder '{parts[1]}' "
-                            f"(known: {', '.join(sorted({*BUILDERS, 'koji'}))})"))
+                            f"(known: {', '.join(sorted({*BUILDER_CLASSES, 'koji'}))})"))
             if len(parts) == 3 and parts[2] not in ARCHES:
                 out.append((f"celery.routes.{key}", f"unknown arch '{parts[2]}' "
                             f"(use {', '.join(ARCHES)})"))

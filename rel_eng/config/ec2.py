@@ -58,7 +58,6 @@ class Ec2Config(Section):
     wait_timeout_s: int = setting(3600, "per snapshot / import / AMI wait", low=1, high=86400)
     poll_interval_s: int = setting(15, "between waits' polls", low=1, high=3600)
     retention_days: int = setting(28, "`ec2 prune` default", low=1, high=3650)
-    messaging: bool = setting(False, "also send the published message with fedora-messaging")
 
     @property
     def all_regions(self) -> tuple[str, ...]:

@@ -34,15 +34,31 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
     return dataclasses.replace(cfg, releases=releases, releases_file=str(rel_path), schedule=schedule)
 
 
+# Keys of older configs, refused with what to write instead (never read for their old meaning).
+REPLACED = {
+    "compose.qcow2_compress": 'replaced by qcow2_compression = "zlib", "zstd" or "none" (the '
+                              'default is "zlib")',
+    "ec2.messaging": "replaced by [messaging] enabled = true (every message, the AMIs' "
+                     "included, is sent from the compose store's outbox)",
+}
+
+
+def _refuse_replaced(table: dict, problems: Problems, where: str) -> dict:
+    """`table` without the replaced keys, each one reported with its replacement."""
+    gone = [k for k in table if f"{where}{k}" in REPLACED]
+    for key in gone:
+        problems.add(f"{where}{key}", REPLACED[f"{where}{key}"])
+    return {k: v for k, v in table.items() if k not in gone}
+
+
 def parse_document(doc: dict, problems: Problems, base_dir: Path | None) -> Config:
     """A whole config file: `[compose]`, then every section it has (absent ones keep defaults)."""
     tables = sections(Config)
     problems.unknown(doc, {"compose", *tables}, "")
     compose = problems.table(doc, "compose")
-    if "qcow2_compress" in compose:  # the boolean it replaced: say what to write instead
-        compose = {k: v for k, v in compose.items() if k != "qcow2_compress"}
-        problems.add("compose.qcow2_compress", 'replaced by qcow2_compression = "zlib", '
-                                               '"zstd" or "none" (the default is "zlib")')
+    compose = _refuse_replaced(compose, problems, "compose.")
+    if isinstance(doc.get("ec2"), dict):
+        doc = {**doc, "ec2": _refuse_replaced(doc["ec2"], problems, "ec2.")}
     cfg = parse_table(Config, compose, problems, "compose.", base_dir)
     values = {f.name: parse_section(f, doc[name], problems, base_dir)
               for name, f in tables.items() if name in doc}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rel_eng import paths
-from rel_eng.builders import BUILDERS  # the lazy registry: names only, no backend imported
+from rel_eng.builder_names import BUILDER_CLASSES  # the registry's table: a leaf, no backend
 from rel_eng.config.boot_test import BootTestConfig
 from rel_eng.config.celery import CelerySettings
 from rel_eng.config.ec2 import Ec2Config
@@ -43,8 +43,8 @@ def _arches(values: tuple[str, ...]) -> str | None:
 
 
 def _builder(name: str) -> str | None:
-    if name not in BUILDERS:
-        return f"unknown builder '{name}' (known: {', '.join(sorted(BUILDERS))})"
+    if name not in BUILDER_CLASSES:
+        return f"unknown builder '{name}' (known: {', '.join(sorted(BUILDER_CLASSES))})"
     return None
 
 
@@ -113,10 +113,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
-        data = dict(data)
-        if "qcow2_compress" in data:  # saved by a compose made before qcow2_compression existed
-            data["qcow2_compression"] = "zlib" if data.pop("qcow2_compress") else "none"
-        return from_json(cls, data)
+        return from_json(cls, dict(data))
 
 
 def check_config(cfg: Config, problems: Problems) -> None:
@@ -154,7 +151,7 @@ def check_config(cfg: Config, problems: Problems) -> None:
                          f"{Path(cfg.kickstart_dir) / t.kickstart} is not a file")
     if len({t.subvariant for t in cfg.image_types}) != len(cfg.image_types):
         problems.add("images", "subvariants must be unique")
-    if (cfg.messaging.enabled or cfg.ec2.messaging) and not cfg.store.enabled:
+    if cfg.messaging.enabled and not cfg.store.enabled:
         problems.add("messaging.enabled", "needs the compose store (its outbox keeps every "
                                           "message until sent): set [store] enabled = true")
 

@@ -6,14 +6,17 @@ import ipaddress
 from dataclasses import dataclass
 
 from rel_eng.config.table import Section, setting
+from rel_eng.errors import InputError
 
 DEFAULT_BIND = "127.0.0.1:8080"
 
 
-class BadBind(ValueError):
+class BadBind(InputError):
+    """A malformed HOST:PORT; `what` is the problem alone, for the caller to say where it was."""
+
     def __init__(self, what: str, hint: str | None = None):
-        super().__init__(what)
-        self.what, self.hint = what, hint
+        super().__init__(what, hint)
+        self.what = what
 
 
 def split_bind(text: str) -> tuple[str, int]:

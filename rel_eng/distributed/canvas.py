@@ -1,9 +1,13 @@
 """A compose as a Celery canvas, submitted from the caller and waited on with a deadline.
 
-    chord([chain(build(image) -> process(image)) for each image], finalize)
+The canvas is the pipeline (rel_eng.pipeline), read in its declared order:
 
-with an errback on finalize that ends the compose DOOMED when any task gave up. Finalize runs
-metadata, publishing (EC2 once enabled) and staging, exactly as the in-process path does.
+    chord([chain(<each per-image step>(image)) for each image], chain(<each per-compose step>))
+
+today chain(build -> process -> boottest) per image, then finalize; every task is the one
+generic step task (rel_eng.step.<name>), on the queue its step's [celery] route names. An
+errback on the body ends the compose DOOMED when any task gave up. Finalize runs its sub-steps (metadata, checksum, EC2,
+README, staging, verify, share) exactly as the in-process path does.
 """
 
 from __future__ import annotations
@@ -27,26 +31,35 @@ from rel_eng.distributed.celery_app import make_app
 from rel_eng.config.celery import CelerySettings, effective
 from rel_eng.redact import redact
 from rel_eng.errors import RelEngError
-from rel_eng.manifest import atomic_write
+from rel_eng.atomic import atomic_write
+from rel_eng import pipeline
+from rel_eng.pipeline import Step
 
 CELERY_RECORD = "celery.json"  # in work/: the ids of the canvas, for status and resume
+
+
+def step_queue(s: CelerySettings, step: Step, builder: str, job=None) -> str:
+    """The queue of one step: builds by builder and arch, every other step by its route."""
+    if step.route == "build":
+        return routing.build_queue(s, builder, job)
+    return routing.step_queue(s, step.route)
 
 
 def compose_canvas(app: Celery, c: Compose, mirror_root: Path, s: CelerySettings) -> Signature:
     topdir = str(c.topdir.resolve())
 
-    def sig(name: str, args: tuple, queue: str) -> Signature:
-        return app.signature(name, args=args, immutable=True, queue=queue)
+    def sig(step: Step, target: str, job=None) -> Signature:
+        return app.signature(tasks.task_name(step.name), args=(topdir, target), immutable=True,
+                             queue=step_queue(s, step, c.plan.builder, job))
 
-    header = [chain(sig(tasks.BUILD, (topdir, job.key),
-                        routing.build_queue(s, c.plan.builder, job)),
-                    sig(tasks.PROCESS, (topdir, job.key), routing.step_queue(s, "process")),
-                    sig(tasks.BOOTTEST, (topdir, job.key), routing.step_queue(s, "boottest")))
+    header = [chain(*(sig(step, job.key, job) for step in pipeline.IMAGE_STEPS))
               for job in c.plan.images]
-    body = sig(tasks.FINALIZE, (topdir, str(mirror_root.resolve())),
-               routing.step_queue(s, "finalize"))
+    mirror = str(mirror_root.resolve())
+    body_steps = [sig(step, mirror) for step in pipeline.COMPOSE_STEPS]
+    body = body_steps[0] if len(body_steps) == 1 else chain(*body_steps)
+    last = pipeline.COMPOSE_STEPS[-1]
     body.link_error(app.signature(tasks.DOOM, args=(topdir,),
-                                  queue=routing.step_queue(s, "finalize")))
+                                  queue=step_queue(s, last, c.plan.builder)))
     return chord(header, body)
 
 
@@ -120,7 +133,7 @@ def wait_compose(topdir: Path, timeout: float, poll: float = 1.0) -> str:
     c = Compose.load(topdir)
     deadline = time.monotonic() + timeout
     while True:  # bounded: leaves at the deadline below
-        status = c.status
+        status = c.read_status()
         if status in (FINISHED, INCOMPLETE):
             return status
         if status == DOOMED:
@@ -136,6 +149,6 @@ def wait_compose(topdir: Path, timeout: float, poll: float = 1.0) -> str:
         if left <= 0:
             break
         time.sleep(min(poll, left))
-    raise RelEngError(f"compose {c.plan.compose_id} is still {c.status or 'unknown'} after "
+    raise RelEngError(f"compose {c.plan.compose_id} is still {c.read_status() or 'unknown'} after "
                       f"{timeout:.0f}s", hint="check that workers serve its queues "
                       "(rel-eng worker --queues ...)")

@@ -1,12 +1,15 @@
-"""Celery tasks: thin wrappers over the step functions of rel_eng.compose.
+"""Celery tasks: one generic task runs any step of the pipeline (rel_eng.pipeline).
 
-Every task reloads the compose from its top dir (shared storage) and calls exactly what
-`rel-eng compose` calls in-process: `build(c, [key])`, `process(c, key)`, `finalize(c, mirror)`.
-Those steps skip work their manifest records as done, so a redelivered task (a worker killed
-after finishing but before its ack, a Redis restart) never rebuilds, re-processes or stages
-twice. Each task appends to the compose's own log (rel_eng.logfile, logs/rel-eng.log) under
-its step and image, as a local run does. A per-step file lock (rel_eng.compose.locks, the one local runs take too) keeps two
-deliveries of one step from running at once: the kernel drops it when its holder dies, so a
+It is registered once per declared step, as `rel_eng.step.<name>` (so worker logs, events and
+flower name the step), with the same policy. `run_step(topdir, step, target)` reloads the
+compose from its top dir (shared storage) and calls the step's run function, exactly as
+`rel-eng compose` does in-process: for a per-image step `target` is the image, for a
+per-compose step (finalize) it is the mirror root. The steps skip
+work their manifest records as done, so a redelivered task (a worker killed after finishing but
+before its ack, a Redis restart) never rebuilds, re-processes or stages twice. Each task appends
+to the compose's own log (rel_eng.logfile, logs/rel-eng.log) under its step and image, as a
+local run does. The step's file lock (rel_eng.compose.locks, the one local runs take too) keeps
+two deliveries of one step from running at once: the kernel drops it when its holder dies, so a
 SIGKILLed worker never leaves a stale lock behind.
 """
 
@@ -21,20 +24,18 @@ from typing import Callable, Iterator
 from celery import Task
 from celery.exceptions import Reject
 
-from rel_eng import compose, logfile, metadata
+from rel_eng import compose, logfile, metadata, pipeline
 from rel_eng.compose import locks
-from rel_eng.compose.locks import StepBusy  # noqa: F401  (retried: another delivery still runs)
 from rel_eng.compose import (DOOMED, FINISHED, INCOMPLETE, STARTED, TERMINATED, Compose,
                              ComposeDoomed, Terminated)
 from rel_eng.config.celery import CelerySettings
-from rel_eng.errors import InputError, RelEngError
+from rel_eng.errors import Conflict, InputError, RelEngError
+from rel_eng.pipeline import IMAGE, Step
+from rel_eng.progress import Progress
 
 log = logging.getLogger(__name__)
 
-BUILD = "rel_eng.build_image"
-PROCESS = "rel_eng.process_image"
-FINALIZE = "rel_eng.finalize_compose"
-BOOTTEST = "rel_eng.boot_test_image"
+STEP_PREFIX = "rel_eng.step."
 DOOM = "rel_eng.doom_compose"
 ENDED = (FINISHED, INCOMPLETE, DOOMED, TERMINATED)
 
@@ -76,89 +77,68 @@ def logged(c: Compose, step: str, image: str = logfile.NONE) -> Iterator[None]:
         yield
 
 
-def build_image(topdir: str, job_key: str, lock_timeout: float) -> dict:
+def run_step(topdir: str, step: str, target: str, lock_timeout: float):
+    """One step of the pipeline for one image (`target` is its key) or for the compose (`target`
+    is the mirror root)."""
+    declared = pipeline.STEPS[step]
     c = load(topdir)
-    with logged(c, "build", job_key):
-        return _build_image(c, job_key, lock_timeout)
+    if declared.scope == IMAGE:
+        with logged(c, declared.name, target):
+            return _image_step(c, declared, target, lock_timeout)
+    with logged(c, declared.name):
+        return _compose_step(c, declared, target, lock_timeout)
 
 
-def _build_image(c: Compose, job_key: str, lock_timeout: float) -> dict:
-    if c.status in ENDED:
-        return {"job": job_key, "skipped": c.status}
-    with step_lock(c, f"build:{job_key}", lock_timeout):
+def _image_step(c: Compose, step: Step, key: str, lock_timeout: float) -> dict:
+    if c.read_status() in ENDED:
+        return {"job": key, "skipped": c.read_status()}
+    if step is not pipeline.IMAGE_STEPS[0] and key in compose.failures(c):
+        return {"job": key, "skipped": "build failed"}
+    with step_lock(c, step.lock(key), lock_timeout):
         try:
-            outcome = compose.build(c, [job_key])[job_key]
+            return step(c, [key], Progress(False))[key]
         except Terminated as exc:
-            # The worker is shutting down: the builder cancelled what it started; hand the
-            # message back so another host builds the image.
+            # The worker is shutting down: the step cleaned up (a builder cancelled what it
+            # started); hand the message back so another host runs it.
             raise Reject(str(exc), requeue=True) from exc
-    # The same value however often it runs: Celery keys chord parts by task id and result.
-    return {"job": job_key, "ok": outcome.ok, **({} if outcome.ok else {"reason": outcome.reason})}
-
-
-def process_image(topdir: str, job_key: str, lock_timeout: float) -> dict:
-    c = load(topdir)
-    with logged(c, "process", job_key):
-        return _process_image(c, job_key, lock_timeout)
-
-
-def _process_image(c: Compose, job_key: str, lock_timeout: float) -> dict:
-    if c.status in ENDED:
-        return {"job": job_key, "skipped": c.status}
-    if job_key in compose.failures(c):
-        return {"job": job_key, "skipped": "build failed"}
-    with step_lock(c, f"process:{job_key}", lock_timeout):
-        arts = compose.process(c, job_key)
-    return {"job": job_key, "files": sorted(a.path for a in arts)}
-
-
-def boot_test_image(topdir: str, job_key: str, lock_timeout: float) -> dict:
-    """The boot gate for one processed image (on the `boottest` queue, hosts with KVM)."""
-    from rel_eng.compose.boot_gate import run_gate
-
-    c = load(topdir)
-    if c.status in ENDED:
-        return {"job": job_key, "skipped": c.status}
-    if job_key in compose.failures(c):
-        return {"job": job_key, "skipped": "build failed"}
-    with step_lock(c, f"boottest:{job_key}", lock_timeout):
-        verdict = run_gate(c, [job_key])[job_key]
-    return {"job": job_key, "boot_test": verdict["status"]}
 
 
 def unsettled(c: Compose) -> list[str]:
-    """Images neither processed and boot-tested nor failed yet."""
+    """Images that have not been through every per-image step yet, and have not failed: a
+    step counts once done (or skipped), a verdict step once it has any record."""
     steps = c.manifest.read()["steps"]
     failed = compose.failures(c)
+
+    def settled(step: Step, key: str) -> bool:
+        rec = steps.get(step.lock(key))
+        return rec is not None and (step.verdict or rec.get("state") in ("done", "skipped"))
+
     return [j.key for j in c.plan.images
-            if j.key not in failed and (steps.get(f"process:{j.key}", {}).get("state") != "done"
-                                        or f"boottest:{j.key}" not in steps)]
+            if j.key not in failed and not all(settled(s, j.key) for s in pipeline.IMAGE_STEPS[1:])]
 
 
-def finalize_compose(topdir: str, mirror_root: str, lock_timeout: float) -> str:
-    c = load(topdir)
-    with logged(c, "finalize"):
-        return _finalize_compose(c, mirror_root, lock_timeout)
-
-
-def _finalize_compose(c: Compose, mirror_root: str, lock_timeout: float) -> str:
-    with step_lock(c, "finalize", lock_timeout):
-        if c.status != STARTED:
-            return c.status  # finalized before: never publish or stage twice
+def _compose_step(c: Compose, step: Step, mirror_root: str, lock_timeout: float) -> str:
+    with step_lock(c, step.lock(), lock_timeout):
+        if c.read_status() != STARTED:
+            return c.read_status()  # finalized before: never publish or stage twice
         waiting = unsettled(c)
         if waiting:
-            raise NotSettled(f"{c.plan.compose_id}: finalize before {', '.join(waiting)} finished")
+            raise NotSettled(f"{c.plan.compose_id}: {step.name} before {', '.join(waiting)} "
+                             "finished")
         try:
-            return compose.finalize(c, Path(mirror_root))
+            return step(c, Path(mirror_root), Progress(False))
         except ComposeDoomed:
             return DOOMED  # finalize wrote DOOMED and the failed images' reasons
 
 
-def step_of(task_name: str, args: tuple) -> str:
-    if task_name in (BUILD, PROCESS, BOOTTEST):
-        name = {BUILD: "build", PROCESS: "process", BOOTTEST: "boottest"}[task_name]
-        return f"{name}:{args[1]}"
-    return "finalize"
+def task_name(step: str) -> str:
+    return STEP_PREFIX + step
+
+
+def step_of(task: str, args: tuple) -> str:
+    """The manifest record (and lock) a step task's name and arguments (topdir, target) name."""
+    step = pipeline.STEPS[task.removeprefix(STEP_PREFIX)]
+    return step.lock(args[1] if step.scope == IMAGE else "")
 
 
 class ComposeTask(Task):
@@ -181,6 +161,14 @@ class ComposeTask(Task):
             log.error("%s: %s", c.plan.compose_id, reason)
 
 
+def _step_task(step: str, lock_timeout: float) -> Callable:
+    def task(topdir: str, target: str):
+        return run_step(topdir, step, target, lock_timeout)
+
+    task.__name__ = task.__qualname__ = f"{step}_step"
+    return task
+
+
 def doom_compose(request, exc, traceback, topdir: str) -> None:
     """Errback of finalize (and so of the whole chord): the compose ends DOOMED with the reason."""
     c = load(topdir)
@@ -192,7 +180,7 @@ def doom_compose(request, exc, traceback, topdir: str) -> None:
                              f"{type(exc).__name__}: {exc}"}
     with logged(c, "doom"):
         with step_lock(c, "finalize", 60):
-            if c.status not in ENDED:
+            if c.read_status() not in ENDED:
                 metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
                 c.set_status(DOOMED)
         log.error("compose %s is DOOMED: %s", c.plan.compose_id,
@@ -207,26 +195,13 @@ def register(app, s: CelerySettings) -> None:
         base=ComposeTask, acks_late=True, reject_on_worker_lost=True,
         autoretry_for=(Exception,),
         # Bad input and a decided fate do not get better by retrying.
-        dont_autoretry_for=(InputError, ComposeDoomed, Reject),
+        dont_autoretry_for=(InputError, Conflict, ComposeDoomed, Reject),
         max_retries=s.max_retries, retry_backoff=s.retry_backoff,
         retry_backoff_max=s.retry_backoff_max, retry_jitter=False,
     )
 
-    @app.task(name=BUILD, **opts)
-    def build_task(topdir: str, job_key: str) -> dict:
-        return build_image(topdir, job_key, lock_timeout)
-
-    @app.task(name=PROCESS, **opts)
-    def process_task(topdir: str, job_key: str) -> dict:
-        return process_image(topdir, job_key, lock_timeout)
-
-    @app.task(name=BOOTTEST, **opts)
-    def boot_test_task(topdir: str, job_key: str) -> dict:
-        return boot_test_image(topdir, job_key, lock_timeout)
-
-    @app.task(name=FINALIZE, **opts)
-    def finalize_task(topdir: str, mirror_root: str) -> str:
-        return finalize_compose(topdir, mirror_root, lock_timeout)
+    for step in pipeline.PIPELINE:
+        app.task(name=task_name(step.name), **opts)(_step_task(step.name, lock_timeout))
 
     # Four parameters make Celery call it in the failing worker with (request, exc, traceback).
     app.task(name=DOOM, shared=False)(doom_compose)

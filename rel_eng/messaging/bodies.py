@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rel_eng.errors import VerifyFailed
+
 # Topics, as the schema package (rel_eng_messages) declares them; kept here as plain strings so
 # the compose path does not import fedora-messaging.
 STATUS = "rel_eng.compose.status.change"
@@ -162,7 +164,7 @@ def amis_published(c, ec2: dict) -> list[Outgoing]:
     return out
 
 
-class DropMismatch(ValueError):
+class DropMismatch(VerifyFailed):
     """A staged file differs from what the compose recorded: the drop is not announced."""
 
 

@@ -154,8 +154,8 @@ def _one_line(exc: Exception) -> str:
 
 
 def sending(config) -> bool:
-    """Whether the outbox is published: [messaging] enabled (or the older [ec2] messaging)."""
-    return bool(config.messaging.enabled or config.ec2.messaging)
+    """Whether the outbox is published: [messaging] enabled."""
+    return bool(config.messaging.enabled)
 
 
 def check_ready(config) -> None:

@@ -122,6 +122,25 @@ def upload_ebs_direct(
         raise RelEngError(f"{path}: no digest recorded for this raw disk in the manifest; "
                           "the EC2 upload will not trust it", hint="rebuild the image")
     ebs = clients.client("ebs", region)
+    snapshot_id, block_size = _start_snapshot(ebs, cfg, path, volume_gib, tags, description)
+    log.info("%s: started snapshot %s (block size %d) in %s", path.name, snapshot_id, block_size, region)
+    sent = _send_blocks(ebs, cfg, path, snapshot_id, block_size)
+    if sent.raw_digest != raw_sha256:
+        discard(clients, region, snapshot_id)
+        raise DigestMismatch(path, raw_sha256, sent.raw_digest, what="block sha256",
+                             hint=f"snapshot {snapshot_id} was not completed and is deleted; the "
+                                  "raw disk changed since its builder handed it over: rebuild it")
+    _complete_snapshot(ebs, cfg, snapshot_id, sent.ordered)
+    wait_snapshot(clients, cfg, region, snapshot_id)
+    mark_complete(clients, region, snapshot_id)
+    log.info("%s: snapshot %s completed: %d blocks sent, %d zero blocks skipped",
+             path.name, snapshot_id, len(sent.ordered), sent.zero_skipped)
+    return UploadResult(snapshot_id, volume_gib, block_size, len(sent.ordered),
+                        len(sent.ordered) * block_size, sent.zero_skipped)
+
+
+def _start_snapshot(ebs, cfg: Ec2Config, path: Path, volume_gib: int, tags: dict[str, str],
+                    description: str) -> tuple[str, int]:
     token = str(uuid.uuid4())  # one token across our retries: a lost response never makes two snapshots
     start = with_retries(
         f"StartSnapshot for {path.name}",
@@ -129,10 +148,19 @@ def upload_ebs_direct(
                                    Description=description, ClientToken=token),
         cfg.block_retries,
     )
-    snapshot_id = start["SnapshotId"]
-    block_size = int(start["BlockSize"])  # 524288 on AWS; never assumed
-    log.info("%s: started snapshot %s (block size %d) in %s", path.name, snapshot_id, block_size, region)
+    return start["SnapshotId"], int(start["BlockSize"])  # 524288 on AWS; never assumed
 
+
+@dataclass(frozen=True)
+class _Sent:
+    ordered: list[bytes]  # each sent block's sha256, in block order
+    zero_skipped: int
+    raw_digest: str  # the raw disk's block digest, over the same reads
+
+
+def _send_blocks(ebs, cfg: Ec2Config, path: Path, snapshot_id: str, block_size: int) -> _Sent:
+    """Every non-zero block of `path`, `cfg.workers` at a time, each with its checksum; the raw
+    disk's digest is taken in the same pass."""
     digests: dict[int, bytes] = {}
     zero_skipped = 0
     zero = bytes(block_size)
@@ -182,25 +210,16 @@ def upload_ebs_direct(
         raw.update_zeros(size - raw.size)
     finally:
         os.close(fd)
-    if raw.hexdigest() != raw_sha256:
-        discard(clients, region, snapshot_id)
-        raise DigestMismatch(path, raw_sha256, raw.hexdigest(), what="block sha256",
-                             hint=f"snapshot {snapshot_id} was not completed and is deleted; the "
-                                  "raw disk changed since its builder handed it over: rebuild it")
+    return _Sent([digests[i] for i in sorted(digests)], zero_skipped, raw.hexdigest())
 
-    ordered = [digests[i] for i in sorted(digests)]
+
+def _complete_snapshot(ebs, cfg: Ec2Config, snapshot_id: str, ordered: list[bytes]) -> None:
     complete_args = {"SnapshotId": snapshot_id, "ChangedBlocksCount": len(ordered)}
     if ordered:
         complete_args.update(Checksum=linear_checksum(ordered), ChecksumAlgorithm="SHA256",
                              ChecksumAggregationMethod="LINEAR")
     with_retries(f"CompleteSnapshot {snapshot_id}",
                  lambda: ebs.complete_snapshot(**complete_args), cfg.block_retries)
-    wait_snapshot(clients, cfg, region, snapshot_id)
-    mark_complete(clients, region, snapshot_id)
-    log.info("%s: snapshot %s completed: %d blocks sent, %d zero blocks skipped",
-             path.name, snapshot_id, len(ordered), zero_skipped)
-    return UploadResult(snapshot_id, volume_gib, block_size, len(ordered),
-                        len(ordered) * block_size, zero_skipped)
 
 
 def discard(clients: AwsClients, region: str, snapshot_id: str) -> None:

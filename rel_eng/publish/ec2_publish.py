@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import botocore.exceptions
 
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.manifest import Manifest, step_digest
-from rel_eng.plan import DropPlan, ImageJob
+from rel_eng.plan import DropPlan, ImageJob, load_plan
 from rel_eng.publish import ami, ec2_tags, messages
 from rel_eng.publish.aws_clients import AwsClients, Ec2Error, describe_failure, error_code
 from rel_eng.publish.ebs_upload import GIB, UploadResult, upload_ebs_direct, volume_size_gib
@@ -86,18 +85,6 @@ def resolve_regions(cfg: Ec2Config, regions: list[str] | None) -> tuple[str, ...
         raise InputError(f"--regions: unknown EC2 region {', '.join(unknown)}",
                          hint="see `aws ec2 describe-regions` for valid names")
     return tuple(dict.fromkeys((cfg.base_region, *regions)))
-
-
-def load_plan(topdir: Path) -> DropPlan:
-    path = topdir / "work" / "plan.json"
-    try:
-        return DropPlan.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise InputError(f"{path} not found: {topdir} is not a compose directory",
-                         hint="pass the <output>/<compose id> directory of a compose") from None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"{path}: unreadable plan ({type(exc).__name__}: {exc})",
-                         hint="rerun the compose's plan step") from None
 
 
 def select_targets(topdir: Path, plan: DropPlan, cfg: Ec2Config) -> tuple[list[Target], dict[str, str]]:
@@ -318,7 +305,8 @@ def publish_ec2(
     if not share:
         path = write_results(topdir, results_document(plan, cfg, results, skipped))
         return PublishReport(plan.compose_id, tuple(results), skipped, (), path)
-    return _share_and_announce(publisher, plan, results, skipped, topdir, out)
+    return _share_and_announce(publisher, plan, results, skipped, topdir, out,
+                               config.messaging.enabled)
 
 
 def share_ec2(
@@ -354,12 +342,13 @@ def share_ec2(
         raise describe_failure("looking up the AMIs to share", exc) from None
     regions = tuple(dict.fromkeys((cfg.base_region, *(r for res in results for r in res.images))))
     publisher = Ec2Publisher(clients, cfg, plan, regions)
-    return _share_and_announce(publisher, plan, results, recorded.get("skipped", {}), topdir, out)
+    return _share_and_announce(publisher, plan, results, recorded.get("skipped", {}), topdir, out,
+                               config.messaging.enabled)
 
 
 def _share_and_announce(publisher: Ec2Publisher, plan: DropPlan, results: list[ImageResult],
                         skipped: dict[str, str], topdir: Path,
-                        out: Callable[[str], None]) -> PublishReport:
+                        out: Callable[[str], None], send: bool) -> PublishReport:
     cfg = publisher.cfg
     try:
         results = [publisher.finish(r) for r in results]
@@ -373,5 +362,5 @@ def _share_and_announce(publisher: Ec2Publisher, plan: DropPlan, results: list[I
                                 subvariant=r.job.subvariant)
         for r in results
     ]
-    messages.emit(bodies, cfg.messaging, out)
+    messages.emit(bodies, send, out)
     return PublishReport(plan.compose_id, tuple(results), skipped, tuple(bodies), path)

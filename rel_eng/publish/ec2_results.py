@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rel_eng.manifest import atomic_write
+from rel_eng.atomic import atomic_write
 
 
 def results_path(topdir: Path) -> Path:

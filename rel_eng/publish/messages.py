@@ -2,7 +2,7 @@
 
 Printed as one JSON line per image. Sending is the compose store's outbox's job: the AMIs and
 their messages are recorded together (rel_eng.store.recorder), then published when
-[messaging] (or the older [ec2] messaging) is on, so a message is neither lost nor sent twice.
+[messaging] enabled is on, so a message is neither lost nor sent twice.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ def published_body(*, arch: str, compose_id: str, image_name: str, regions: dict
     }
 
 
-def emit(bodies: list[dict[str, Any]], send: bool, out: Callable[[str], None] = print) -> str:
-    """Print each body; `send` only says so (the outbox sends). Returns "printed"."""
+def emit(bodies: list[dict[str, Any]], send: bool, out: Callable[[str], None] = print) -> None:
+    """Print each body; `send` only says so (the outbox sends)."""
     for body in bodies:
         out(json.dumps({"topic": ami_topic(body), "body": body}, sort_keys=True))
     if send:
         log.info("%d %s message(s) queued in the compose store's outbox", len(bodies), TOPIC)
-    return "printed"

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
-from rel_eng.manifest import Artifact, atomic_write
+from rel_eng.atomic import atomic_write
+from rel_eng.manifest import Artifact
 from rel_eng.plan import DropPlan
 from rel_eng.web.templating import render
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from productmd.images import Images
 
-from rel_eng.manifest import atomic_write
+from rel_eng.atomic import atomic_write
 from rel_eng.web.drop_page import PAGE, ami_rows, href
 from rel_eng.web.templating import render
 

@@ -11,11 +11,14 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from rel_eng.pipeline import IMAGE_STEPS
 from rel_eng.web.dashboard import logs
 from rel_eng.web.drop_page import launch_url
 
-BOOT_STEP = "boottest"  # the boot gate's step per image (rel_eng.compose.boot_gate)
-STEP_ORDER = ("build", "process", BOOT_STEP)  # image steps in the order they run
+# The per-image steps in the order they run, and the boot gate's (the one whose failure is a
+# verdict), as the pipeline declares them (rel_eng.pipeline).
+STEP_ORDER = tuple(s.name for s in IMAGE_STEPS)
+BOOT_STEP = next(s.name for s in IMAGE_STEPS if s.verdict)
 # The gate's step states as verdicts; "skipped" (not bootable) is never shown as passed.
 BOOT_VERDICTS = {"done": "passed", "failed": "failed", "skipped": "skipped"}
 SUMMARY = Path("compose") / "metadata" / "rel-eng.json"
