@@ -7,8 +7,6 @@ lists `0=<key name>` although the path below it is `0/`). Pure: tested directly.
 
 from __future__ import annotations
 
-Node = "str | dict"
-
 
 def listing(node: dict) -> str:
     if "" in node:
