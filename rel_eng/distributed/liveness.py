@@ -88,7 +88,7 @@ def waiting_on(topdir) -> list[str]:
         return []
     try:
         c = Compose.load(topdir)
-        if c.status != STARTED:
+        if c.read_status() != STARTED:
             return []
         s = effective(c.config.celery)
         wanted = compose_queues(c.config, c.plan.release_key, c.plan.milestone, c.plan.builder, s)
