@@ -199,16 +199,35 @@ def test_build_tag_without_the_planned_arches(koji_hub, tmp_path, capsys):
     _nothing_sent_or_written(koji_hub, tmp_path)
 
 
-def test_image_missing_from_the_tag_package_list(koji_hub, tmp_path, capsys):
-    for tag in ("f19",):
-        koji_hub.hub.tag_packages[tag] = set()
+def test_images_missing_from_the_tag_package_list_are_one_line(koji_hub, tmp_path, capsys):
+    koji_hub.hub.tag_packages["f19"] = set()
     rc, err = _compose_cli(koji_hub, tmp_path, capsys)
     assert rc == 2
-    assert err == [f"rel-eng: error: image {name} is not in the package list of koji tag 'f19' "
-                   f"on {koji_hub.server_url}: ask the Koji admins to add it "
-                   f"(koji add-pkg --owner USER f19 {name})"
-                   for name in ("Fedora-Cloud-Base", "Fedora-Cloud-Base-EC2")]
+    assert err == [f"rel-eng: error: images Fedora-Cloud-Base, Fedora-Cloud-Base-EC2 are not in "
+                   f"the package list of koji tag 'f19' on {koji_hub.server_url}: ask the Koji "
+                   "admins to add them (koji add-pkg --owner USER f19 Fedora-Cloud-Base "
+                   "Fedora-Cloud-Base-EC2)"]
     _nothing_sent_or_written(koji_hub, tmp_path)
+
+
+def test_one_image_missing_from_the_tag_package_list(koji_hub, tmp_path, capsys):
+    koji_hub.hub.tag_packages["f19"] = {"Fedora-Cloud-Base"}
+    rc, err = _compose_cli(koji_hub, tmp_path, capsys)
+    assert rc == 2
+    assert err == [f"rel-eng: error: image Fedora-Cloud-Base-EC2 is not in the package list of "
+                   f"koji tag 'f19' on {koji_hub.server_url}: ask the Koji admins to add it "
+                   "(koji add-pkg --owner USER f19 Fedora-Cloud-Base-EC2)"]
+    _nothing_sent_or_written(koji_hub, tmp_path)
+
+
+def test_images_missing_from_several_tags_are_still_one_line():
+    from rel_eng.builders.koji_preflight import _missing_packages_line
+
+    line = _missing_packages_line([("f20", "C"), ("f19", "B"), ("f19", "A")], "https://hub")
+    assert "\n" not in line
+    assert line == ("images are missing from koji tag package lists on https://hub: A, B from "
+                    "tag 'f19'; C from tag 'f20': ask the Koji admins to add them (koji add-pkg "
+                    "--owner USER f19 A B; koji add-pkg --owner USER f20 C)")
 
 
 def test_hub_does_not_list_a_package_the_tag_lacks_and_kojid_refuses_it(koji_hub, tmp_path):
@@ -251,7 +270,7 @@ def test_preflight_reports_every_problem_at_once(koji_hub, tmp_path):
         preflight(plan, config)
     assert len(exc.value.problems) == 2
     assert "has arches none, not i386, x86_64" in exc.value.problems[0]
-    assert "koji add-pkg --owner USER f19 Fedora-Cloud-Base-EC2" in exc.value.problems[1]
+    assert exc.value.problems[1].endswith("(koji add-pkg --owner USER f19 Fedora-Cloud-Base-EC2)")
     assert exc.value.exit_code == 2
     assert json.dumps(exc.value.problems)  # plain strings
 

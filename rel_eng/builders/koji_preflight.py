@@ -211,10 +211,27 @@ def preflight(plan: DropPlan, config, hub: Hub | None = None) -> None:
                 f"{', '.join(missing)}: ask the Koji admins to add them "
                 f"(koji edit-tag {tag} --arches \"{' '.join(sorted(have | set(missing)))}\"), "
                 "or leave them out of [compose] arches")
-    for tag, name in need_pkgs:
-        if not answers[("pkg", tag, name)]:
-            problems.append(
-                f"image {name} is not in the package list of koji tag '{tag}' on {server}: "
-                f"ask the Koji admins to add it (koji add-pkg --owner USER {tag} {name})")
+    absent = [(tag, name) for tag, name in need_pkgs if not answers[("pkg", tag, name)]]
+    if absent:
+        problems.append(_missing_packages_line(absent, server))
     if problems:
         raise ConfigError(problems)  # exit 2, one line each; nothing was uploaded or submitted
+
+
+def _missing_packages_line(absent: list[tuple[str, str]], server: str) -> str:
+    """One line for every image missing from a destination tag's package list: the images,
+    and the one `koji add-pkg` per tag (it takes many packages) that adds them all."""
+    by_tag: dict[str, list[str]] = {}
+    for tag, name in sorted(absent):
+        by_tag.setdefault(tag, []).append(name)
+    fixes = "; ".join(f"koji add-pkg --owner USER {tag} {' '.join(names)}"
+                      for tag, names in by_tag.items())
+    one = len(absent) == 1
+    ask = f"ask the Koji admins to add {'it' if one else 'them'} ({fixes})"
+    if len(by_tag) == 1:
+        [(tag, names)] = by_tag.items()
+        return (f"{'image' if one else 'images'} {', '.join(names)} "
+                f"{'is' if one else 'are'} not in the package list of koji tag '{tag}' on "
+                f"{server}: {ask}")
+    where = "; ".join(f"{', '.join(names)} from tag '{tag}'" for tag, names in by_tag.items())
+    return f"images are missing from koji tag package lists on {server}: {where}: {ask}"

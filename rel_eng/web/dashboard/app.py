@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from rel_eng.store import queries
 from rel_eng.web.dashboard import logs, views
+from rel_eng.web.dashboard.waiting import WaitingCache
 from rel_eng.web.dashboard.hosts import HostCheck, HostCheckMiddleware
 from rel_eng.web.templating import render
 
@@ -55,8 +56,9 @@ def log_href(compose_id: str, rel: str) -> str:
 
 class Dashboard:
     def __init__(self, engine: Engine, config=None, *, clock: Callable[[], dt.datetime] = _utcnow,
-                 poll_ms: int = POLL_MS):
+                 poll_ms: int = POLL_MS, waiting: WaitingCache | None = None):
         self.engine = engine
+        self.waiting = waiting or WaitingCache()
         self.config = config
         self.clock = clock
         self.poll_ms = poll_ms
@@ -88,11 +90,14 @@ class Dashboard:
         return f, [views.list_row(r) for r in rows]
 
     def detail(self, request: Request) -> dict:
+        return views.compose_view(self.stored(request))
+
+    def stored(self, request: Request) -> dict:
         cid = request.path_params["compose_id"]
         d = queries.compose_detail(self.engine, cid)
         if d is None:
             raise HTTPException(404, f"no compose '{cid}' in the store")
-        return views.compose_view(d)
+        return d
 
     # --- pages ---
 
@@ -103,8 +108,12 @@ class Dashboard:
                          kinds=views.KINDS)
 
     def compose_page(self, request: Request) -> Response:
-        c = self.detail(request)
-        return self.page("compose.html", title=c["compose_id"], c=c)
+        d = self.stored(request)
+        c = views.compose_view(d)
+        # Only this page of a compose that has not ended asks the workers (waiting.py).
+        waiting = None if d["status"] in views.FINAL else self.waiting(
+            d["topdir"], {i["job_key"]: i.get("steps") or {} for i in d["images"]})
+        return self.page("compose.html", title=c["compose_id"], c=c, waiting=waiting)
 
     def log_file(self, request: Request) -> Response:
         cid = request.path_params["compose_id"]
@@ -166,9 +175,11 @@ class Dashboard:
 
 
 def create_app(engine: Engine, config=None, *, clock: Callable[[], dt.datetime] = _utcnow,
-               poll_ms: int = POLL_MS, hosts: HostCheck | None = None) -> Starlette:
-    """`hosts`: the Host check `rel-eng serve` always installs (see hosts.py)."""
-    d = Dashboard(engine, config, clock=clock, poll_ms=poll_ms)
+               poll_ms: int = POLL_MS, hosts: HostCheck | None = None,
+               waiting: WaitingCache | None = None) -> Starlette:
+    """`hosts`: the Host check `rel-eng serve` always installs (see hosts.py); `waiting`: the
+    cached ask for queues no worker serves (waiting.py)."""
+    d = Dashboard(engine, config, clock=clock, poll_ms=poll_ms, waiting=waiting)
     routes = [
         Route("/", d.list_page, methods=["GET"]),
         Route("/composes/{compose_id}", d.compose_page, methods=["GET"]),
