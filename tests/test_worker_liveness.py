@@ -3,6 +3,7 @@ asked with Celery's inspect, before `compose --queue`, `trigger` and each beat f
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -74,8 +75,18 @@ def test_compose_queue_and_trigger_refuse_a_queue_nobody_serves(broker, tmp_path
         with broker.client() as r:
             assert not [k for k in r.keys("*") if not k.startswith((b"_kombu", b"unacked"))
                         and r.type(k) == b"list" and r.llen(k)], "a task was queued"
-        # with every queue served, the check passes
+        # queued anyway (submit_compose itself does not ask): status names what it waits on
+        from rel_eng.distributed.canvas import submit_compose
+
         config = load_config(cfg)
+        cid = submit_compose(config, out, "19", "Beta", dt.date(2013, 5, 28))
+        proc = _cli(["status", cid, "--config", str(cfg), "--output", str(out)], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        waiting = [line.strip() for line in proc.stdout.splitlines() if "waiting on" in line]
+        assert waiting == [f"waiting on queue '{q}', which no live worker serves (start one: "
+                           f"rel-eng worker --queues {q})" for q in ("oz.i686", "oz.x86_64",
+                                                                     "boottest")], proc.stdout
+        # with every queue served, the check passes
         full = Worker("full", cfg, tmp_path, queues="oz.x86_64,oz.i686,boottest").start()
         try:
             assert liveness.check_workers(config, "19", "Beta") is None

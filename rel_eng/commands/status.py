@@ -43,6 +43,12 @@ def run(args) -> int:
             data = queries.list_composes(engine, args.limit)
     finally:
         engine.dispose()
+    if args.compose and data.get("topdir"):  # a queued compose: is any of its queues unserved?
+        from rel_eng.distributed.liveness import waiting_on
+
+        waiting = waiting_on(data["topdir"])
+        if waiting:
+            data["waiting"] = waiting
     if args.json:
         json.dump(data, sys.stdout, indent=2, sort_keys=True)
         print()
@@ -85,6 +91,8 @@ def render_detail(d: dict) -> list[str]:
         for a in d["amis"]:
             out.append(f"  {a['nvra']}  {a['region']:<15} {a['ami_id']}"
                        + (" public" if a["public"] else " private"))
+    for line in d.get("waiting") or []:
+        out.append(f"  {line}")
     out.append("status history (UTC):")
     for h in d["history"]:
         out.append(f"  {_t(h['at'])}  {h['status']}" + (f"  {h['reason']}" if h["reason"] else ""))

@@ -72,3 +72,30 @@ def checked(submit: Callable[..., str]) -> Callable[..., str]:
         return submit(config, output, release, milestone, date, label=label, builder=builder,
                       mirror_root=mirror_root)
     return submit_checked
+
+
+def waiting_on(topdir) -> list[str]:
+    """For `rel-eng status`: the queues a queued, unfinished compose uses that no live worker
+    serves (its tasks wait there), one line each; [] when it was not queued, has ended, or
+    every queue is served. The broker unreachable is a line too."""
+    from pathlib import Path
+
+    from rel_eng.compose.model import STARTED, Compose
+    from rel_eng.errors import RelEngError
+
+    topdir = Path(topdir)
+    if not (topdir / "work" / "celery.json").is_file():
+        return []
+    try:
+        c = Compose.load(topdir)
+        if c.status != STARTED:
+            return []
+        s = effective(c.config.celery)
+        wanted = compose_queues(c.config, c.plan.release_key, c.plan.milestone, c.plan.builder, s)
+        served = served_queues(s)
+    except (RelEngError, OSError) as exc:
+        return [f"workers not asked: {exc}"]
+    except Exception as exc:  # the broker: kombu/redis errors
+        return [f"workers not asked: {type(exc).__name__}: {' '.join(str(exc).split())[:120]}"]
+    return [f"waiting on queue '{q}', which no live worker serves (start one: rel-eng worker "
+            f"--queues {q})" for q in wanted if q not in served]
