@@ -127,9 +127,11 @@ def test_imds_tree_is_what_cloud_init_crawls(ec2):
     doc = json.loads(get("/latest/dynamic/instance-identity/document").body)
     assert doc["instanceId"] == ec2.instance_id and doc["region"] == "us-east-1"
     # hostile paths: nothing outside the tree, no empty-name lookups, no listing override leak
-    for bad in ("/latest/meta-data/../../etc/passwd", "/latest/meta-data/public-keys//",
-                "/nope", "/latest/meta-data/instance-id/extra", "/latest/meta-data/public-keys/1"):
-        assert get(bad).status == 404 or get(bad).body in ("0=rel-eng-boot-test",)
+    for bad in ("/latest/meta-data/../../etc/passwd", "/nope",
+                "/latest/meta-data/instance-id/extra", "/latest/meta-data/public-keys/1"):
+        assert get(bad).status == 404, bad
+    # a doubled slash is one, as a web server folds it: the listing, not another key
+    assert get("/latest/meta-data/public-keys//").body == "0=rel-eng-boot-test"
     assert get("/latest/meta-data/../../etc/passwd").status == 404
     assert svc.respond("POST", "/latest/meta-data/", {}).status == 405
     # a bad token is refused even where tokens are optional (as on EC2)

@@ -177,7 +177,7 @@ def test_no_guest_reached_the_hosts_listener(boot_run, seal_listener):
     _, verdicts, *_ = boot_run
     port = seal_listener.port
     tried = 0
-    for key, v in verdicts.items():
+    for key, v in verdicts.items():  # non-empty: `tried == 5` below counts the guests
         if key in ("nocloud/ec2", "nocloud/openstack"):
             continue  # no datasource found: no user data, judged from the console
         sealed = {c["name"]: c for c in v["checks"]}["sealed"]
@@ -320,7 +320,8 @@ def test_sigterm_kills_the_vm_and_removes_its_files(appliances, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130 and "interrupted" in err
+    assert proc.returncode == 143, err  # 128 + SIGTERM
+    assert "interrupted" in err
     assert qemu_pids_under(tmp) == [] and not any(Path(f"/proc/{p}").exists() for p in pids)
     assert list(tmp.iterdir()) == []
 

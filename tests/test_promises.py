@@ -63,7 +63,7 @@ def promised_names(readme: str) -> list[tuple[str, str]]:
         m = re.match(r"    rel-eng ([a-z0-9-]+(?: (?:publish|prune|flush))?)", line)
         if m:
             out.append(("command", f"rel-eng {m.group(1)}"))
-    start = next(i for i, ln in enumerate(lines) if "The checks, each with a result" in ln)
+    start = next(i for i, ln in enumerate(lines) if re.search(r"[Cc]hecks(\*\*)?, each with a result", ln))
     checks: list[str] = []
     for line in lines[start + 1:]:
         m = re.match(r"    ([a-z][a-z-]+)\s{2,}\S", line)
@@ -73,7 +73,7 @@ def promised_names(readme: str) -> list[tuple[str, str]]:
             break  # the end of the indented list
     out += [("boot-test check", c) for c in checks]
     for line in lines:
-        m = re.match(r"\| `([a-z_.0-9]+)` \|", line)
+        m = re.match(r"\| `([a-z_0-9]+\.[a-z_.0-9<>]+)` \|", line)
         if m:
             out.append(("message topic", m.group(1)))
         m = re.match(r"- `([a-z]+)`[ :(]", line)
@@ -92,7 +92,7 @@ def test_the_readme_lists_are_read():
     assert kinds == {"command", "boot-test check", "message topic", "builder"}
     assert ("boot-test check", "anaconda-install") in names and ("builder", "`oz`") in names
     assert ("command", "rel-eng ec2 prune") in names
-    assert len([n for k, n in names if k == "boot-test check"]) == 10
+    assert len([n for k, n in names if k == "boot-test check"]) == 16
 
 
 def test_a_promise_without_a_test_fails():

@@ -76,7 +76,10 @@ def populate(config, out: Path, recorder) -> dict:
     finished = compose.run_compose(config, out, "19", "Alpha", dt.date(2013, 4, 5),
                                    builder=KojiLikeBuilder.name, recorder=recorder)
     ec2 = ec2_document(finished.plan)
-    (finished.metadir / "ec2.json").write_text(json.dumps(ec2))
+    from rel_eng.compose import written
+
+    with written.recording(finished):  # as `rel-eng ec2 publish` writes it, its digest recorded
+        (finished.metadir / "ec2.json").write_text(json.dumps(ec2))
     compose.record_amis(finished)
     try:
         compose.run_compose(config, out, "19", "Beta", dt.date(2013, 4, 12),
