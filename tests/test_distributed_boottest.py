@@ -17,14 +17,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from appliance_builder import APPLIANCES_ENV, ApplianceBuilder  # noqa: E402
 from distributed_support import RedisServer, Worker  # noqa: E402
 
+from rel_eng.boottest import fixture  # noqa: E402
 from rel_eng.builders import BUILDERS  # noqa: E402
 from rel_eng.compose import FINISHED, Compose  # noqa: E402
 from rel_eng.config import load_config  # noqa: E402
+from rel_eng.distributed import tasks  # noqa: E402
 from rel_eng.distributed.canvas import submit_compose, wait_compose  # noqa: E402
 
 DATE = dt.date(2013, 5, 28)
-CHECKS = ["console", "cloud-init", "ssh", "user-data", "root-grown", "no-hardcoded-mac",
-          "firewall-off", "root-locked", "sudo-nopasswd"]
+CHECKS = ["console", "cloud-init", "datasource", "ssh", "user-data", "root-grown",
+          "no-hardcoded-mac", "firewall-off", "root-locked", "sudo-nopasswd"]
 # Bounds for a shared CI host under TCG (see tests/test_boot_gate_compose.py); they only cap a hang.
 BOUNDS = "console_timeout_s = 1200\nboot_timeout_s = 3000\nssh_timeout_s = 30\nguest_script_timeout_s = 1200\n"
 WAIT_S = 3600  # a deadline for a hang, never reached by a boot that works
@@ -51,7 +53,10 @@ def test_the_boottest_queue_boots_the_image_on_its_own_worker(appliance_images, 
         f'[celery]\nbroker_url = "{redis_server.url}"\n'
         "visibility_timeout = 7200\n"  # longer than any boot: never handed out twice
         f"[boot_test]\ngate = \"all\"\nchecks = {json.dumps(CHECKS)}\n{BOUNDS}")
-    env = {APPLIANCES_ENV: json.dumps({"generic-x86_64": str(appliance_images["amd64"].path)}),
+    # The generic image boots as OpenStack boots it (its default platform): a config drive, which
+    # only the appliance built for OpenStack looks for.
+    image = fixture.derive(appliance_images["amd64"], "openstack").path
+    env = {APPLIANCES_ENV: json.dumps({"generic-x86_64": str(image)}),
            "REL_ENG_ACCEL": "tcg", "TMPDIR": str(tmp_path)}
     logs = tmp_path / "logs"
     started = []
@@ -73,11 +78,17 @@ def test_the_boottest_queue_boots_the_image_on_its_own_worker(appliance_images, 
     v = bt["images"]["generic-x86_64"]
     assert v["status"] == "pass" and (v["accel"], v["accel_reason"]) == ("tcg", "forced by REL_ENG_ACCEL=tcg")
     assert {ch["name"]: ch["status"] for ch in v["checks"]} == {n: "pass" for n in CHECKS}
+    # the boottest worker booted the image as its platform: the config drive cloud-init found
+    assert v["platform"] == {"name": "openstack", "label": "openstack (config drive)",
+                             "openstack": "config-drive"}
+    ds = {ch["name"]: ch for ch in v["checks"]}["datasource"]
+    assert "cloud-init ran from ConfigDrive" in ds["evidence"]
     assert (c.logdir / "boottest" / f"{job.nvra}.console.log").is_file()
     # the boot ran on the worker serving `boottest`, and only there
     boot_log, build_log = (logs / "worker-boot.log").read_text(), (logs / "worker-build.log").read_text()
-    assert "Task rel_eng.boot_test_image[" in boot_log and "succeeded in" in boot_log
-    assert "Task rel_eng.boot_test_image[" not in build_log
+    boot_task = f"Task {tasks.task_name('boottest')}["
+    assert boot_task in boot_log and "succeeded in" in boot_log
+    assert boot_task not in build_log and f"Task {tasks.task_name('build')}[" in build_log
     # the booted image is staged with its package list, checked by CHECKSUM
     staged = tmp_path / "out" / "mirror" / c.plan.mirror_path
     names = {p.name for p in staged.rglob("*") if p.is_file()}

@@ -255,10 +255,14 @@ def test_a_distributed_compose_sends_the_same_messages_as_a_local_one(tmp_path, 
     finally:
         worker.stop()
 
+    # images.json holds each image's mtime, which differs by design between two composes, and the
+    # drop's MANIFEST records images.json's digest: those two are compared on disk below.
+    by_time = ("metadata/images.json", "metadata/MANIFEST")
+
     def comparable(m):
         body = {k: v for k, v in m.body.items() if k != "location"}
-        if "files" in body:  # images.json holds file mtimes (as in the drop comparison tests)
-            body["files"] = [{**f, "sha256": "", "size": 0} if f["path"] == "metadata/images.json"
+        if "files" in body:
+            body["files"] = [{**f, "sha256": "", "size": 0} if f["path"] in by_time
                              else f for f in body["files"]]
         return m.id, m.topic, json.dumps(body, sort_keys=True)
 
@@ -268,6 +272,12 @@ def test_a_distributed_compose_sends_the_same_messages_as_a_local_one(tmp_path, 
     assert [m.body["status"] for m in (got[0], got[-1])] == ["STARTED", "FINISHED"]
     assert got[-2].topic == f"{PREFIX}.{bodies.DROP_STAGED}"
     assert got[-2].body["mirror_path"] == sent_locally[-2].body["mirror_path"]
+    # Both MANIFESTs record the same digest for every file but images.json, whose mtimes differ.
+    manifests = [(root / "mirror" / got[-2].body["mirror_path"] / "metadata" / "MANIFEST")
+                 .read_text().splitlines() for root in (tmp_path / "local", tmp_path / "dist")]
+    assert len(manifests[0]) == len(manifests[1]) > 1
+    differ = [line for line in manifests[0] if line not in manifests[1]]
+    assert all(line.startswith("SHA256 (metadata/images.json) = ") for line in differ), differ
 
 
 
