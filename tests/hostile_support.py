@@ -67,3 +67,17 @@ def run_selected(request, test_name: str, root: Path,
         futures = {c[0]: pool.submit(one, c) for c in wanted}
         return {cid: f.result() for cid, f in futures.items()}
 
+
+def assert_refused_in_one_line(r: dict) -> str:
+    """The refusal every hostile case must end in: exit 2, one line on stderr that starts with
+    "rel-eng" and names the problem, no traceback, and the world unchanged. Returns the line."""
+    lines = [line for line in r["stderr"].splitlines() if line.strip()]
+    assert r["rc"] == 2, r["stderr"] or r["stdout"]
+    assert len(lines) == 1, r["stderr"]
+    assert "Traceback" not in r["stderr"]
+    assert lines[0].startswith("rel-eng"), lines[0]
+    if r["fragment"]:
+        assert r["fragment"] in lines[0]
+    assert r["after"] == r["before"], "the world changed: " + repr(
+        sorted(set(r["after"].items()) ^ set(r["before"].items()), key=str)[:5])
+    return lines[0]
