@@ -259,28 +259,37 @@ def _check_checksum_files(rep: Report, sums: _Sums, root: Path, accounted: set[P
                     break
 
 
+def _signed_file_body(rep: Report, path: Path, gpg_home: str, fingerprints: set[str] | None,
+                      require_signed: bool) -> str | None:
+    """The body of a file that may be clearsigned (a CHECKSUM, the drop MANIFEST), its signature
+    checked and counted; None when the file cannot be read or its armour is broken (reported)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        rep.bad(path, f"unreadable: {exc.strerror}")
+        return None
+    body, problem = signed_body(text)
+    if problem:
+        rep.bad(path, problem)
+        return None
+    if text.startswith(SIGNED_HEAD):
+        why = gpg_verify(path, gpg_home, fingerprints)
+        if why:
+            rep.bad(path, why)
+        else:
+            rep.signatures += 1
+    elif require_signed:
+        rep.bad(path, "not signed, but signing is configured")
+    return body
+
+
 def _check_one_checksum(rep: Report, sums: _Sums, ck: Path, by_dir: dict[Path, dict[str, object]],
                         gpg_home: str, fingerprints: set[str] | None, require_signed: bool,
                         accounted: set[Path]) -> None:
     d = ck.parent
-    try:
-        text = ck.read_text(errors="replace")
-    except OSError as exc:
-        rep.bad(ck, f"unreadable: {exc.strerror}")
+    body = _signed_file_body(rep, ck, gpg_home, fingerprints, require_signed)
+    if body is None:
         return
-    signed = text.startswith(SIGNED_HEAD)
-    body, problem = signed_body(text)
-    if problem:
-        rep.bad(ck, problem)
-        return
-    if signed:
-        why = gpg_verify(ck, gpg_home, fingerprints)
-        if why:
-            rep.bad(ck, why)
-        else:
-            rep.signatures += 1
-    elif require_signed:
-        rep.bad(ck, "not signed, but signing is configured")
     entries = _parse_checksum(rep, str(ck), body)
     for fname, (size, sha) in sorted(entries.items()):
         target = inside(d, fname)
@@ -350,23 +359,9 @@ def check_drop_manifest(rep: Report, sums: _Sums, root: Path, accounted: set[Pat
         rep.bad(path, "missing: a staged drop lists every file in it (restage the drop)")
         return
     accounted.add(path)
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        rep.bad(path, f"unreadable: {exc.strerror}")
+    body = _signed_file_body(rep, path, gpg_home, fingerprints, require_signed)
+    if body is None:
         return
-    body, problem = signed_body(text)
-    if problem:
-        rep.bad(path, problem)
-        return
-    if text.startswith(SIGNED_HEAD):
-        why = gpg_verify(path, gpg_home, fingerprints)
-        if why:
-            rep.bad(path, why)
-        else:
-            rep.signatures += 1
-    elif require_signed:
-        rep.bad(path, "not signed, but signing is configured")
     entries, problems = drop_manifest.parse(body)
     for p in problems:
         rep.bad(path, p)

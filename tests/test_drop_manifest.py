@@ -23,6 +23,7 @@ from rel_eng.config import Signing
 from rel_eng.verify import verify_tree
 
 from conftest import ALPHA_DATE
+from gpg_support import signing_key_home
 
 REL_ENG = [sys.executable, "-m", "rel_eng"]
 PASSPHRASE = "manifest-passphrase-90c1"
@@ -177,16 +178,9 @@ def test_restage_refuses_a_changed_image(alpha, tmp_path):
 
 @pytest.fixture(scope="module")
 def gpg_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
-    pp = home / "passphrase"
-    pp.write_text(PASSPHRASE)
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
-                    "--passphrase-file", str(pp), "--quick-gen-key",
-                    "rel-eng manifest <manifest@example.org>", "ed25519", "sign", "never"],
-                   check=True, capture_output=True)
-    yield home, pp
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+    uid = "rel-eng manifest <manifest@example.org>"
+    with signing_key_home(tmp_path_factory, uid, PASSPHRASE) as key:
+        yield key
 
 
 def test_the_manifest_is_signed_when_signing_is_on(tmp_path, config, gpg_home):

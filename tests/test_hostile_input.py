@@ -8,16 +8,13 @@ real broker.
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rel_eng import paths
+from tests.hostile_support import assert_refused_in_one_line, run_in_world, run_selected
 from tests.tmpfs_ns import in_readonly_tmpfs
 
 # Every subcommand with arguments that would otherwise be fine ({W} is the world dir).
@@ -286,7 +283,6 @@ def _cases() -> list[tuple[str, list[str], str | None]]:
 
 
 CASES = _cases()
-DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
 def hostile_count() -> int:
@@ -335,70 +331,28 @@ def _make_world(world: Path, homes: dict) -> None:
     (world / "ro").mkdir()
 
 
-def _snapshot(root: Path) -> dict[str, tuple]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = p.lstat()
-            out[str(p.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns)
-    return out
-
-
-def _run_case(case, root: Path, homes: dict) -> dict:
-    cid, argv, fragment = case
-    world = root / cid.replace(":", "_")
+def _run_case(case, world: Path, home: Path, homes: dict) -> dict:
+    _, argv, fragment = case
     _make_world(world, homes)
     readonly = any("{W}/ro" in a for a in argv)
-    home = root / f"{world.name}-home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REL_ENG_", "AWS_", "GNUPG"))}
-    env.update(HOME=str(home), GNUPGHOME=homes["E"], AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ENDPOINT_URL="http://127.0.0.1:1")
-    if not argv or argv[0] != "validate":
-        env["REL_ENG_BROKER_URL"] = DEAD_BROKER  # a case that slips through reaches nothing
-    args = [a.replace("{W}", str(world)) for a in argv]
-    before = _snapshot(world)
-    try:
-        cmd = [sys.executable, "-m", "rel_eng", *args]
-        if readonly:  # `ro` is a read-only tmpfs in a namespace of the command's own
-            cmd = in_readonly_tmpfs(world / "ro", cmd)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=world,
-                              timeout=120)
-        result = {"rc": proc.returncode, "stderr": proc.stderr, "stdout": proc.stdout}
-    except subprocess.TimeoutExpired as exc:
-        result = {"rc": "timeout", "stderr": str(exc.stderr), "stdout": ""}
-    after = _snapshot(world)
-    result.update(before=before, after=after, world=str(world),
-                  fragment=fragment.replace("{W}", str(world)) if fragment else None)
-    return result
+    # `ro` is a read-only tmpfs in a namespace of the command's own
+    wrap = (lambda cmd: in_readonly_tmpfs(world / "ro", cmd)) if readonly else None
+    return run_in_world(world, home, argv, fragment, drop_env=("REL_ENG_", "AWS_", "GNUPG"),
+                        env_extra={"GNUPGHOME": homes["E"]}, wrap=wrap)
 
 
 @pytest.fixture(scope="module")
 def results(request, tmp_path_factory, gpg_homes):
     """Run the selected cases three at a time (each in its own world)."""
-    wanted = [item.callspec.params["case"] for item in request.session.items
-              if getattr(item, "originalname", "") == "test_hostile_input_is_refused"
-              and hasattr(item, "callspec")]
-    root = tmp_path_factory.mktemp("hostile")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {c[0]: pool.submit(_run_case, c, root, gpg_homes) for c in wanted}
-        return {cid: f.result() for cid, f in futures.items()}
+    return run_selected(request, "test_hostile_input_is_refused",
+                        tmp_path_factory.mktemp("hostile"),
+                        lambda case, world, home: _run_case(case, world, home, gpg_homes))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_hostile_input_is_refused(case, results):
     r = results[case[0]]
-    lines = [line for line in r["stderr"].splitlines() if line.strip()]
-    assert r["rc"] == 2, r["stderr"] or r["stdout"]
-    assert len(lines) == 1, r["stderr"]
-    assert "Traceback" not in r["stderr"]
-    assert lines[0].startswith("rel-eng"), lines[0]
-    if r["fragment"]:
-        assert r["fragment"] in lines[0]
-    assert r["after"] == r["before"], "the world changed: " + ", ".join(
-        sorted(set(r["after"].items()) ^ set(r["before"].items()), key=str)[:5].__repr__().split(","))
+    assert_refused_in_one_line(r)
     assert list(Path(r["world"], "out").iterdir()) == []
     assert "right-passphrase" not in r["stderr"] and "badpass-secret" not in r["stderr"]
 

@@ -11,10 +11,8 @@ that names the problem, and a world unchanged to the byte and the mtime.
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from rel_eng import paths
+from tests.hostile_support import assert_refused_in_one_line, run_in_world, run_selected
 
-DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 DEAD_PG = "postgresql+psycopg://rel_eng@127.0.0.1:1/rel_eng"
 SECRET = "root:$6$hostile-secret-41f2$Zx:19000:0:99999:7:::"
 TODAY = dt.datetime.now(dt.timezone.utc).date()
@@ -268,68 +266,29 @@ def _make_world(world: Path, records: dict, case_id: str) -> None:
         fh.truncate(17 * 1024 * 1024)  # sparse: costs nothing, reads as 17 MiB
 
 
-def _snapshot(root: Path) -> dict[str, tuple]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = p.lstat()
-            out[str(p.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns)
-    return out
-
-
-def _run_case(case, root: Path, records: dict) -> dict:
+def _run_case(case, world: Path, home: Path, records: dict) -> dict:
     cid, argv, fragment = case
-    world = root / cid
     _make_world(world, records, cid)
-    home = root / f"{cid}-home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REL_ENG_", "AWS_"))}
-    if argv[0] != "validate":  # validate would report the dead broker too
-        env["REL_ENG_BROKER_URL"] = DEAD_BROKER
-    env.update(HOME=str(home), AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ENDPOINT_URL="http://127.0.0.1:1")
-    args = [a.replace("{W}", str(world)) for a in argv]
-    before = _snapshot(world)
     passwd = Path("/etc/passwd").stat().st_mtime_ns
-    try:
-        proc = subprocess.run([sys.executable, "-m", "rel_eng", *args], capture_output=True,
-                              text=True, env=env, cwd=world, timeout=120)
-        result = {"rc": proc.returncode, "stderr": proc.stderr, "stdout": proc.stdout}
-    except subprocess.TimeoutExpired as exc:
-        result = {"rc": "timeout", "stderr": str(exc.stderr), "stdout": ""}
-    result.update(before=before, after=_snapshot(world), world=str(world),
-                  passwd_same=Path("/etc/passwd").stat().st_mtime_ns == passwd,
-                  fragment=fragment.replace("{W}", str(world)) if fragment else None)
+    result = run_in_world(world, home, argv, fragment)
+    result["passwd_same"] = Path("/etc/passwd").stat().st_mtime_ns == passwd
     shutil.rmtree(world / "out" / "mirror", ignore_errors=True)  # symlinks point outside
     return result
 
 
 @pytest.fixture(scope="module")
 def results(request, tmp_path_factory, compose_records):
-    wanted = [item.callspec.params["case"] for item in request.session.items
-              if getattr(item, "originalname", "") == "test_more_hostile_input_is_refused"
-              and hasattr(item, "callspec")]
-    root = tmp_path_factory.mktemp("hostile-more")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {c[0]: pool.submit(_run_case, c, root, compose_records) for c in wanted}
-        return {cid: f.result() for cid, f in futures.items()}
+    return run_selected(request, "test_more_hostile_input_is_refused",
+                        tmp_path_factory.mktemp("hostile-more"),
+                        lambda case, world, home: _run_case(case, world, home, compose_records))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_more_hostile_input_is_refused(case, results):
     r = results[case[0]]
-    lines = [line for line in r["stderr"].splitlines() if line.strip()]
-    assert r["rc"] == 2, r["stderr"] or r["stdout"]
-    assert len(lines) == 1, r["stderr"]
-    assert "Traceback" not in r["stderr"] and "internal error" not in r["stderr"]
-    assert lines[0].startswith("rel-eng"), lines[0]
-    assert not any(ord(ch) < 32 or 0x7f <= ord(ch) <= 0x9f for ch in lines[0]), repr(lines[0])
-    if r["fragment"]:
-        assert r["fragment"] in lines[0]
-    assert r["after"] == r["before"], sorted(set(r["after"].items()) ^ set(r["before"].items()),
-                                             key=str)[:5]
+    line = assert_refused_in_one_line(r)
+    assert "internal error" not in r["stderr"]
+    assert not any(ord(ch) < 32 or 0x7f <= ord(ch) <= 0x9f for ch in line), repr(line)
     assert r["passwd_same"]
     assert "hostile-secret" not in r["stderr"] and "owned" not in r["stderr"]
 

@@ -10,22 +10,16 @@ from rel_eng.config import Signing
 from rel_eng.progress import Progress
 
 from conftest import ALPHA_DATE
+from gpg_support import signing_key_home
 
 PASSPHRASE = "correct-horse-battery-staple-7f3a"
 
 
 @pytest.fixture(scope="module")
 def gpg_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
-    pp = home / "passphrase"
-    pp.write_text(PASSPHRASE)
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
-                    "--passphrase-file", str(pp), "--quick-gen-key",
-                    "rel-eng test signing <signing@example.org>", "ed25519", "sign", "never"],
-                   check=True, capture_output=True)
-    yield home, pp
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+    uid = "rel-eng test signing <signing@example.org>"
+    with signing_key_home(tmp_path_factory, uid, PASSPHRASE) as key:
+        yield key
 
 
 def test_checksums_are_clearsigned_and_verify(tmp_path, config, gpg_home, caplog, capfd):
