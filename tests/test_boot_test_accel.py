@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rel_eng.boottest import fixture
+from tests.qemu_procs import qemu_pids_under
 
 RELENG = [sys.executable, "-m", "rel_eng"]
 DEV_KVM = Path("/dev/kvm")
@@ -29,18 +30,6 @@ def _env(tmp_path: Path) -> dict:
     tmp.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "REL_ENG_ACCEL"}
     return {**env, "TMPDIR": str(tmp)}
-
-
-def _qemu_under(path: Path) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and b"qemu-system" in cmd[0] and any(str(path).encode() in a for a in cmd):
-            found.append(int(proc.name))
-    return found
 
 
 def test_accel_kvm_is_refused_where_kvm_is_not_usable(tmp_path):
@@ -60,7 +49,7 @@ def test_accel_kvm_is_refused_where_kvm_is_not_usable(tmp_path):
     assert proc.stdout == ""
     # no logs dir, no key, seed or overlay in TMPDIR: nothing booted
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
-    assert _qemu_under(disk) == []
+    assert qemu_pids_under(disk) == []
 
 
 def test_accel_kvm_boots_where_kvm_is_usable(appliance_images, tmp_path):
@@ -94,4 +83,4 @@ def test_accel_tcg_runs_the_guest_under_tcg(appliance_images, tmp_path):
     assert log.is_file() and log.parent == logs
     text = log.read_text(errors="replace")
     assert "grub" in text.lower()  # the image's own boot loader ran, under TCG
-    assert _qemu_under(no_boot.path) == []
+    assert qemu_pids_under(no_boot.path) == []

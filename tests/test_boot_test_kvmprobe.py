@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rel_eng.boottest import accel, kvmprobe
+from tests.qemu_procs import qemu_pids_under
 
 QEMU = shutil.which("qemu-system-x86_64")
 needs_qemu = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")
@@ -100,19 +101,6 @@ def test_probe_image_is_built_from_its_source(tmp_path):
     assert binary.read_bytes() == kvmprobe.PROBE_IMAGE
 
 
-def _qemu_pids_under(path: Path) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"qemu-system" in cmd and str(path).encode() in cmd:
-                found.append(int(proc.name))
-    return found
-
-
 @needs_qemu
 def test_probe_kernel_runs_to_its_end_under_tcg(tmp_path):
     kernel = tmp_path / "kvmprobe.bin"
@@ -122,7 +110,7 @@ def test_probe_kernel_runs_to_its_end_under_tcg(tmp_path):
     run = kvmprobe.run_qemu(argv, 30)
     assert run.returncode == kvmprobe.EXIT_OK and run.serial.startswith("12\n" + kvmprobe.PROBE_OK)
     assert kvmprobe.judge(run, 30).kvm
-    assert _qemu_pids_under(tmp_path) == []
+    assert qemu_pids_under(tmp_path) == []
 
 
 @needs_qemu
@@ -137,7 +125,7 @@ def test_real_probe_on_this_host(tmp_path, monkeypatch):
     assert r.kvm is hardware, r.reason
     if not hardware:
         assert r.reason.startswith("a probe kernel under KVM failed: "), r.reason
-    assert _qemu_pids_under(tmp_path) == [] and [p.name for p in tmp_path.iterdir()] == ["kvm-probe.json"]
+    assert qemu_pids_under(tmp_path) == [] and [p.name for p in tmp_path.iterdir()] == ["kvm-probe.json"]
     if Path("/dev/kvm").exists() and not hardware:
         a = accel.choose("auto", env={}, probe=lambda: kvmprobe.probe(QEMU, cache=cache))
         assert a.name == "tcg" and a.reason.endswith("(cached probe result)"), a.reason

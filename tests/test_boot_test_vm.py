@@ -41,24 +41,10 @@ from rel_eng.boottest import checks as ck
 from rel_eng.boottest import engine, fixture, image
 from rel_eng.boottest.accel import Accel
 from rel_eng.boottest.platform import Platform
+from tests.qemu_procs import qemu_pids_under
 
 RELENG = [sys.executable, "-m", "rel_eng"]
 NEGATIVE = ("mac-binding", "no-growpart", "ec2", "openstack", "hostile")
-
-
-def qemu_pids_under(path: Path) -> list[int]:
-    """qemu processes whose command line names a file under path."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and b"qemu-system" in cmd[0] and any(str(path).encode() in a for a in cmd):
-            found.append(int(proc.name))
-    return found
 
 
 @pytest.fixture(scope="session")

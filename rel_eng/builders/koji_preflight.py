@@ -121,8 +121,7 @@ def taken_builds(hub: Hub, nvrs: list[str]) -> dict[str, str]:
             state = koji.TASK_STATES.get(task.get("state"), "open")
             taken[nvr] = (f"koji task {task.get('id')} ({state}) builds it on "
                           f"{hub.profile.server}")
-    builds = {nvr: b for (kind, nvr), b in ((k, v) for k, v in found.items() if k != "tasks")
-              if b}
+    builds = {key[1]: b for key, b in found.items() if key != "tasks" and b}
     where = {nvr: f"koji build {b['id']} ({koji.BUILD_STATES[b['state']]}) on {hub.profile.server}"
              for nvr, b in builds.items()}
     for nvr, b in builds.items():

@@ -91,12 +91,10 @@ def step_locks(topdir: Path, steps: list[str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def allocation_lock(output: Path) -> Iterator[None]:
-    """Respin allocation and the creation of the compose dir, one compose at a time per output.
-
-    The lock is on the output dir itself, so it adds no file to it."""
-    output.mkdir(parents=True, exist_ok=True)
-    fd = os.open(output, os.O_RDONLY | os.O_DIRECTORY)
+def _dir_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on the directory itself (made if missing), so it adds no file to it."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -104,16 +102,16 @@ def allocation_lock(output: Path) -> Iterator[None]:
         os.close(fd)  # drops the lock
 
 
-@contextlib.contextmanager
-def mirror_lock(mirror_root: Path) -> Iterator[None]:
+def allocation_lock(output: Path) -> contextlib.AbstractContextManager[None]:
+    """Respin allocation and the creation of the compose dir, one compose at a time per output.
+
+    The lock is on the output dir itself, so it adds no file to it."""
+    return _dir_lock(output)
+
+
+def mirror_lock(mirror_root: Path) -> contextlib.AbstractContextManager[None]:
     """One mirror tree, one holder: respin allocation against what the mirror holds and has
     reserved, and the sweep of another host's leftovers in it. On the mirror root itself, so
     it adds no file to the mirror (flock works across hosts on NFSv4 and most cluster
     filesystems)."""
-    mirror_root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(mirror_root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # drops the lock
+    return _dir_lock(mirror_root)
