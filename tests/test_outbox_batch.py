@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from rel_eng.messaging import bodies
 from rel_eng.messaging.publisher import PublishFailed
@@ -89,7 +89,10 @@ class Counter:
         self.statements.append(" ".join(statement.split()).lower())
 
     def count(self, prefix: str) -> int:
-        return sum(1 for s in self.statements if s.startswith(prefix))
+        """Statements that are, or hold (PostgreSQL settles a batch in one WITH statement), one
+        starting with `prefix`."""
+        return sum(1 for s in self.statements
+                   if s.startswith(prefix) or f"as ({prefix}" in s)
 
     def stop(self):
         event.remove(self.engine, "commit", self._commit)
@@ -228,3 +231,67 @@ def test_sigkill_between_confirm_and_mark_resends_the_same_ids(engine, store_url
     resent = set(confirmed) & set(again.sent)
     assert resent == set(ids[settled:kill_after])  # the same ids, nothing else twice
     assert set(confirmed) | set(again.sent) == set(ids)
+
+
+def _write_and_claim(engine, flusher, run: str, n: int = 1):
+    """What the compose's recorder does: enqueue and claim in one transaction, then flush on the
+    same connection after the commit."""
+    msgs = _messages(n, run)
+    with engine.connect() as conn:
+        with conn.begin():
+            outbox.enqueue(conn, msgs, NOW)
+            claimed = flusher.claim(conn)
+        return claimed, flusher.flush(conn=conn, claimed=claimed), [m.message_id for m in msgs]
+
+
+def test_a_write_that_claims_pays_one_commit_beyond_its_own(engine):
+    """The lease and the first batch are taken in the writer's transaction: the flush after it
+    commits once (marks, lease back, count) and takes no lease of its own."""
+    assert outbox.Flusher(engine, Recording()).flush().sent == 0  # the lease row exists now
+    older = _fill(engine, 2, "older")  # left pending by an earlier flush: sent first, in order
+    sender = Recording()
+    counter = Counter(engine)
+    try:
+        claimed, result, ids = _write_and_claim(engine, outbox.Flusher(engine, sender), "w", 2)
+    finally:
+        counter.stop()
+    assert [r.message_id for r in claimed] == older + ids
+    assert (result.sent, result.pending, result.error, result.busy) == (4, 0, "", False)
+    assert sender.sent == older + ids
+    assert counter.commits == 2  # the writer's own, then the batch's
+    assert counter.count("update outbox_lease set holder") == 1
+    assert counter.count("update outbox set sent_at") == 1
+    assert counter.count("select outbox_lease") == counter.count("insert into outbox_lease") == 0
+    assert outbox.Flusher(engine, Recording()).flush() == outbox.FlushResult()  # lease given back
+
+
+def test_a_claim_never_takes_a_live_lease_nor_inserts_one(engine):
+    """No lease row yet: the claim takes nothing and inserts nothing (a racing insert would fail
+    the writer's transaction), and the flush takes the lease its usual way. A live holder: the
+    writer's messages stay for it, and the writer's transaction still commits."""
+    sender = Recording()
+    claimed, result, ids = _write_and_claim(engine, outbox.Flusher(engine, sender), "first")
+    assert claimed is None and result.sent == 1 and sender.sent == ids
+    with engine.begin() as conn:
+        conn.execute(outbox.L.update().values(holder="elsewhere:1:live",
+                                              until=outbox.utcnow() + dt.timedelta(days=1)))
+    held = Recording()
+    claimed, result, ids = _write_and_claim(engine, outbox.Flusher(engine, held), "held")
+    assert claimed is None and (result.sent, result.busy, result.pending) == (0, True, 1)
+    assert held.sent == []
+    with engine.connect() as conn:  # committed, pending for the holder
+        assert conn.execute(select(outbox.O.c.message_id).where(
+            outbox.O.c.sent_at.is_(None))).scalars().all() == ids
+
+
+def test_a_claim_of_a_dead_holders_lease_on_this_host_takes_it_over(engine):
+    assert outbox.Flusher(engine, Recording()).flush().sent == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with engine.begin() as conn:
+        conn.execute(outbox.L.update().values(holder=f"{socket.gethostname()}:{dead}:gone",
+                                              until=outbox.utcnow() + dt.timedelta(days=1)))
+    sender = Recording()
+    claimed, result, ids = _write_and_claim(engine, outbox.Flusher(engine, sender), "taken")
+    assert [r.message_id for r in claimed] == ids
+    assert (result.sent, result.busy) == (1, False) and sender.sent == ids

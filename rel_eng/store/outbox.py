@@ -8,6 +8,11 @@ confirmed by the broker in turn; then one transaction marks the confirmed ones s
 lease and reads the next batch. A crash between a confirm and its batch's mark leaves those
 messages pending: the next flush resends them with the same ids, which consumers deduplicate
 on. A failed send stops the flush (order) and leaves the message pending with its error.
+
+A writer that enqueues can `claim` in its own transaction: the lease and the first batch are
+taken there, so the flush after its commit starts sending at once and pays one transaction (the
+settling one) instead of two. The settling transaction also counts what is left, in the
+statement that gives the lease back.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -47,11 +52,34 @@ _TAKE = update(L).where(L.c.name == LEASE, or_(L.c.holder == bindparam("me"),
     .values(holder=bindparam("me_"), until=bindparam("until_"))
 _MINE = update(L).where(L.c.name == LEASE, L.c.holder == bindparam("me"))
 _SET_UNTIL = _MINE.values(until=bindparam("until_"))
+# Giving the lease back and counting what is still pending, in one statement.
+_RELEASE = _SET_UNTIL.returning(_COUNT.scalar_subquery())
 _MARK = update(O).where(O.c.seq.in_(bindparam("rows", expanding=True))).values(
     sent_at=bindparam("sent_at_"), attempts=O.c.attempts + 1, last_error="")
 _FAILED = update(O).where(O.c.seq == bindparam("row")).values(
     attempts=O.c.attempts + 1, last_error=bindparam("error_"))
 _INSERTS: dict[str, object] = {}
+
+
+def _settle_in_one() -> object:
+    """PostgreSQL settles the usual batch (nothing failed, nothing behind it) in one statement:
+    its commit relaxed (see `_relaxed`), the rows marked, the lease given back and what is left
+    counted. The count cannot see the marks of its own statement, so it leaves those rows out."""
+    relax = select(func.set_config("synchronous_commit", "off", True).label("v")).cte("relax")
+    marked = _MARK.returning(O.c.seq).cte("marked")
+    released = _SET_UNTIL.returning(L.c.holder).cte("released")
+    left = select(func.count()).select_from(O).where(
+        O.c.sent_at.is_(None), O.c.seq.not_in(bindparam("rows", expanding=True)))
+    return select(select(relax.c.v).scalar_subquery(),
+                  select(func.count()).select_from(marked).scalar_subquery(),
+                  select(func.count()).select_from(released).scalar_subquery(),
+                  left.scalar_subquery())
+
+
+_SETTLE_PG = _settle_in_one()
+# ... and a writer's claim (the lease when free or ours, and the first batch) in one statement.
+_TAKEN = _TAKE.returning(L.c.holder).cte("taken")
+_CLAIM_PG = _NEXT.where(exists(select(_TAKEN.c.holder)))
 
 
 def utcnow() -> dt.datetime:
@@ -154,7 +182,7 @@ class Flusher:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
-    def _acquire(self, conn: Connection) -> bool:
+    def _acquire(self, conn: Connection, may_insert: bool = True) -> bool:
         now = self.clock()
         until = now + dt.timedelta(seconds=LEASE_S)
         if conn.execute(_TAKE, {"me": self.holder, "now": now, "me_": self.holder,
@@ -164,6 +192,8 @@ class Flusher:
         # Missing, or held: by a live process, or by one on this host that is gone.
         row = conn.execute(_LEASE).first()
         if row is None:
+            if not may_insert:
+                return False
             conn.execute(L.insert().values(name=LEASE, holder=self.holder, until=until))
         elif row.holder != self.holder and not self._stale(row.holder, row.until, now):
             return False
@@ -180,9 +210,11 @@ class Flusher:
         self._renewed = now
         return done.rowcount == 1
 
-    def _release(self, conn: Connection) -> None:
-        conn.execute(_SET_UNTIL, {"me": self.holder,
-                                  "until_": self.clock() - dt.timedelta(seconds=1)})
+    def _release(self, conn: Connection) -> int | None:
+        """Give the lease back; returns how many messages are pending (None: it was not ours)."""
+        left = conn.execute(_RELEASE, {"me": self.holder,
+                                       "until_": self.clock() - dt.timedelta(seconds=1)}).first()
+        return None if left is None else left[0]
 
     def _rows(self, conn: Connection) -> list:
         return conn.execute(_NEXT, {"n": self.batch}).all()
@@ -197,28 +229,57 @@ class Flusher:
 
     # --- flushing: take the lease, then send a batch and settle it until done ---
 
-    def flush(self, limit: int | None = None) -> FlushResult:
+    def claim(self, conn: Connection) -> list | None:
+        """Inside the caller's open transaction (the one that enqueued): take the lease and read
+        the first batch, for `flush(conn=..., claimed=...)` after the commit. None when another
+        live flusher holds the lease (it sends these) or no lease row exists yet (the flush then
+        takes it the usual way): it never inserts, so a racing insert cannot fail the caller's
+        transaction, and it never relaxes the caller's durable commit."""
+        if conn.dialect.name == "postgresql":
+            now = self.clock()
+            rows = conn.execute(_CLAIM_PG, {
+                "n": self.batch, "me": self.holder, "now": now, "me_": self.holder,
+                "until_": now + dt.timedelta(seconds=LEASE_S)}).all()
+            if rows:  # the lease was free or ours: taken
+                self._renewed = now
+                return rows
+        # Held (by a live process, or a dead one on this host), missing, or nothing pending.
+        if not self._acquire(conn, may_insert=False):
+            return None
+        rows = self._rows(conn)
+        if not rows:
+            self._release(conn)
+        return rows or None
+
+    def flush(self, limit: int | None = None, *, conn: Connection | None = None,
+              claimed: list | None = None) -> FlushResult:
         """Send pending messages in order until none is left, one fails, or `limit` were sent.
-        One connection for the whole flush; one transaction to take the lease, then one per
-        batch (marks, lease renewal, the next rows)."""
+        One connection for the whole flush (`conn`: the caller's, outside any transaction); one
+        transaction to take the lease (none when `claimed` holds what `claim` took), then one
+        per batch (marks, lease renewal, the next rows)."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._flush(own, limit, claimed)
+        return self._flush(conn, limit, claimed)
+
+    def _flush(self, conn: Connection, limit: int | None, claimed: list | None) -> FlushResult:
         result = FlushResult()
-        with self.engine.connect() as conn:
-            while True:
-                rows = self._take(conn)
-                if rows is None:
-                    result.busy = True
-                    with conn.begin():
-                        result.pending = self._count(conn)
-                    return result
-                while rows:
-                    budget = None if limit is None else limit - result.sent
-                    done = self._send(rows, budget, result)
-                    rows = self._settle(conn, done, result, limit, fetched=len(rows))
-                # A message committed while we held the lease, by a process that found it
-                # taken, is ours to send: look again after releasing.
-                if (result.busy or result.error or not result.pending
-                        or (limit is not None and result.sent >= limit)):
-                    return result
+        while True:
+            rows, claimed = (claimed, None) if claimed else (self._take(conn), None)
+            if rows is None:
+                result.busy = True
+                with conn.begin():
+                    result.pending = self._count(conn)
+                return result
+            while rows:
+                budget = None if limit is None else limit - result.sent
+                done = self._send(rows, budget, result)
+                rows = self._settle(conn, done, result, limit, fetched=len(rows))
+            # A message committed while we held the lease, by a process that found it
+            # taken, is ours to send: look again after releasing.
+            if (result.busy or result.error or not result.pending
+                    or (limit is not None and result.sent >= limit)):
+                return result
 
     def _take(self, conn: Connection) -> list | None:
         """The lease and the first batch, in one transaction; None when another holds it.
@@ -261,15 +322,22 @@ class Flusher:
         """One transaction: mark the confirmed rows sent (and the failed one with why), then
         renew the lease and read the next batch, or give the lease back. Returns the next rows,
         or [] once the lease is released (or lost)."""
+        finished = done.failed is not None or (limit is not None and result.sent >= limit)
+        # A full batch may have more behind it; rows left unsent (the lease's time) are next.
+        more = fetched == self.batch or len(done.sent) < fetched
         with conn.begin():
+            if (conn.dialect.name == "postgresql" and done.failed is None
+                    and (finished or not more)):
+                _, _, released, left = conn.execute(_SETTLE_PG, {
+                    "rows": done.sent, "sent_at_": self.clock(), "me": self.holder,
+                    "until_": self.clock() - dt.timedelta(seconds=1)}).one()
+                result.pending = left if released else self._count(conn)
+                return []
             self._relaxed(conn)
             if done.sent:
                 conn.execute(_MARK, {"rows": done.sent, "sent_at_": self.clock()})
             if done.failed is not None:  # stays pending, with why
                 conn.execute(_FAILED, {"row": done.failed, "error_": result.error[:2000]})
-            finished = done.failed is not None or (limit is not None and result.sent >= limit)
-            # A full batch may have more behind it; rows left unsent (the lease's time) are next.
-            more = fetched == self.batch or len(done.sent) < fetched
             if not finished and more:
                 if not self._renew(conn):
                     result.busy = True  # our lease went stale; another took over
@@ -278,6 +346,6 @@ class Flusher:
                 rows = self._rows(conn)
                 if rows:
                     return rows
-            self._release(conn)
-            result.pending = self._count(conn)
+            left = self._release(conn)
+            result.pending = self._count(conn) if left is None else left
             return []

@@ -8,6 +8,7 @@ while instead of each waiting for a connect timeout.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -213,10 +214,9 @@ class StoreRecorder:
                 messages.append(m)
         self._enqueue(conn, messages, now)
 
-    def flush(self, config) -> "outbox.FlushResult | None":
-        """Send what the outbox holds, when messaging is on. Never raises: a broker that is
-        down leaves the messages pending for the next flush (beat, `rel-eng messages flush`)."""
-        from rel_eng.messaging.publisher import Publisher, require_config, sending
+    def _flusher(self, config) -> "outbox.Flusher | None":
+        """A flusher when messages are to be sent now (messaging on, the broker not resting)."""
+        from rel_eng.messaging.publisher import Publisher, sending
 
         if not sending(config):
             return None
@@ -224,9 +224,23 @@ class StoreRecorder:
             self._publisher = Publisher(config.messaging)
         if self._publisher.resting:
             return None
+        return outbox.Flusher(self.engine, self._publisher, self.clock)
+
+    def flush(self, config, *, conn: Connection | None = None,
+              flusher: "outbox.Flusher | None" = None,
+              claimed: list | None = None) -> "outbox.FlushResult | None":
+        """Send what the outbox holds, when messaging is on. Never raises: a broker that is
+        down leaves the messages pending for the next flush (beat, `rel-eng messages flush`).
+        `conn`, `flusher` and `claimed`: a write's connection and what it claimed in its
+        transaction (`_write`)."""
+        from rel_eng.messaging.publisher import require_config
+
+        flusher = flusher or self._flusher(config)
+        if flusher is None:
+            return None
         try:
             require_config(config.messaging)
-            result = outbox.Flusher(self.engine, self._publisher, self.clock).flush()
+            result = flusher.flush(conn=conn, claimed=claimed)
         except Exception as exc:  # the store or the library: the compose goes on regardless
             log.warning("messages not sent (they stay in the outbox): %s",
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -246,23 +260,29 @@ class StoreRecorder:
         if status is None and self.monotonic() < self._down_until:
             log.debug("compose store unavailable: not recording %s of %s", what, cid)
             return False
-        try:
-            self._enqueued = False
-            with self.engine.begin() as conn:
-                now = self.clock()
-                self._ensure(conn, c, status or "STARTED", now)
-                fn(conn, now)
-            self._known.add(cid)  # only once committed: its rows exist now
-            self._down_until = 0.0
-        except (SQLAlchemyError, StoreUnavailable) as exc:
-            self._down_until = self.monotonic() + BACKOFF_S
-            log.warning("compose store %s: could not record %s of %s: %s (the compose goes on; "
-                        "the next status change re-syncs)", redacted(self.url), what, cid,
-                        str(exc).splitlines()[0])
-            return False
-        if self._enqueued or status is not None:
-            # Then published, after the commit; a status change also sends older leftovers.
-            self.flush(c.config)
+        with contextlib.ExitStack() as stack:
+            try:
+                self._enqueued = False
+                conn = stack.enter_context(self.engine.connect())
+                with conn.begin():
+                    now = self.clock()
+                    self._ensure(conn, c, status or "STARTED", now)
+                    fn(conn, now)
+                    # What it enqueued is claimed in the same transaction, so the flush after
+                    # the commit needs no transaction of its own to start.
+                    flusher = self._flusher(c.config) if self._enqueued else None
+                    claimed = flusher.claim(conn) if flusher else None
+                self._known.add(cid)  # only once committed: its rows exist now
+                self._down_until = 0.0
+            except (SQLAlchemyError, StoreUnavailable) as exc:
+                self._down_until = self.monotonic() + BACKOFF_S
+                log.warning("compose store %s: could not record %s of %s: %s (the compose goes "
+                            "on; the next status change re-syncs)", redacted(self.url), what, cid,
+                            str(exc).splitlines()[0])
+                return False
+            if self._enqueued or status is not None:
+                # Then published, after the commit; a status change also sends older leftovers.
+                self.flush(c.config, conn=conn, flusher=flusher, claimed=claimed)
         return True
 
     def _ensure(self, conn: Connection, c, status: str, now: dt.datetime) -> None:
