@@ -275,18 +275,17 @@ class Ec2Publisher:
             image_id, snaps = image["ImageId"], ami.snapshot_ids(image)
             orgs = ec2_sharing.share_orgs(ec2, self.cfg, image_id)
             state = ec2_sharing.SHARED if orgs else ec2_sharing.PRIVATE
-            if public:
-                if image.get("Public"):
-                    state = ec2_sharing.PUBLIC  # already public: a block turned on later keeps it so
-                elif self.block(region):
-                    state = ec2_sharing.BLOCKED
-                elif ec2_sharing.make_public(ec2, image_id, snaps):
-                    state = ec2_sharing.PUBLIC
-                else:  # refused: the setting was turned on after it was read (or not yet visible)
+            made = False
+            if public and self.block(region) is None:
+                made = ec2_sharing.make_public(ec2, image_id, snaps)  # again on reruns: a no-op
+                if not made:  # refused: turned on after it was read (or not yet visible there)
                     self._blocks[region] = ec2_sharing.Block(
                         region, (("image", f"refusing it ({ec2_sharing.REFUSED_PUBLIC})", "account"),))
                     log.warning("%s", self._blocks[region].line())
-                    state = ec2_sharing.BLOCKED
+            if made or image.get("Public"):  # a block turned on later keeps public AMIs public
+                state = ec2_sharing.PUBLIC
+            elif public:
+                state = ec2_sharing.BLOCKED
             visibility[region] = state
             if self.cfg.ssm_prefix and state in ec2_sharing.VISIBLE:
                 name = ec2_sharing.pointer_name(self.cfg, self.plan.release_version, self.plan.weekly,

@@ -84,8 +84,8 @@ def share_orgs(ec2: Any, cfg: Ec2Config, image_id: str) -> bool:
 
 
 def make_public(ec2: Any, image_id: str, snapshots: list[str]) -> bool:
-    """Snapshots first, then the AMI: False (and nothing left public) when a setting refuses it,
-    which happens when it was turned on after `public_block` read it."""
+    """Snapshots first, then the AMI: False when a setting refuses it (turned on after
+    `public_block` read it), and the snapshots' public grant is withdrawn again."""
     try:
         for snap in snapshots:
             ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
@@ -94,7 +94,9 @@ def make_public(ec2: Any, image_id: str, snapshots: list[str]) -> bool:
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != REFUSED_PUBLIC:
             raise
-        take_back(ec2, image_id, snapshots)
+        for snap in snapshots:
+            ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
+                                          OperationType="remove", GroupNames=["all"])
         return False
     return True
 
