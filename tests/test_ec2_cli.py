@@ -45,7 +45,7 @@ wait_timeout_s = 60
     log = publish.stderr.decode()
     assert (f"blocked: {REGIONS[1]}: image block public access is block-new-sharing, the AMIs stay "
             f"private there (lift it with `aws ec2 disable-image-block-public-access --region "
-            f"{REGIONS[1]}`, then share again)") in log
+            f"{REGIONS[1]}`; then share again)") in log
     assert "Authorization" in log and "Found credentials in environment variables" in log
     assert f"wrote {topdir / 'compose' / 'metadata' / 'ec2.json'}" in log
     assert prune.stdout.decode().startswith("no weekly AMIs older than 1 days")

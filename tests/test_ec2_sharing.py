@@ -68,10 +68,10 @@ def test_a_blocking_region_stays_private_and_the_rest_of_the_drop_is_shared(moto
     assert report.blocked == {
         REGIONS[0]: f"{REGIONS[0]}: image block public access is block-new-sharing, the AMIs stay "
                     f"private there (lift it with `aws ec2 disable-image-block-public-access "
-                    f"--region {REGIONS[0]}`, then share again)",
+                    f"--region {REGIONS[0]}`; then share again)",
         REGIONS[1]: f"{REGIONS[1]}: snapshot block public access is block-all-sharing, the AMIs "
-                    "stay private there (lift it with the organization's declarative policy sets "
-                    "the snapshot one (change the policy), then share again)",
+                    "stay private there (the snapshot setting comes from the organization's "
+                    "declarative policy: change it there; then share again)",
     }
     orgs = [{"OrganizationArn": ORG}, {"OrganizationalUnitArn": OU}]
     assert [r.job.arch for r in report.images] == ["x86_64"]
@@ -255,7 +255,7 @@ def test_block_line_names_each_setting_and_its_command():
         "ap-south-1: image block public access is block-new-sharing and snapshot block public "
         "access is block-new-sharing, the AMIs stay private there (lift it with "
         "`aws ec2 disable-image-block-public-access --region ap-south-1` and "
-        "`aws ec2 disable-snapshot-block-public-access --region ap-south-1`, then share again)")
+        "`aws ec2 disable-snapshot-block-public-access --region ap-south-1`; then share again)")
 
 
 @pytest.mark.parametrize("key, value, message", [

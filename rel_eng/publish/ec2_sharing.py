@@ -44,16 +44,14 @@ class Block:
     settings: tuple[tuple[str, str, str], ...]  # (image|snapshot, state, managed by)
 
     def line(self) -> str:
-        parts, lifts = [], []
-        for kind, state, managed_by in self.settings:
-            parts.append(f"{kind} block public access is {state}")
-            if managed_by == BLOCKED_BY_POLICY:
-                lifts.append(f"the organization's declarative policy sets the {kind} one "
-                             "(change the policy)")
-            else:
-                lifts.append(f"`{LIFT[kind].format(region=self.region)}`")
+        parts = [f"{kind} block public access is {state}" for kind, state, _ in self.settings]
+        commands = [f"`{LIFT[kind].format(region=self.region)}`"
+                    for kind, _, managed_by in self.settings if managed_by != BLOCKED_BY_POLICY]
+        how = [f"lift it with {' and '.join(commands)}"] if commands else []
+        how += [f"the {kind} setting comes from the organization's declarative policy: change it there"
+                for kind, _, managed_by in self.settings if managed_by == BLOCKED_BY_POLICY]
         return (f"{self.region}: {' and '.join(parts)}, the AMIs stay private there "
-                f"(lift it with {' and '.join(lifts)}, then share again)")
+                f"({'; '.join(how)}; then share again)")
 
 
 def public_block(ec2: Any, region: str) -> Block | None:
