@@ -1,5 +1,6 @@
-"""Shared fixtures for the EC2 tests: moto's standalone server on 127.0.0.1, an AWS environment
-pointing at it, a compose dir with sparse EC2 raw disks, and botocore event-hook recorders."""
+"""Shared fixtures for the EC2 tests: moto's standalone server on 127.0.0.1 (with the actions it
+lacks answered in front of it: tests/moto_gaps.py), an AWS environment pointing at it, a compose
+dir with sparse EC2 raw disks, and botocore event-hook recorders."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # before moto load
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto.server import ThreadedMotoServer
+
+from tests.moto_gaps import GapFillingMotoServer, MotoGaps
 
 from rel_eng.config import Config, load_config
 from tests.oracles import block_sha256
@@ -32,18 +34,28 @@ MIB = 1024**2
 IMAGE_SIZE = 8 * MIB
 BASE = "us-east-1"
 REGIONS = ("us-west-2", "eu-west-1")
+GAPS: dict[str, MotoGaps] = {}  # server URL -> what answers the EC2 actions moto lacks
 
 
 @pytest.fixture(scope="module")
 def moto_url():
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = GapFillingMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    GAPS[url] = server.gaps
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
+        GAPS.pop(url, None)
         server.stop()
+
+
+@pytest.fixture
+def moto_gaps(aws_env, moto_url) -> MotoGaps:
+    """Block Public Access states per region and the requests moto itself cannot answer."""
+    return GAPS[moto_url]
 
 
 @pytest.fixture
@@ -51,6 +63,7 @@ def aws_env(moto_url, monkeypatch, tmp_path):
     """Fake credentials from the environment only; all traffic to the local server. Returns the secret."""
     req = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=10).close()
+    GAPS[moto_url].reset()
     secret = "relengtestsecret" + secrets.token_hex(12)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
                  "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 
-from ec2_helpers import BASE, REGIONS, aws_env, ec2_jobs, make_compose, moto_url  # noqa: F401
+from ec2_helpers import BASE, REGIONS, aws_env, ec2_jobs, make_compose, moto_gaps, moto_url  # noqa: F401
 from rel_eng import runner
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,8 +21,9 @@ def rel_eng(args: list[str], cwd: Path):
     return runner.run([sys.executable, "-m", "rel_eng", *args], cwd=cwd, env=env, timeout=120)
 
 
-def test_publish_and_prune_never_reveal_the_secret_key(aws_env, tmp_path):
+def test_publish_and_prune_never_reveal_the_secret_key(aws_env, moto_gaps, tmp_path):
     secret = aws_env
+    moto_gaps.image_bpa[REGIONS[1]] = "block-new-sharing"  # that region's AMIs stay private
     topdir, plan = make_compose(tmp_path / "out")
     conf = tmp_path / "rel-eng.toml"
     conf.write_text(f"""
@@ -40,8 +41,11 @@ wait_timeout_s = 60
 
     messages = [json.loads(line) for line in publish.stdout.decode().splitlines()]
     assert sorted(m["body"]["image_name"] for m in messages) == sorted(j.nvra for j in ec2_jobs(plan))
-    assert all(set(m["body"]["regions"]) == {BASE, *REGIONS} for m in messages)
+    assert all(set(m["body"]["regions"]) == {BASE, REGIONS[0]} for m in messages)
     log = publish.stderr.decode()
+    assert (f"blocked: {REGIONS[1]}: image block public access is block-new-sharing, the AMIs stay "
+            f"private there (lift it with `aws ec2 disable-image-block-public-access --region "
+            f"{REGIONS[1]}`; then share again)") in log
     assert "Authorization" in log and "Found credentials in environment variables" in log
     assert f"wrote {topdir / 'compose' / 'metadata' / 'ec2.json'}" in log
     assert prune.stdout.decode().startswith("no weekly AMIs older than 1 days")

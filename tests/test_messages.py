@@ -190,6 +190,25 @@ def test_ami_messages_keep_the_uploaders_body_and_are_recorded_once(recorded_sql
                                "subvariant": "Cloud_Base_EC2"}
 
 
+def test_a_region_block_public_access_kept_private_is_neither_announced_nor_public(recorded_sqlite):
+    from sqlalchemy import select
+
+    from rel_eng.store import schema
+
+    c, rec = recorded_sqlite
+    job = next(j for j in c.plan.images if j.image_type == "ec2" and j.arch == "x86_64")
+    ec2 = {"images": {job.nvra: {"arch": "x86_64", "subvariant": job.subvariant,
+                                 "regions": {"us-east-1": "ami-1", "eu-west-1": "ami-2"},
+                                 "visibility": {"us-east-1": "public", "eu-west-1": "blocked"},
+                                 "snapshots": {}, "public": False}}}
+    rec.amis(c, ec2)
+    amis = outbox.listing(rec.engine, topic=bodies.AMI_PUBLISHED)
+    assert [a["body"]["regions"] for a in amis] == [{"us-east-1": "ami-1"}]
+    with rec.engine.connect() as conn:
+        rows = conn.execute(select(schema.amis.c.region, schema.amis.c.public)).all()
+    assert sorted(map(tuple, rows)) == [("eu-west-1", False), ("us-east-1", True)]
+
+
 def test_ami_messages_go_out_on_the_uploaders_per_image_topic(recorded_sqlite):
     from fedora_image_uploader_messages.publish import AwsPublishedV1
 

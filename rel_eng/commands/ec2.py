@@ -74,8 +74,12 @@ def run_publish(args) -> int:
         report = publish_ec2(args.compose_dir, config, args.regions)  # logs skipped images
     for result in report.images:
         state = "public" if result.public else "private"
-        amis = " ".join(f"{r}={a}" for r, a in result.amis.items())
+        amis = " ".join(f"{r}={a}" + (f" ({result.visibility[r]})" if not result.public
+                                       and result.visibility.get(r, "private") != "private" else "")
+                        for r, a in result.amis.items())
         print(f"{result.job.nvra}: {state} {amis}", file=sys.stderr)
+    for line in report.blocked.values():  # each with the command that lifts it
+        print(f"blocked: {line}", file=sys.stderr)
     print(f"wrote {report.metadata}", file=sys.stderr)
     from rel_eng.compose import record_amis, refresh_staged
     from rel_eng.store.recorder import load_recorded

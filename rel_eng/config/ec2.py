@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,12 @@ IMDS_SUPPORT = ("v2.0", "")  # "" leaves IMDSv1 allowed
 SRIOV = ("simple", "")  # "" leaves SriovNetSupport unset
 RETRY_MODES = ("standard", "adaptive")
 MAX_VOLUME_GIB = 16384  # EBS gp2/gp3 maximum
+# The shapes ModifyImageAttribute accepts for LaunchPermission OrganizationArn / OrganizationalUnitArn.
+ORG_ARN = re.compile(r"arn:aws[a-z-]*:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}")
+OU_ARN = re.compile(r"arn:aws[a-z-]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
+# An SSM parameter hierarchy: /a/b/c of letters, digits, `_.-`; names under /aws or /ssm are AWS's.
+SSM_PREFIX = re.compile(r"(/[A-Za-z0-9_.-]+){1,10}")
+SSM_RESERVED = ("aws", "ssm")
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,6 +46,14 @@ class Ec2Config(Section):
     weekly_public: bool = setting(False, "weekly AMIs shared with group \"all\"")
     deprecate_days: int = setting(28, "weeklies get DeprecateAt = publish time + N days; 0 = never",
                                   low=0, high=3650)
+    milestone_deprecate_days: int = setting(
+        730, "Alpha/Beta/Final get DeprecateAt = registration + N days; 0 = never", low=0, high=3650)
+    share_organizations: tuple[str, ...] = setting(
+        (), "organization ARNs given launch permission (beside or instead of public)")
+    share_organizational_units: tuple[str, ...] = setting(
+        (), "organizational unit ARNs given launch permission (beside or instead of public)")
+    ssm_prefix: str = setting(
+        "", 'SSM "latest" pointer per region: PREFIX/<stream>/<arch>/latest; "" = none')
     i386: bool = setting(True, "i686 images get i386 AMIs (only t1/m1/c1/c3/t2 run them); off: skipped")
     volume_size_gib: int = setting(0, "0 = the image's size rounded up to GiB", low=0, high=MAX_VOLUME_GIB)
     volume_type: str = setting("gp3", "EBS volume type", **_choice(*VOLUME_TYPES))
@@ -74,6 +89,24 @@ class Ec2Config(Section):
                 problems.add(f"{where}regions", f"unknown EC2 region '{region}' ({hint})")
         if len(set(self.regions)) != len(self.regions):
             problems.add(f"{where}regions", "lists a region twice")
+        for key, arns, shape, example in (
+                ("share_organizations", self.share_organizations, ORG_ARN,
+                 "arn:aws:organizations::123456789012:organization/o-abcdefghij"),
+                ("share_organizational_units", self.share_organizational_units, OU_ARN,
+                 "arn:aws:organizations::123456789012:ou/o-abcdefghij/ou-ab12-cdefgh34")):
+            for arn in arns:
+                if not shape.fullmatch(arn):
+                    problems.add(f"{where}{key}", f"'{arn}' is not such an ARN (e.g. {example})")
+            if len(set(arns)) != len(arns):
+                problems.add(f"{where}{key}", "lists an ARN twice")
+        if self.ssm_prefix:
+            first = self.ssm_prefix.lstrip("/").split("/")[0].lower()
+            if not SSM_PREFIX.fullmatch(self.ssm_prefix):
+                problems.add(f"{where}ssm_prefix", f"'{self.ssm_prefix}' is not a parameter path "
+                             "(e.g. \"/rel-eng/fedora\": /-separated letters, digits, _ . -)")
+            elif first.startswith(SSM_RESERVED):
+                problems.add(f"{where}ssm_prefix", f"'{self.ssm_prefix}': names beginning with "
+                             "aws or ssm belong to AWS (choose another first level)")
         if self.upload_mode == "s3-import" and not self.s3_bucket:
             problems.add(f"{where}s3_bucket", "is required when upload_mode is 's3-import'")
 

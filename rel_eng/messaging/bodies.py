@@ -152,8 +152,9 @@ def amis_published(c, ec2: dict) -> list[Outgoing]:
     """fedora-image-uploader's AWS body per image in compose/metadata/ec2.json."""
     out = []
     for nvra, info in sorted(ec2.get("images", {}).items()):
+        hidden = {r for r, v in info.get("visibility", {}).items() if v == "blocked"}
         regions = {r: (a.get("ami_id", "") if isinstance(a, dict) else str(a))
-                   for r, a in sorted(info.get("regions", {}).items())}
+                   for r, a in sorted(info.get("regions", {}).items()) if r not in hidden}
         if not regions:
             continue
         body = {"architecture": info.get("arch") or info.get("architecture", ""),

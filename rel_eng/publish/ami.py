@@ -1,4 +1,5 @@
-"""AMIs: the register/copy requests (pure builders), lookup by tag, waits, sharing and deprecation."""
+"""AMIs: the register/copy requests (pure builders), lookup by tag, waits and deprecation
+(sharing is rel_eng.publish.ec2_sharing)."""
 
 from __future__ import annotations
 
@@ -150,14 +151,6 @@ def wait_available(ec2: Any, cfg: Ec2Config, image_id: str, region: str) -> dict
 def snapshot_ids(image: dict) -> list[str]:
     return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
             if m.get("Ebs", {}).get("SnapshotId")]
-
-
-def make_public(ec2: Any, image_id: str, snapshots: list[str]) -> None:
-    """Launch permission `all` on the AMI, createVolumePermission `all` on its snapshots."""
-    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"Group": "all"}]})
-    for snap in snapshots:
-        ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
-                                      OperationType="add", GroupNames=["all"])
 
 
 def deprecate_at(base_image: dict, days: int) -> dt.datetime:

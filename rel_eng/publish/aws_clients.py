@@ -89,6 +89,9 @@ class AwsClients:
     def ec2(self, region: str) -> Any:
         return self.client("ec2", region)
 
+    def ssm(self, region: str) -> Any:
+        return self.client("ssm", region)
+
     def require_credentials(self) -> None:
         """Fail before any upload when the standard chain yields no credentials.
 

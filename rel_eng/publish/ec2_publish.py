@@ -1,5 +1,6 @@
-"""Publish a drop's EC2 raw disks as AMIs: snapshot, register in the base region, copy to every
-region, then (only once every region is available) share and deprecate, record and announce.
+"""Publish a drop's EC2 raw disks as AMIs: snapshot, register in the base region and set its
+deprecation, copy to every region (each copy deprecated alike), then (only once every region is
+available) share region by region (rel_eng.publish.ec2_sharing), record and announce.
 
 Every step first looks up what already exists by tag (compose id, image NVRA, region), so a rerun
 after a crash finishes only what is missing and never makes a second AMI for an image and region.
@@ -12,7 +13,7 @@ import concurrent.futures as cf
 import dataclasses
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -22,7 +23,7 @@ import botocore.exceptions
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.manifest import Manifest, step_digest
 from rel_eng.plan import DropPlan, ImageJob, load_plan
-from rel_eng.publish import ami, ec2_tags, messages
+from rel_eng.publish import ami, ec2_sharing, ec2_tags, messages
 from rel_eng.publish.aws_clients import AwsClients, Ec2Error, describe_failure, error_code
 from rel_eng.publish.ebs_upload import GIB, UploadResult, upload_ebs_direct, volume_size_gib
 from rel_eng.config.ec2 import Ec2Config, known_regions
@@ -55,8 +56,10 @@ class ImageResult:
     volume_gib: int
     images: dict[str, dict]  # region -> the AMI as describe_images returns it
     upload: UploadResult | None  # None when the base AMI already existed
-    public: bool = False
+    public: bool = False  # public in every region
     deprecate_at: dt.datetime | None = None
+    visibility: dict[str, str] = field(default_factory=dict)  # region -> ec2_sharing.PUBLIC, ...
+    pointers: dict[str, str] = field(default_factory=dict)  # region -> SSM parameter naming it
 
     @property
     def amis(self) -> dict[str, str]:
@@ -66,6 +69,11 @@ class ImageResult:
     def created(self) -> bool:
         return self.upload is not None
 
+    @property
+    def announced(self) -> dict[str, str]:
+        """The AMIs a message names: not those Block Public Access kept private against the rule."""
+        return {r: a for r, a in self.amis.items() if self.visibility.get(r) != ec2_sharing.BLOCKED}
+
 
 @dataclass(frozen=True)
 class PublishReport:
@@ -74,6 +82,7 @@ class PublishReport:
     skipped: dict[str, str]  # nvra -> why
     messages: tuple[dict, ...]
     metadata: Path
+    blocked: dict[str, str] = field(default_factory=dict)  # region -> why and how to lift it
 
 
 def resolve_regions(cfg: Ec2Config, regions: list[str] | None) -> tuple[str, ...]:
@@ -132,6 +141,11 @@ def is_public(plan: DropPlan, cfg: Ec2Config) -> bool:
     return cfg.weekly_public if plan.weekly else cfg.public_milestones
 
 
+def deprecation_days(plan: DropPlan, cfg: Ec2Config) -> int:
+    """Weeklies: deprecate_days; milestones: milestone_deprecate_days (0 = never)."""
+    return cfg.deprecate_days if plan.weekly else cfg.milestone_deprecate_days
+
+
 class Ec2Publisher:
     """Runtime state of one publish run: clients, the plan and the regions."""
 
@@ -140,6 +154,7 @@ class Ec2Publisher:
         self.cfg = cfg
         self.plan = plan
         self.regions = regions
+        self._blocks: dict[str, ec2_sharing.Block | None] = {}  # read once per region and run
 
     def _tags(self, job: ImageJob) -> dict[str, str]:
         return ec2_tags.image_tags(self.plan.compose_id, job.nvra, self.plan.weekly)
@@ -186,13 +201,15 @@ class Ec2Publisher:
                                          tags=base_tags)
             image_id = ami.register(ec2, params, base_tags)
         images = {base: ami.wait_available(ec2, self.cfg, image_id, base)}
+        when = self.deprecate(ec2, images[base], images[base])
 
         others = [r for r in self.regions if r != base]
         errors = []
         if others:
             workers = min(MAX_COPY_WORKERS, len(others))
             with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ami-copy") as pool:
-                futures = {pool.submit(self.copy_to, region, image_id, job, name, description): region
+                futures = {pool.submit(self.copy_to, region, image_id, job, name, description,
+                                       images[base]): region
                            for region in others}
                 for fut in cf.as_completed(futures):
                     region = futures[fut]
@@ -205,9 +222,20 @@ class Ec2Publisher:
         if errors:
             raise Ec2Error(f"{job.nvra}: " + "; ".join(sorted(errors)))
         ordered = {r: images[r] for r in self.regions}
-        return ImageResult(job, target.volume_gib, ordered, upload)
+        return ImageResult(job, target.volume_gib, ordered, upload, deprecate_at=when)
 
-    def copy_to(self, region: str, source_id: str, job: ImageJob, name: str, description: str) -> dict:
+    def deprecate(self, ec2: Any, image: dict, base_image: dict) -> dt.datetime | None:
+        """DeprecateAt right after registration (and after each copy): from the base AMI's
+        creation time, so every region and every rerun sets the same time."""
+        days = deprecation_days(self.plan, self.cfg)
+        if not days:
+            return None
+        when = ami.deprecate_at(base_image, days)
+        ami.deprecate(ec2, image["ImageId"], when)
+        return when
+
+    def copy_to(self, region: str, source_id: str, job: ImageJob, name: str, description: str,
+                base_image: dict) -> dict:
         ec2 = self.clients.ec2(region)
         tags = {**self._tags(job), ec2_tags.REGION: region, ec2_tags.SOURCE_AMI: source_id}
         existing = ami.find_own_image(ec2, tags, name)
@@ -220,27 +248,60 @@ class Ec2Publisher:
                                      name=name, description=description, tags=tags,
                                      client_token=token)
             image_id = ami.copy(ec2, params, tags, region)
-        return ami.wait_available(ec2, self.cfg, image_id, region)
+        image = ami.wait_available(ec2, self.cfg, image_id, region)
+        self.deprecate(ec2, image, base_image)
+        return image
 
-    def finish(self, result: ImageResult) -> ImageResult:
-        """Visibility and deprecation; only called once every image is available everywhere."""
-        public = is_public(self.plan, self.cfg)
-        when = None
-        if self.plan.weekly and self.cfg.deprecate_days:
-            when = ami.deprecate_at(result.images[self.cfg.base_region], self.cfg.deprecate_days)
+    def block(self, region: str) -> ec2_sharing.Block | None:
+        if region not in self._blocks:
+            found = ec2_sharing.public_block(self.clients.ec2(region), region)
+            if found:
+                log.warning("%s", found.line())
+            self._blocks[region] = found
+        return self._blocks[region]
+
+    def blocked(self) -> dict[str, str]:
+        return {r: b.line() for r, b in sorted(self._blocks.items()) if b}
+
+    def finish(self, result: ImageResult, public: bool) -> ImageResult:
+        """Share region by region; only called once every image is available everywhere.
+
+        A region whose Block Public Access refuses public AMIs keeps this one private (still
+        shared with the configured organizations) and the other regions go on. The SSM pointer
+        is written only where the AMI is now shared."""
+        visibility, pointers = {}, {}
         for region, image in result.images.items():
             ec2 = self.clients.ec2(region)
-            if public:
-                ami.make_public(ec2, image["ImageId"], ami.snapshot_ids(image))
-            if when:
-                ami.deprecate(ec2, image["ImageId"], when)
-        if public:
+            image_id, snaps = image["ImageId"], ami.snapshot_ids(image)
+            orgs = ec2_sharing.share_orgs(ec2, self.cfg, image_id)
+            state = ec2_sharing.SHARED if orgs else ec2_sharing.PRIVATE
+            made = False
+            if public and self.block(region) is None:
+                made = ec2_sharing.make_public(ec2, image_id, snaps)  # again on reruns: a no-op
+                if not made:  # refused: turned on after it was read (or not yet visible there)
+                    self._blocks[region] = ec2_sharing.Block(
+                        region, (("image", f"refusing it ({ec2_sharing.REFUSED_PUBLIC})", "account"),))
+                    log.warning("%s", self._blocks[region].line())
+            if made or image.get("Public"):  # a block turned on later keeps public AMIs public
+                state = ec2_sharing.PUBLIC
+            elif public:
+                state = ec2_sharing.BLOCKED
+            visibility[region] = state
+            if self.cfg.ssm_prefix and state in ec2_sharing.VISIBLE:
+                name = ec2_sharing.pointer_name(self.cfg, self.plan.release_version, self.plan.weekly,
+                                                result.job.arch)
+                done = ec2_sharing.put_pointer(self.clients.ssm(region), name, image_id,
+                                               self.plan.compose_id)
+                log.info("%s: %s %s in %s", result.job.nvra, name, done, region)
+                pointers[region] = name
+        everywhere = bool(visibility) and all(v == ec2_sharing.PUBLIC for v in visibility.values())
+        if everywhere:
             log.info("%s: public in %d regions", result.job.nvra, len(result.images))
-        return dataclasses.replace(result, public=public, deprecate_at=when)
+        return dataclasses.replace(result, public=everywhere, visibility=visibility, pointers=pointers)
 
 
 def results_document(plan: DropPlan, cfg: Ec2Config, results: list[ImageResult],
-                     skipped: dict[str, str]) -> dict[str, Any]:
+                     skipped: dict[str, str], blocked: dict[str, str] | None = None) -> dict[str, Any]:
     images = {}
     for r in results:
         base_snaps = ami.snapshot_ids(r.images[cfg.base_region])
@@ -255,9 +316,16 @@ def results_document(plan: DropPlan, cfg: Ec2Config, results: list[ImageResult],
             "deprecate_at": r.deprecate_at.isoformat() if r.deprecate_at else None,
             "regions": r.amis,
             "snapshots": {region: ami.snapshot_ids(image) for region, image in r.images.items()},
+            "visibility": dict(r.visibility),
+            "ssm": dict(r.pointers),
         }
+        if cfg.share_organizations or cfg.share_organizational_units:
+            images[r.job.nvra]["shared_with"] = {
+                "organizations": list(cfg.share_organizations),
+                "organizational_units": list(cfg.share_organizational_units)}
     return {"compose_id": plan.compose_id, "base_region": cfg.base_region,
-            "images": images, "skipped": dict(skipped)}
+            "images": images, "skipped": dict(skipped),
+            **({"blocked_regions": dict(blocked)} if blocked is not None else {})}
 
 
 def publish_ec2(
@@ -313,11 +381,75 @@ def share_ec2(
     topdir: Path,
     config: "Config",
     *,
+    public: bool | None = None,
     session: boto3.session.Session | None = None,
     out: Callable[[str], None] = print,
 ) -> PublishReport:
-    """Share (when configured), deprecate and announce the AMIs ec2.json records for `topdir`,
-    as registered by `publish_ec2(..., share=False)`. Safe to rerun: sharing twice is a no-op."""
+    """Share, point the SSM pointer at and announce the AMIs ec2.json records for `topdir`, as
+    registered by `publish_ec2(..., share=False)`. `public`: None follows the config's rule for
+    the drop (weekly_public / public_milestones), True makes them public now, False shares them
+    with the configured organizations only. Block Public Access is read per region here, so a
+    release that makes a drop public reads it then. Safe to rerun: sharing twice is a no-op."""
+    publisher, plan, recorded, results = _recorded(topdir, config, session)
+    return _share_and_announce(publisher, plan, results, recorded.get("skipped", {}), topdir, out,
+                               config.messaging.enabled, public)
+
+
+UNSHARE = ("private", "deprecate")
+
+
+def unshare_ec2(
+    topdir: Path,
+    config: "Config",
+    *,
+    how: str = "private",
+    session: boto3.session.Session | None = None,
+    out: Callable[[str], None] = print,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+) -> PublishReport:
+    """Take back the AMIs ec2.json records for `topdir`, in every region.
+
+    "private": remove every launch permission and every createVolumePermission they have now
+    (public, organizations, accounts), and delete the SSM pointer where it names them.
+    "deprecate": DeprecateAt now (rounded up to the minute, as EC2 keeps minutes); they stay
+    launchable by id but leave DescribeImages listings. Nothing is announced. Safe to rerun."""
+    if how not in UNSHARE:
+        raise InputError(f"unshare: unknown way '{how}'", hint=f"use one of {', '.join(UNSHARE)}")
+    publisher, plan, recorded, results = _recorded(topdir, config, session)
+    cfg, clients = publisher.cfg, publisher.clients
+    when = None
+    if how == "deprecate":
+        moment = now().astimezone(dt.timezone.utc)
+        when = (moment + dt.timedelta(seconds=59)).replace(second=0, microsecond=0)
+    done = []
+    try:
+        for r in results:
+            if how == "deprecate":
+                for region, image in r.images.items():
+                    ami.deprecate(clients.ec2(region), image["ImageId"], when)
+                done.append(dataclasses.replace(r, deprecate_at=when))
+                continue
+            for region, image in r.images.items():
+                ec2_sharing.take_back(clients.ec2(region), image["ImageId"], ami.snapshot_ids(image))
+                name = r.pointers.get(region)
+                if name and ec2_sharing.drop_pointer(clients.ssm(region), name, image["ImageId"]):
+                    log.info("%s: deleted %s in %s", r.job.nvra, name, region)
+            done.append(dataclasses.replace(
+                r, public=False, pointers={},
+                visibility={region: ec2_sharing.PRIVATE for region in r.images}))
+    except AWS_ERRORS as exc:
+        raise describe_failure(f"taking back the AMIs ({how})", exc) from None
+    # "private": the pointers are gone, so their names are dropped, not merged
+    path = write_results(topdir, results_document(plan, cfg, done, recorded.get("skipped", {})),
+                         replace=("ssm",) if how == "private" else ())
+    for r in done:
+        out(f"{r.job.nvra}: {how} in {', '.join(r.images)}")
+    return PublishReport(plan.compose_id, tuple(done), recorded.get("skipped", {}), (), path)
+
+
+def _recorded(topdir: Path, config: "Config", session: boto3.session.Session | None
+              ) -> tuple[Ec2Publisher, DropPlan, dict[str, Any], list[ImageResult]]:
+    """The AMIs ec2.json records for the drop, looked up again in every region."""
     cfg = config.ec2
     plan = load_plan(topdir)
     recorded = load_results(topdir)
@@ -337,30 +469,35 @@ def share_ec2(
                     raise Ec2Error(f"{nvra}: AMI {image_id} in {region} no longer exists",
                                    hint="rerun `rel-eng ec2 publish` to register it again")
                 images[region] = found[0]
-            results.append(ImageResult(jobs[nvra], info["volume_size_gib"], images, None))
+            when = info.get("deprecate_at")
+            results.append(ImageResult(
+                jobs[nvra], info["volume_size_gib"], images, None, public=bool(info.get("public")),
+                deprecate_at=dt.datetime.fromisoformat(when) if when else None,
+                visibility=dict(info.get("visibility", {})), pointers=dict(info.get("ssm", {}))))
     except AWS_ERRORS as exc:
-        raise describe_failure("looking up the AMIs to share", exc) from None
+        raise describe_failure("looking up the AMIs", exc) from None
     regions = tuple(dict.fromkeys((cfg.base_region, *(r for res in results for r in res.images))))
-    publisher = Ec2Publisher(clients, cfg, plan, regions)
-    return _share_and_announce(publisher, plan, results, recorded.get("skipped", {}), topdir, out,
-                               config.messaging.enabled)
+    return Ec2Publisher(clients, cfg, plan, regions), plan, recorded, results
 
 
 def _share_and_announce(publisher: Ec2Publisher, plan: DropPlan, results: list[ImageResult],
                         skipped: dict[str, str], topdir: Path,
-                        out: Callable[[str], None], send: bool) -> PublishReport:
+                        out: Callable[[str], None], send: bool,
+                        public: bool | None = None) -> PublishReport:
     cfg = publisher.cfg
+    share_public = is_public(plan, cfg) if public is None else public
     try:
-        results = [publisher.finish(r) for r in results]
+        results = [publisher.finish(r, share_public) for r in results]
     except AWS_ERRORS as exc:
-        raise describe_failure("sharing/deprecating the AMIs", exc) from None
+        raise describe_failure("sharing the AMIs", exc) from None
 
-    path = write_results(topdir, results_document(plan, cfg, results, skipped))
+    blocked = publisher.blocked()
+    path = write_results(topdir, results_document(plan, cfg, results, skipped, blocked))
     bodies = [
         messages.published_body(arch=r.job.arch, compose_id=plan.compose_id, image_name=r.job.nvra,
-                                regions=r.amis, release=plan.fedora_version,
+                                regions=r.announced, release=plan.fedora_version,
                                 subvariant=r.job.subvariant)
-        for r in results
+        for r in results if r.announced
     ]
     messages.emit(bodies, send, out)
-    return PublishReport(plan.compose_id, tuple(results), skipped, tuple(bodies), path)
+    return PublishReport(plan.compose_id, tuple(results), skipped, tuple(bodies), path, blocked)

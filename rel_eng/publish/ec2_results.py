@@ -3,9 +3,11 @@
 Shape (the README's AMI tables are generated from it):
     {"compose_id": str, "base_region": str,
      "images": {nvra: {"arch", "architecture", "subvariant", "name", "snapshot_id",
-                       "volume_size_gib", "public", "deprecate_at",
-                       "regions": {region: ami_id}, "snapshots": {region: [snapshot_id, ...]}}},
-     "skipped": {nvra: reason}}
+                       "volume_size_gib", "public" (in every region), "deprecate_at",
+                       "regions": {region: ami_id}, "snapshots": {region: [snapshot_id, ...]},
+                       "visibility": {region: "public" | "shared" | "private" | "blocked"},
+                       "ssm": {region: parameter name}, "shared_with" (when organizations are)}},
+     "skipped": {nvra: reason}, "blocked_regions": {region: why, and the command that lifts it}}
 A run for some regions only (`--regions`) merges into what an earlier run recorded.
 """
 
@@ -29,21 +31,26 @@ def load_results(topdir: Path) -> dict[str, Any] | None:
         return None
 
 
-def merge_results(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+def merge_results(old: dict[str, Any] | None, new: dict[str, Any],
+                  replace: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`new` over `old`, per-region maps merged region by region except those in `replace`."""
     if not old or old.get("compose_id") != new["compose_id"]:
         return new
     images = {k: dict(v) for k, v in old.get("images", {}).items()}
     for nvra, entry in new["images"].items():
         merged = {**images.get(nvra, {}), **entry}
-        for key in ("regions", "snapshots"):
-            merged[key] = {**images.get(nvra, {}).get(key, {}), **entry[key]}
+        for key in ("regions", "snapshots", "visibility", "ssm"):
+            if key in replace:
+                continue
+            merged[key] = {**images.get(nvra, {}).get(key, {}), **entry.get(key, {})}
         images[nvra] = merged
     skipped = {k: v for k, v in {**old.get("skipped", {}), **new["skipped"]}.items() if k not in images}
-    return {**new, "images": dict(sorted(images.items())), "skipped": dict(sorted(skipped.items()))}
+    return {**old, **new, "images": dict(sorted(images.items())),
+            "skipped": dict(sorted(skipped.items()))}
 
 
-def write_results(topdir: Path, new: dict[str, Any]) -> Path:
+def write_results(topdir: Path, new: dict[str, Any], replace: tuple[str, ...] = ()) -> Path:
     path = results_path(topdir)
-    data = merge_results(load_results(topdir), new)
+    data = merge_results(load_results(topdir), new, replace)
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path

@@ -154,7 +154,7 @@ class StoreRecorder:
                     upsert(conn, schema.amis, dict(
                         compose_id=c.plan.compose_id, nvra=nvra, region=region, ami_id=ami_id,
                         snapshot_ids=json.dumps(snaps if isinstance(snaps, list) else [snaps]),
-                        public=bool(info.get("public")), recorded_at=now),
+                        public=_public_in(info, region), recorded_at=now),
                         ("compose_id", "nvra", "region"))
             if announce:
                 self._enqueue(conn, bodies.amis_published(c, ec2), now)
@@ -386,3 +386,9 @@ def _failures(data: dict) -> str:
     failed = {k.split(":", 1)[-1]: v.get("reason", "") for k, v in sorted(data["steps"].items())
               if v.get("state") == "failed"}
     return "; ".join(f"{k}: {v}" for k, v in failed.items())
+
+
+def _public_in(info: dict, region: str) -> bool:
+    """Per region when ec2.json says (Block Public Access may keep one region private)."""
+    visibility = info.get("visibility", {})
+    return visibility[region] == "public" if region in visibility else bool(info.get("public"))
