@@ -106,6 +106,45 @@ FINALIZE_STEPS: tuple[SubStep, ...] = (
             applies=f"{_F}:has_publishers"),
 )
 
+
+
+@dataclass(frozen=True)
+class ReleaseStep:
+    """A step of `rel-eng release` (rel_eng.release.run): not a compose step, but keyed, locked
+    and recorded the same way, as `release:<name>` in the candidate's manifest."""
+
+    name: str
+    outputs: str
+    inputs: str | None  # "module:function" (run) -> inputs; None: not keyed, runs every time
+    run: str  # "module:function" (run) -> None
+    applies: str | None = None  # "module:function" (run) -> bool; None: always
+    found: str | None = None  # "module:function" (run) -> bool: a recorded key's output exists
+
+    def applies_to(self, run) -> bool:
+        return self.applies is None or bool(resolve(self.applies)(run))
+
+    def inputs_of(self, run) -> list:
+        return resolve(self.inputs)(run)
+
+    def found_in(self, run) -> bool:
+        return self.found is None or bool(resolve(self.found)(run))
+
+    def __call__(self, run) -> None:
+        resolve(self.run)(run)
+
+
+_R = "rel_eng.release.run"
+RELEASE_STEPS: tuple[ReleaseStep, ...] = (
+    ReleaseStep("check", "nothing: refuses before any write", None, f"{_R}:run_check"),
+    ReleaseStep("link", "a hidden temp tree: hardlinks (or verified copies), release.json, "
+                "MANIFEST, verified", None, f"{_R}:run_link", applies=f"{_R}:needs_tree"),
+    ReleaseStep("swap", "<release dir>/<variant>/ (one rename, or an exchange with --replace)",
+                f"{_R}:tree_inputs", f"{_R}:run_swap", applies=f"{_R}:needs_tree",
+                found=f"{_R}:swapped"),
+    ReleaseStep("announce", "the store's release row and act, rel_eng.release.published.v1",
+                None, f"{_R}:run_announce"),
+)
+
 STEPS = {s.name: s for s in PIPELINE}
 IMAGE_STEPS = tuple(s for s in PIPELINE if s.scope == IMAGE)
 COMPOSE_STEPS = tuple(s for s in PIPELINE if s.scope == COMPOSE)

@@ -1,0 +1,46 @@
+"""`rel-eng release COMPOSE_ID|LABEL`: promote a staged milestone candidate to the release tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rel_eng.commands import common
+from rel_eng.config import MILESTONES
+
+
+def register(sub) -> None:
+    p = sub.add_parser("release", help="release a staged milestone candidate into the release "
+                                       "tree (releases/test/<N>_<Milestone>/ or releases/<N>/)")
+    p.add_argument("candidate", metavar="COMPOSE_ID|LABEL",
+                   help="the candidate: its compose id, or its label (Beta-1.2)")
+    p.add_argument("--release", help="release key, to pick a label among several releases")
+    p.add_argument("--milestone", choices=MILESTONES, help="milestone, to pick a label")
+    p.add_argument("--output", type=Path,
+                   help="the candidate's output dir (default [schedule] output: ./out)")
+    p.add_argument("--mirror", type=Path, help="mirror root (default OUTPUT/mirror)")
+    p.add_argument("--by", help="who releases it, as recorded (default: the Unix user)")
+    p.add_argument("--replace", action="store_true",
+                   help="swap out the candidate released for this milestone, atomically")
+    p.add_argument("--closed", action="store_true",
+                   help="write the tree with its top dir closed ([release] closed_mode)")
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="release a candidate whose images no boot verified (its page says so)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="release a FINISHED_INCOMPLETE or DOOMED candidate (it says what is "
+                        "missing)")
+    common.add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rel_eng.errors import writing
+    from rel_eng.release.run import Options, default_by, release
+
+    config = common.load(args)
+    output = args.output or Path(config.schedule.output)
+    opts = Options(args.candidate, output, args.mirror, args.release, args.milestone,
+                   args.by or default_by(), args.replace, args.closed, args.allow_unverified,
+                   args.allow_incomplete)
+    with writing():
+        release(config, opts)
+    return 0

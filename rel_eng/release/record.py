@@ -1,0 +1,83 @@
+"""A release in the compose store: its row, the act in its history and its message, in one
+transaction (the outbox), then sent when messaging is on. A broker that is down leaves the
+message pending in the outbox, as for every other message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from rel_eng.messaging import bodies
+from rel_eng.store import outbox, schema
+from rel_eng.store.engine import upsert
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def store_url(config, output: Path) -> str | None:
+    return config.store.url_for(output) if config.store.enabled else None
+
+
+def record(config, output: Path, action: str, rec: dict, state: str, mirror_path: str,
+           files: dict, amis: dict, now: dt.datetime | None = None) -> bool:
+    """Write the release row, the act and its message; returns whether the store took them
+    (False when [store] is off). Sends the outbox afterwards when messaging is on."""
+    url = store_url(config, output)
+    if url is None:
+        return False
+    from rel_eng.store.recorder import StoreRecorder
+
+    recorder = StoreRecorder(url)
+    now = now or utcnow()
+    try:
+        with recorder.engine.begin() as conn:
+            upsert(conn, schema.releases, dict(
+                release_key=rec["release_key"], milestone=rec["milestone"],
+                compose_id=rec["compose_id"], label=rec["label"], state=state,
+                mirror_path=mirror_path, released_by=rec["released_by"],
+                released_at=dt.datetime.fromisoformat(rec["released_at"]),
+                files=len(files), bytes=sum(size for size, _ in files.values()),
+                amis=json.dumps(amis, sort_keys=True), note=rec.get("note", "")),
+                ("release_key", "milestone"))
+            done = select(schema.release_events.c.id).where(
+                schema.release_events.c.compose_id == rec["compose_id"],
+                schema.release_events.c.action == action,
+                schema.release_events.c.release_key == rec["release_key"],
+                schema.release_events.c.milestone == rec["milestone"])
+            if conn.execute(done).first() is None:  # a resumed release records its act once
+                conn.execute(schema.release_events.insert().values(
+                    release_key=rec["release_key"], milestone=rec["milestone"],
+                    compose_id=rec["compose_id"], action=action, by=rec["released_by"], at=now))
+            if state != "closed":  # a closed release is announced when it opens
+                outbox.enqueue(conn, [bodies.release_published(action, rec, mirror_path, files,
+                                                               amis)], now)
+        recorder.flush(config)
+    finally:
+        recorder.close()
+    return True
+
+
+def released(engine, release_key: str | None = None) -> list[dict]:
+    """Every release row (with its acts), newest first: `rel-eng status`, the dashboard,
+    `rel-eng schedule` and `plan --released` read this."""
+    r, e = schema.releases, schema.release_events
+    q = select(r).order_by(r.c.released_at.desc())
+    if release_key is not None:
+        q = q.where(r.c.release_key == release_key)
+    with engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(q)]
+        for row in rows:
+            row["amis"] = json.loads(row["amis"] or "{}")
+            row["released_at"] = row["released_at"].isoformat()
+            row["events"] = [
+                {"action": ev.action, "compose_id": ev.compose_id, "by": ev.by,
+                 "at": ev.at.isoformat()}
+                for ev in conn.execute(select(e).where(
+                    e.c.release_key == row["release_key"], e.c.milestone == row["milestone"])
+                    .order_by(e.c.id))]
+    return rows

@@ -1,0 +1,243 @@
+"""`rel-eng release`: the release's own steps (pipeline.RELEASE_STEPS), walked in order under the
+mirror's lock, each keyed and recorded in the candidate's manifest as `release:<step>`.
+
+Everything that can refuse is checked before the first write (exit 2, nothing written). From
+the first write on, a failure or a signal removes the hidden temp tree and the directories this
+run created, so `releases/` is left as it was; a SIGKILL leaves a temp tree named after its dead
+pid, which the next run sweeps first. A rerun after any crash ends in the same tree; a rerun of
+a finished release changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rel_eng.compose.locks import mirror_lock
+from rel_eng.errors import InputError, RelEngError
+from rel_eng.pipeline import RELEASE_STEPS, step_key
+from rel_eng.release import candidate as cand
+from rel_eng.release import record as store
+from rel_eng.release import tree
+from rel_eng.signals import stop_on_signal
+from rel_eng.verify import DropBroken, verify_tree
+
+NOTE_UNVERIFIED = "not verified by a boot"
+
+
+@dataclass(frozen=True)
+class Options:
+    ident: str
+    output: Path
+    mirror: Path | None = None
+    release: str | None = None
+    milestone: str | None = None
+    by: str = ""
+    replace: bool = False
+    closed: bool = False
+    allow_unverified: bool = False
+    allow_incomplete: bool = False
+
+
+@dataclass
+class ReleaseRun:
+    """What the steps share: the candidate, where it goes, and what the steps made."""
+
+    config: object
+    opts: Options
+    cand: cand.Candidate
+    mirror_root: Path
+    target: Path  # <mirror>/<release dir>/<variant>
+    now: dt.datetime
+    out: Callable[[str], None] = print
+    files: list = field(default_factory=list)
+    existing: dict | None = None  # the release record already at target
+    tmp: Path | None = None
+    created: list = field(default_factory=list)
+    known: dict = field(default_factory=dict)
+    old_tree: Path | None = None
+    done: list = field(default_factory=list)  # steps run (not skipped) by this run
+
+    @property
+    def c(self):
+        return self.cand.compose
+
+    @property
+    def cid(self) -> str:
+        return self.c.plan.compose_id
+
+    @property
+    def drop(self) -> Path:
+        return self.mirror_root / self.c.plan.mirror_path
+
+    @property
+    def mirror_path(self) -> str:
+        return str(self.target.relative_to(self.mirror_root))
+
+    @property
+    def ours(self) -> bool:
+        """The tree at target is this candidate's release."""
+        return bool(self.existing and self.existing.get("compose_id") == self.cid)
+
+    def record(self) -> dict:
+        p = self.c.plan
+        notes = []
+        if self.cand.unverified:
+            notes.append(NOTE_UNVERIFIED)
+        if self.cand.missing:
+            notes.append("missing: " + ", ".join(self.cand.missing))
+        return {"release": p.release_version, "release_key": p.release_key,
+                "milestone": p.milestone, "compose_id": self.cid, "label": p.label,
+                "variant": p.variant, "released_by": self.opts.by,
+                "released_at": self.now.isoformat(), "note": "; ".join(notes),
+                "candidate_path": p.mirror_path}
+
+
+def target_for(config, plan, mirror_root: Path) -> Path:
+    rel = config.release_tree.release_dir(plan.release_version, plan.milestone)
+    return mirror_root / rel / plan.variant
+
+
+def release(config, opts: Options, out: Callable[[str], None] = print,
+            now: dt.datetime | None = None) -> ReleaseRun:
+    c = cand.find(opts.output, opts.ident, opts.release, opts.milestone)
+    checked = cand.check(c, opts.allow_unverified, opts.allow_incomplete)
+    mirror_root = (opts.mirror or opts.output / "mirror").resolve()
+    run = ReleaseRun(config, opts, checked, mirror_root,
+                     target_for(config, c.plan, mirror_root),
+                     now or dt.datetime.now(dt.timezone.utc), out)
+    if not run.drop.is_dir():
+        raise InputError(f"{run.drop}: the candidate's staged drop is missing",
+                         hint="release a candidate that is staged in this mirror (--mirror)")
+    with stop_on_signal("release stopped"), mirror_lock(mirror_root):
+        tree.sweep_leftovers(run.target.parent)
+        for step in RELEASE_STEPS:
+            if step.applies is not None and not step.applies_to(run):
+                continue
+            name = f"release:{step.name}"
+            key = step_key(name, *step.inputs_of(run)) if step.inputs else ""
+            if key and c.manifest.step_done(name, key) and step.found_in(run):
+                continue
+            step(run)
+            run.done.append(step.name)
+            if key:
+                c.manifest.set_step(name, key, "done")
+    return run
+
+
+# --- the steps (pipeline.RELEASE_STEPS names them) ---
+
+def run_check(run: ReleaseRun) -> None:
+    """Refuse before any write: another candidate already released, a place that is not ours,
+    a --replace with nothing to replace, a staged drop whose MANIFEST does not verify."""
+    run.existing = tree.owned(run.target)
+    plan = run.c.plan
+    what = f"{plan.release_version} {plan.milestone}"
+    if run.existing and not run.ours and not run.opts.replace:
+        e = run.existing
+        raise InputError(f"{what} is already released from {e.get('label')} "
+                         f"({e.get('compose_id')}, by {e.get('released_by')} at "
+                         f"{e.get('released_at')}) in {run.target}",
+                         hint=f"add --replace to release {plan.label} in its place")
+    if run.opts.replace and run.existing is None:
+        raise InputError(f"--replace: nothing is released at {run.target} to replace",
+                         hint="drop --replace")
+    if run.ours:
+        return
+    signing = run.config.signing
+    run.files = tree.staged_files(run.drop, plan.variant, signing.gpg_home, signing.key)
+
+
+def tree_inputs(run: ReleaseRun) -> list:
+    return [run.cid, str(run.target), [(f.rel, f.sha256) for f in run.files]]
+
+
+def needs_tree(run: ReleaseRun) -> bool:
+    return not run.ours
+
+
+def run_link(run: ReleaseRun) -> None:
+    """Hardlinks (or verified copies) of every staged file into a hidden temp tree, each read
+    once; then release.json and the tree's MANIFEST, and the tree verified as `rel-eng verify`
+    would, reusing the digests just read."""
+    signing = run.config.signing
+    run.created = tree.ensure_parents(run.mirror_root, run.target.parent.relative_to(run.mirror_root))
+    run.tmp = tree.temp_dir(run.target)
+    try:
+        run.tmp.mkdir(mode=0o700)
+        run.known = tree.link_or_copy(run.files, run.tmp)
+        mode = run.config.release_tree.closed_mode if run.opts.closed else 0o755
+        tree.finish(run.tmp, run.record(), run.known, signing, mode)
+        rep = verify_tree(run.tmp, signing.gpg_home, signing.enabled, signing.key, known=run.known)
+        if rep.problems:
+            raise DropBroken(run.tmp, rep.problems)
+    except BaseException:
+        discard(run)
+        raise
+
+
+def discard(run: ReleaseRun) -> None:
+    """Take back what this run wrote before the swap: the temp tree and the dirs it created."""
+    if run.tmp is not None:
+        shutil.rmtree(run.tmp, ignore_errors=True)
+        run.tmp = None
+    tree.remove_created(run.created)
+
+
+def run_swap(run: ReleaseRun) -> None:
+    try:
+        run.old_tree = tree.swap_in(run.tmp, run.target, replace=run.opts.replace)
+    except BaseException:
+        discard(run)
+        raise
+    run.tmp = None
+    if run.old_tree is not None:
+        tree.remove_tree(run.old_tree)
+    run.existing = tree.record_of(run.target)
+    verb = "replaced" if run.opts.replace else "released"
+    run.out(f"{run.c.plan.label} ({run.cid}) {verb} into {run.target}"
+            + (" (closed)" if run.opts.closed else ""))
+
+
+def swapped(run: ReleaseRun) -> bool:
+    return tree.record_of(run.target) is not None and run.ours
+
+
+def run_announce(run: ReleaseRun) -> None:
+    """The store's row and history, and the message through the outbox."""
+    from rel_eng import drop_manifest
+    from rel_eng.verify import signed_body
+
+    rec = tree.record_of(run.target) or run.record()
+    body, _ = signed_body((run.target / drop_manifest.NAME).read_text())
+    files, _ = drop_manifest.parse(body)
+    action = "replaced" if run.opts.replace else "published"
+    closed = (os.stat(run.target).st_mode & 0o777) != 0o755
+    store.record(run.config, run.opts.output, action, rec, "closed" if closed else "open",
+                 run.mirror_path, files, cand.ec2_amis(run.c))
+    if "swap" not in run.done:
+        run.out(f"{run.c.plan.label} ({run.cid}) is already released in {run.target}: "
+                "nothing to do")
+
+
+def announce_inputs(run: ReleaseRun) -> list:
+    return [run.cid, str(run.target), run.opts.replace]
+
+
+def always(run: ReleaseRun) -> bool:
+    return True
+
+
+def default_by() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+__all__ = ["Options", "ReleaseRun", "RelEngError", "release"]
