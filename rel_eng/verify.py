@@ -51,6 +51,7 @@ class Report:
     root: Path
     problems: list[str] = field(default_factory=list)
     checked: int = 0  # files whose bytes were checked
+    digests: dict[Path, str] = field(default_factory=dict)  # the sha256 of each file read
     signatures: int = 0  # good clearsign signatures
 
     def bad(self, path: Path | str, what: str) -> None:
@@ -81,6 +82,9 @@ class _Sums:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+    def read(self) -> dict[Path, str]:
+        return dict(self._cache)
 
     def of(self, path: Path) -> str:
         if path not in self._cache:
@@ -209,6 +213,7 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
     rep.signatures += manifest_rep.signatures
     rep.problems.sort()
     rep.checked = len(sums)
+    rep.digests = sums.read()
     return rep
 
 

@@ -60,6 +60,8 @@ class ReleaseRun:
     tmp: Path | None = None
     created: list = field(default_factory=list)
     known: dict = field(default_factory=dict)
+    digests: dict = field(default_factory=dict)  # staged file -> sha256, read by the check
+    seen: dict = field(default_factory=dict)  # staged file -> its identity when hashed
     old_tree: Path | None = None
     done: list = field(default_factory=list)  # steps run (not skipped) by this run
 
@@ -151,6 +153,14 @@ def run_check(run: ReleaseRun) -> None:
         return
     signing = run.config.signing
     run.files = tree.staged_files(run.drop, plan.variant, signing.gpg_home, signing.key)
+    # `rel-eng verify` on the staged drop: each file read once; the link step reuses the digests
+    rep = verify_tree(run.drop, signing.gpg_home, signing.enabled, signing.key)
+    if rep.problems:
+        more = f" (and {len(rep.problems) - 1} more)" if len(rep.problems) > 1 else ""
+        raise InputError(f"rel-eng verify {run.drop}: {rep.problems[0]}{more}",
+                         hint="a staged candidate that does not verify is never released")
+    run.digests = rep.digests
+    run.seen = {f.src: tree.identity(f.src) for f in run.files}
 
 
 def tree_inputs(run: ReleaseRun) -> list:
@@ -170,7 +180,7 @@ def run_link(run: ReleaseRun) -> None:
     run.tmp = tree.temp_dir(run.target)
     try:
         run.tmp.mkdir(mode=0o700)
-        run.known = tree.link_or_copy(run.files, run.tmp)
+        run.known = tree.link_or_copy(run.files, run.tmp, run.digests, run.seen)
         mode = run.config.release_tree.closed_mode if run.opts.closed else 0o755
         tree.finish(run.tmp, run.record(), run.known, signing, mode)
         rep = verify_tree(run.tmp, signing.gpg_home, signing.enabled, signing.key, known=run.known)

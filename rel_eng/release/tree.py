@@ -135,23 +135,36 @@ def _hash_copy(src: Path, dst: Path) -> str:
     return digest.hexdigest()
 
 
-def link_or_copy(files: list[TreeFile], tmp: Path) -> dict[Path, str]:
-    """Each file into `tmp`: hardlinked and the linked inode hashed, or copied and hashed on the
-    way; the sha256 must be the staged MANIFEST's. Returns path -> sha256 (each file read once)."""
+def identity(path: Path) -> tuple[int, int, int, int]:
+    st = os.stat(path, follow_symlinks=False)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def link_or_copy(files: list[TreeFile], tmp: Path, digests: dict[Path, str],
+                 seen: dict[Path, tuple]) -> dict[Path, str]:
+    """Each file into `tmp`: hardlinked when the link is the very inode the check hashed
+    (`digests`, `seen`: its identity then), or copied, hashed on the way and compared. Returns
+    path in tmp -> sha256; no file is read twice."""
     known: dict[Path, str] = {}
     for f in files:
         dst = tmp / f.rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(f.src, dst, follow_symlinks=False)
-            sha = sha256_file(dst)
-        except OSError:  # another filesystem: a verified copy
+            linked = identity(dst) == seen.get(f.src) and f.src in digests
+        except OSError:  # another filesystem
+            linked = False
+        if linked:
+            sha = digests[f.src]
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                dst.unlink()
             sha = _hash_copy(f.src, dst)
         size = dst.stat().st_size
         if (size, sha) != (f.size, f.sha256):
             raise InputError(f"{f.src}: {size} bytes, sha256 {sha}; the staged MANIFEST says "
-                             f"{f.size} bytes, {f.sha256}", hint=f"the staged drop was changed "
-                             f"after staging: run rel-eng verify {f.src.parent}")
+                             f"{f.size} bytes, {f.sha256}", hint=f"the staged drop changed "
+                             "while it was released: run rel-eng verify on it")
         known[dst] = sha
     return known
 
