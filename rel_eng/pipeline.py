@@ -141,8 +141,10 @@ RELEASE_STEPS: tuple[ReleaseStep, ...] = (
     ReleaseStep("swap", "<release dir>/<variant>/ (one rename, or an exchange with --replace)",
                 f"{_R}:tree_inputs", f"{_R}:run_swap", applies=f"{_R}:needs_tree",
                 found=f"{_R}:swapped"),
-    ReleaseStep("announce", "the store's release row and act, rel_eng.release.published.v1",
-                None, f"{_R}:run_announce"),
+    ReleaseStep("open", "the top dir readable (0755); skipped under --closed", None,
+                f"{_R}:run_open", applies=f"{_R}:opening"),
+    ReleaseStep("announce", "the store's release row and act; rel_eng.release.published.v1 "
+                "once open", None, f"{_R}:run_announce"),
 )
 
 STEPS = {s.name: s for s in PIPELINE}

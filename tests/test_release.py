@@ -28,10 +28,14 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def _candidates(tmp_path_factory, config):
     """19 Beta composed twice (Beta-1.1, Beta-1.2) and a Rawhide weekly, in one output dir."""
+    from rel_eng.store.recorder import recorder_for
+
     out = tmp_path_factory.mktemp("candidates") / "out"
-    b1 = run_compose(config, out, "19", "Beta", DATE)
-    b2 = run_compose(config, out, "19", "Beta", DATE)
-    weekly = run_compose(config, out, "rawhide", None, DATE)
+    recorder = recorder_for(config, out)  # in the store, as `rel-eng compose` records them
+    b1 = run_compose(config, out, "19", "Beta", DATE, recorder=recorder)
+    b2 = run_compose(config, out, "19", "Beta", DATE, recorder=recorder)
+    weekly = run_compose(config, out, "rawhide", None, DATE, recorder=recorder)
+    recorder.close()
     return out, {"Beta-1.1": b1.plan.compose_id, "Beta-1.2": b2.plan.compose_id,
                  "weekly": weekly.plan.compose_id}
 
@@ -274,3 +278,71 @@ def test_two_releases_of_one_milestone_at_once_one_wins_the_other_names_it(candi
     assert f"19 Beta is already released from {winners[0]} ({ids[winners[0]]}, by " in e
     record = json.loads((out / "mirror" / BETA / "metadata/release.json").read_text())
     assert record["label"] == winners[0]
+
+
+def _released(out: Path, capsys) -> list[tuple]:
+    return [(r["body"]["action"], r["body"]["label"]) for r in outbox(out, capsys)
+            if r["topic"] == "rel_eng.release.published.v1"]
+
+
+def test_replace_swaps_the_tree_in_one_exchange_and_announces_it(candidates, capsys):
+    out, ids = candidates
+    assert rel(out, "Beta-1.1", "--allow-unverified", capsys=capsys)[0] == 0
+    target = out / "mirror" / BETA
+    err = _refused_keeping(out, capsys, "Beta-1.2", "--allow-unverified")
+    assert err == (f"rel-eng: error: 19 Beta is already released from Beta-1.1 "
+                   f"({ids['Beta-1.1']}, by {json.loads((target / 'metadata/release.json').read_text())['released_by']} "
+                   f"at {json.loads((target / 'metadata/release.json').read_text())['released_at']}) "
+                   f"in {target} (add --replace to release Beta-1.2 in its place)")
+    rc, o, e = rel(out, "Beta-1.2", "--allow-unverified", "--replace", capsys=capsys)
+    assert (rc, e) == (0, []) and o == [f"Beta-1.2 ({ids['Beta-1.2']}) replaced into {target}"]
+    assert json.loads((target / "metadata/release.json").read_text())["label"] == "Beta-1.2"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["Cloud"]  # the old tree is gone
+    assert sorted(p.name for p in (target / "x86_64/images").glob("*.qcow2")) == [
+        "Fedora-Cloud-Base-19_Beta-1.2.x86_64.qcow2", "Fedora-Cloud-Base-EC2-19_Beta-1.2.x86_64.qcow2"]
+    assert cli.main(["verify", str(target)]) == 0
+    capsys.readouterr()
+    assert _released(out, capsys) == [("published", "Beta-1.1"), ("replaced", "Beta-1.2")]
+    assert cli.main(["status", ids["Beta-1.2"], "--output", str(out), "--json"]) == 0
+    detail = json.loads(capsys.readouterr().out)
+    assert [(r["milestone"], r["label"], r["state"], r["released_by"]) for r in detail["releases"]] \
+        == [("Beta", "Beta-1.2", "open", record_by(target))]
+    assert [ev["action"] for ev in detail["releases"][0]["events"]] == ["published", "replaced"]
+    assert cli.main(["status", ids["Beta-1.2"], "--output", str(out)]) == 0
+    assert (f"released: 19 Beta from Beta-1.2, open, by {record_by(target)} at "
+            f"{detail['releases'][0]['released_at'][:19].replace('T', ' ')} in {BETA} (not "
+            "verified by a boot)") in capsys.readouterr().out.splitlines()
+
+
+def record_by(target: Path) -> str:
+    return json.loads((target / "metadata/release.json").read_text())["released_by"]
+
+
+def _refused_keeping(out: Path, capsys, *args: str) -> str:
+    """Refused with exit 2, and the mirror as it was."""
+    before = tree_state(out / "mirror")
+    rc, o, e = rel(out, *args, capsys=capsys)
+    assert (rc, o, len(e)) == (2, [], 1), (rc, o, e)
+    assert tree_state(out / "mirror") == before
+    return e[0]
+
+
+def test_closed_release_is_unreadable_and_unannounced_until_opened(candidates, capsys):
+    out, ids = candidates
+    rc, o, e = rel(out, "Beta-1.2", "--allow-unverified", "--closed", capsys=capsys)
+    target = out / "mirror" / BETA
+    assert (rc, e) == (0, []) and o == [f"Beta-1.2 ({ids['Beta-1.2']}) released into {target} "
+                                        "(closed)"]
+    assert oct(target.stat().st_mode & 0o777) == "0o700"
+    assert _released(out, capsys) == []
+    assert "--open: Beta-1.1" in _refused_keeping(out, capsys, "Beta-1.1", "--open")
+
+    rc, o, e = rel(out, "Beta-1.2", "--open", capsys=capsys)
+    assert (rc, e) == (0, []) and o == [f"Beta-1.2 ({ids['Beta-1.2']}) opened at {target}"]
+    assert oct(target.stat().st_mode & 0o777) == "0o755"
+    assert cli.main(["verify", str(target)]) == 0
+    capsys.readouterr()
+    assert _released(out, capsys) == [("opened", "Beta-1.2")]
+    rc, o, _ = rel(out, "Beta-1.2", "--open", capsys=capsys)
+    assert rc == 0 and o[0] == f"Beta-1.2 ({ids['Beta-1.2']}) is already open at {target}"
+    assert _released(out, capsys) == [("opened", "Beta-1.2")]

@@ -23,6 +23,9 @@ def register(sub) -> None:
                    help="swap out the candidate released for this milestone, atomically")
     p.add_argument("--closed", action="store_true",
                    help="write the tree with its top dir closed ([release] closed_mode)")
+    p.add_argument("--open", action="store_true", dest="open_",
+                   help="open a release written with --closed: readable, its AMIs public, "
+                        "announced")
     p.add_argument("--allow-unverified", action="store_true",
                    help="release a candidate whose images no boot verified (its page says so)")
     p.add_argument("--allow-incomplete", action="store_true",
@@ -33,14 +36,18 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from rel_eng.errors import writing
+    from rel_eng.errors import InputError, writing
     from rel_eng.release.run import Options, default_by, release
 
     config = common.load(args)
+    if args.open_ and (args.closed or args.replace):
+        raise InputError("--open opens a release already written; it takes no --closed or "
+                         "--replace", hint="run the release first, then --open")
     output = args.output or Path(config.schedule.output)
-    opts = Options(args.candidate, output, args.mirror, args.release, args.milestone,
-                   args.by or default_by(), args.replace, args.closed, args.allow_unverified,
-                   args.allow_incomplete)
+    opts = Options(args.candidate, output, mirror=args.mirror, release=args.release,
+                   milestone=args.milestone, by=args.by or default_by(), replace=args.replace,
+                   closed=args.closed, open=args.open_, allow_unverified=args.allow_unverified,
+                   allow_incomplete=args.allow_incomplete)
     with writing():
         release(config, opts)
     return 0

@@ -40,6 +40,7 @@ class Options:
     by: str = ""
     replace: bool = False
     closed: bool = False
+    open: bool = False  # open a release written --closed
     allow_unverified: bool = False
     allow_incomplete: bool = False
 
@@ -108,7 +109,8 @@ def target_for(config, plan, mirror_root: Path) -> Path:
 def release(config, opts: Options, out: Callable[[str], None] = print,
             now: dt.datetime | None = None) -> ReleaseRun:
     c = cand.find(opts.output, opts.ident, opts.release, opts.milestone)
-    checked = cand.check(c, opts.allow_unverified, opts.allow_incomplete)
+    # --open opens what was released with its flags: only a released tree of it is required
+    checked = cand.check(c, opts.allow_unverified or opts.open, opts.allow_incomplete or opts.open)
     mirror_root = (opts.mirror or opts.output / "mirror").resolve()
     run = ReleaseRun(config, opts, checked, mirror_root,
                      target_for(config, c.plan, mirror_root),
@@ -140,6 +142,9 @@ def run_check(run: ReleaseRun) -> None:
     run.existing = tree.owned(run.target)
     plan = run.c.plan
     what = f"{plan.release_version} {plan.milestone}"
+    if run.opts.open and not run.ours:
+        raise InputError(f"--open: {plan.label} ({run.cid}) is not released at {run.target}",
+                         hint="release it first (with --closed to pre-sync it)")
     if run.existing and not run.ours and not run.opts.replace:
         e = run.existing
         raise InputError(f"{what} is already released from {e.get('label')} "
@@ -218,6 +223,24 @@ def swapped(run: ReleaseRun) -> bool:
     return tree.record_of(run.target) is not None and run.ours
 
 
+def is_open(run: ReleaseRun) -> bool:
+    return (os.stat(run.target).st_mode & 0o777) == 0o755
+
+
+def opening(run: ReleaseRun) -> bool:
+    return not run.opts.closed
+
+
+def run_open(run: ReleaseRun) -> None:
+    """Release day: the closed top dir made readable (a pre-synced tree appears at once)."""
+    if is_open(run):
+        if run.opts.open:
+            run.out(f"{run.c.plan.label} ({run.cid}) is already open at {run.target}")
+        return
+    os.chmod(run.target, 0o755)
+    run.out(f"{run.c.plan.label} ({run.cid}) opened at {run.target}")
+
+
 def run_announce(run: ReleaseRun) -> None:
     """The store's row and history, and the message through the outbox."""
     from rel_eng import drop_manifest
@@ -226,11 +249,10 @@ def run_announce(run: ReleaseRun) -> None:
     rec = tree.record_of(run.target) or run.record()
     body, _ = signed_body((run.target / drop_manifest.NAME).read_text())
     files, _ = drop_manifest.parse(body)
-    action = "replaced" if run.opts.replace else "published"
-    closed = (os.stat(run.target).st_mode & 0o777) != 0o755
-    store.record(run.config, run.opts.output, action, rec, "closed" if closed else "open",
+    action = "opened" if run.opts.open else "replaced" if run.opts.replace else "published"
+    store.record(run.config, run.opts.output, action, rec, "open" if is_open(run) else "closed",
                  run.mirror_path, files, cand.ec2_amis(run.c))
-    if "swap" not in run.done:
+    if "swap" not in run.done and not run.opts.open:
         run.out(f"{run.c.plan.label} ({run.cid}) is already released in {run.target}: "
                 "nothing to do")
 

@@ -105,7 +105,15 @@ def compose_detail(engine: Engine, compose_id: str) -> dict | None:
                                             for a in artifacts],
                   steps=[s for s in steps if s["job_key"] is None],
                   history=[{k: h[k] for k in ("status", "reason", "at")} for h in history],
+                  releases=_releases_of(engine, compose_id),
                   amis=[{"nvra": a["nvra"], "region": a["region"], "ami_id": a["ami_id"],
                          "snapshot_ids": json.loads(a["snapshot_ids"] or "[]"),
                          "public": a["public"]} for a in amis])
     return detail
+
+
+def _releases_of(engine: Engine, compose_id: str) -> list[dict]:
+    """The milestones this compose is the released candidate of (rel_eng.release.record)."""
+    from rel_eng.release.record import released
+
+    return [r for r in released(engine) if r["compose_id"] == compose_id]
