@@ -136,8 +136,13 @@ class ReleaseStep:
 _R = "rel_eng.release.run"
 RELEASE_STEPS: tuple[ReleaseStep, ...] = (
     ReleaseStep("check", "nothing: refuses before any write", None, f"{_R}:run_check"),
-    ReleaseStep("link", "a hidden temp tree: hardlinks (or verified copies), release.json, "
-                "MANIFEST, verified", None, f"{_R}:run_link", applies=f"{_R}:needs_tree"),
+    ReleaseStep("link", "a hidden temp tree: hardlinks of the inodes the check hashed, or "
+                "verified copies", None, f"{_R}:run_link", applies=f"{_R}:needs_tree"),
+    ReleaseStep("resign", "the CHECKSUM copies signed with [signing] release_key (or taken "
+                "from --signed-checksums), as new files", None, f"{_R}:run_resign",
+                applies=f"{_R}:resigning"),
+    ReleaseStep("seal", "metadata/release.json and the tree's MANIFEST, the tree verified",
+                None, f"{_R}:run_seal", applies=f"{_R}:needs_tree"),
     ReleaseStep("swap", "<release dir>/<variant>/ (one rename, or an exchange with --replace)",
                 f"{_R}:tree_inputs", f"{_R}:run_swap", applies=f"{_R}:needs_tree",
                 found=f"{_R}:swapped"),

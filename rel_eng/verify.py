@@ -178,22 +178,27 @@ def _parse_checksum(rep: Report, shown: str, text: str) -> dict[str, tuple[int |
 
 
 def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
-                key: str = "", known: dict[Path, str] | None = None) -> Report:
+                key: str = "", known: dict[Path, str] | None = None,
+                also_key: str = "") -> Report:
     """Check the compose dir, staged drop or release tree at `path`; InputError when it is
     neither. With `key`, every signature must be by that key. `known`: sha256 of files the
-    caller has just read, so that they are not read twice."""
+    caller has just read, so that they are not read twice. `also_key`: a second key whose
+    signatures count too (a release tree's CHECKSUM files carry the release key's)."""
     root = find_root(path)
     if gpg_home and not Path(gpg_home).is_dir():
         raise InputError(f"gpg home {gpg_home} is not a directory",
                          hint="pass --gpg-home DIR or set [signing] gpg_home to the keyring "
                               "holding the signing key")
     fingerprints = None
-    if key:
-        fingerprints = key_fingerprints(key, gpg_home)
-        if not fingerprints:
-            raise InputError(f"signing key {key!r} is not in the keyring"
+    for k in (key, also_key):
+        if not k:
+            continue
+        found = key_fingerprints(k, gpg_home)
+        if not found:
+            raise InputError(f"signing key {k!r} is not in the keyring"
                              + (f" {gpg_home}" if gpg_home else ""),
                              hint="pass --gpg-home DIR holding it, or --key")
+        fingerprints = (fingerprints or set()) | found
     rep = Report(root)
     sums = _Sums(known)
     accounted: set[Path] = set()

@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--open", action="store_true", dest="open_",
                    help="open a release written with --closed: readable, its AMIs public, "
                         "announced")
+    p.add_argument("--signed-checksums", type=Path, metavar="DIR",
+                   help="CHECKSUM files signed with [signing] release_key elsewhere (a signing "
+                        "server): verified against the key and the candidate, then used")
     p.add_argument("--allow-unverified", action="store_true",
                    help="release a candidate whose images no boot verified (its page says so)")
     p.add_argument("--allow-incomplete", action="store_true",
@@ -47,7 +50,8 @@ def run(args) -> int:
     opts = Options(args.candidate, output, mirror=args.mirror, release=args.release,
                    milestone=args.milestone, by=args.by or default_by(), replace=args.replace,
                    closed=args.closed, open=args.open_, allow_unverified=args.allow_unverified,
-                   allow_incomplete=args.allow_incomplete)
+                   allow_incomplete=args.allow_incomplete,
+                   signed_checksums=args.signed_checksums)
     with writing():
         release(config, opts)
     return 0

@@ -23,6 +23,7 @@ from rel_eng.errors import InputError, RelEngError
 from rel_eng.pipeline import RELEASE_STEPS, step_key
 from rel_eng.release import candidate as cand
 from rel_eng.release import record as store
+from rel_eng.release import signing as rsign
 from rel_eng.release import tree
 from rel_eng.signals import stop_on_signal
 from rel_eng.verify import DropBroken, verify_tree
@@ -43,6 +44,7 @@ class Options:
     open: bool = False  # open a release written --closed
     allow_unverified: bool = False
     allow_incomplete: bool = False
+    signed_checksums: Path | None = None  # CHECKSUM files signed by the release key elsewhere
 
 
 @dataclass
@@ -63,6 +65,7 @@ class ReleaseRun:
     known: dict = field(default_factory=dict)
     digests: dict = field(default_factory=dict)  # staged file -> sha256, read by the check
     seen: dict = field(default_factory=dict)  # staged file -> its identity when hashed
+    presigned: dict = field(default_factory=dict)  # tree path -> CHECKSUM text signed elsewhere
     old_tree: Path | None = None
     done: list = field(default_factory=list)  # steps run (not skipped) by this run
 
@@ -166,6 +169,11 @@ def run_check(run: ReleaseRun) -> None:
                          hint="a staged candidate that does not verify is never released")
     run.digests = rep.digests
     run.seen = {f.src: tree.identity(f.src) for f in run.files}
+    checksums = {f.rel: f.src for f in run.files if f.rel.endswith("CHECKSUM")}
+    if run.opts.signed_checksums is not None:
+        run.presigned = rsign.presigned(run.opts.signed_checksums, checksums, signing)
+    else:
+        rsign.check_can_sign(signing, f"{run.config.source}: [signing]")
 
 
 def tree_inputs(run: ReleaseRun) -> list:
@@ -177,23 +185,66 @@ def needs_tree(run: ReleaseRun) -> bool:
 
 
 def run_link(run: ReleaseRun) -> None:
-    """Hardlinks (or verified copies) of every staged file into a hidden temp tree, each read
-    once; then release.json and the tree's MANIFEST, and the tree verified as `rel-eng verify`
-    would, reusing the digests just read."""
-    signing = run.config.signing
+    """Hardlinks (or verified copies) of every staged file into a hidden temp tree, each
+    linked file the very inode the check just hashed (a copy is hashed on the way)."""
     run.created = tree.ensure_parents(run.mirror_root, run.target.parent.relative_to(run.mirror_root))
     run.tmp = tree.temp_dir(run.target)
-    try:
+    with discarding(run):
         run.tmp.mkdir(mode=0o700)
         run.known = tree.link_or_copy(run.files, run.tmp, run.digests, run.seen)
+
+
+def resigning(run: ReleaseRun) -> bool:
+    return needs_tree(run) and bool(run.presigned or run.config.signing.release_key)
+
+
+def run_resign(run: ReleaseRun) -> None:
+    """The CHECKSUM copies signed with the release key (or the ones signed elsewhere): new
+    files in the temp tree; the staged ones keep the compose key's signature."""
+    with discarding(run):
+        for f in run.files:
+            if not f.rel.endswith("CHECKSUM"):
+                continue
+            path = run.tmp / f.rel
+            text = run.presigned.get(f.rel) or rsign.resign(path.read_text(), run.config.signing)
+            tree.replace_file(path, text)
+            run.known.pop(path, None)
+
+
+def manifest_signing(run: ReleaseRun):
+    """The release key signs the tree's MANIFEST when it can sign here; else the compose key."""
+    signing = run.config.signing
+    if signing.release_key and not run.presigned:
+        return rsign.release_signing(signing)
+    return signing
+
+
+def run_seal(run: ReleaseRun) -> None:
+    """release.json and the tree's MANIFEST, then the tree verified as `rel-eng verify` would
+    (signatures by the release or the compose key), reusing the digests the link read."""
+    signing = run.config.signing
+    with discarding(run):
         mode = run.config.release_tree.closed_mode if run.opts.closed else 0o755
-        tree.finish(run.tmp, run.record(), run.known, signing, mode)
-        rep = verify_tree(run.tmp, signing.gpg_home, signing.enabled, signing.key, known=run.known)
+        tree.finish(run.tmp, run.record(), run.known, manifest_signing(run), mode)
+        rep = verify_tree(run.tmp, signing.gpg_home, manifest_signing(run).enabled,
+                          signing.key, known=run.known, also_key=signing.release_key)
         if rep.problems:
             raise DropBroken(run.tmp, rep.problems)
-    except BaseException:
-        discard(run)
-        raise
+
+
+class discarding:
+    """Around a step that writes before the swap: any failure or signal takes it all back."""
+
+    def __init__(self, run: ReleaseRun):
+        self.run = run
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            discard(self.run)
+        return False
 
 
 def discard(run: ReleaseRun) -> None:
