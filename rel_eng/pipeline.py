@@ -146,8 +146,16 @@ RELEASE_STEPS: tuple[ReleaseStep, ...] = (
     ReleaseStep("swap", "<release dir>/<variant>/ (one rename, or an exchange with --replace)",
                 f"{_R}:tree_inputs", f"{_R}:run_swap", applies=f"{_R}:needs_tree",
                 found=f"{_R}:swapped"),
+    ReleaseStep("withdraw", "--withdraw: the tree moved aside in one rename", None,
+                f"{_R}:run_withdraw", applies=f"{_R}:withdrawing"),
     ReleaseStep("open", "the top dir readable (0755); skipped under --closed", None,
                 f"{_R}:run_open", applies=f"{_R}:opening"),
+    ReleaseStep("share", "the candidate's AMIs public in every region ([ec2] "
+                "public_milestones), once open", None, f"{_R}:run_share",
+                applies=f"{_R}:sharing"),
+    ReleaseStep("unshare", "the replaced or withdrawn candidate's AMIs private again, or "
+                "deprecated ([release] replaced_amis)", None, f"{_R}:run_unshare",
+                applies=f"{_R}:unsharing"),
     ReleaseStep("announce", "the store's release row and act; rel_eng.release.published.v1 "
                 "once open", None, f"{_R}:run_announce"),
 )

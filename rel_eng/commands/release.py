@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--open", action="store_true", dest="open_",
                    help="open a release written with --closed: readable, its AMIs public, "
                         "announced")
+    p.add_argument("--withdraw", action="store_true",
+                   help="take a broken release back: its tree moved aside, its AMIs private "
+                        "(or deprecated), recorded and announced")
     p.add_argument("--signed-checksums", type=Path, metavar="DIR",
                    help="CHECKSUM files signed with [signing] release_key elsewhere (a signing "
                         "server): verified against the key and the candidate, then used")
@@ -43,6 +46,9 @@ def run(args) -> int:
     from rel_eng.release.run import Options, default_by, release
 
     config = common.load(args)
+    if sum((args.open_, args.withdraw, args.closed or args.replace)) > 1:
+        raise InputError("--open, --withdraw and --closed/--replace exclude each other",
+                         hint="one act at a time")
     if args.open_ and (args.closed or args.replace):
         raise InputError("--open opens a release already written; it takes no --closed or "
                          "--replace", hint="run the release first, then --open")
@@ -51,7 +57,7 @@ def run(args) -> int:
                    milestone=args.milestone, by=args.by or default_by(), replace=args.replace,
                    closed=args.closed, open=args.open_, allow_unverified=args.allow_unverified,
                    allow_incomplete=args.allow_incomplete,
-                   signed_checksums=args.signed_checksums)
+                   signed_checksums=args.signed_checksums, withdraw=args.withdraw)
     with writing():
         release(config, opts)
     return 0

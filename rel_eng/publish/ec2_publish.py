@@ -128,18 +128,25 @@ def select_targets(topdir: Path, plan: DropPlan, cfg: Ec2Config) -> tuple[list[T
     return targets, skipped
 
 
-def is_public(plan: DropPlan, cfg: Ec2Config) -> bool:
-    return cfg.weekly_public if plan.weekly else cfg.public_milestones
+def is_public(plan: DropPlan, cfg: Ec2Config, public: bool | None = None) -> bool:
+    """Whether the AMIs are shared with group "all" now. `public` (True at release) overrides.
+    A milestone candidate's AMIs stay private at staging: `public_milestones` acts when the
+    candidate is released (`rel-eng release`), never before."""
+    if public is not None:
+        return public
+    return cfg.weekly_public if plan.weekly else False
 
 
 class Ec2Publisher:
     """Runtime state of one publish run: clients, the plan and the regions."""
 
-    def __init__(self, clients: AwsClients, cfg: Ec2Config, plan: DropPlan, regions: tuple[str, ...]):
+    def __init__(self, clients: AwsClients, cfg: Ec2Config, plan: DropPlan, regions: tuple[str, ...],
+                 public: bool | None = None):
         self.clients = clients
         self.cfg = cfg
         self.plan = plan
         self.regions = regions
+        self.public = public  # None: the config's rule (is_public)
 
     def _tags(self, job: ImageJob) -> dict[str, str]:
         return ec2_tags.image_tags(self.plan.compose_id, job.nvra, self.plan.weekly)
@@ -224,7 +231,7 @@ class Ec2Publisher:
 
     def finish(self, result: ImageResult) -> ImageResult:
         """Visibility and deprecation; only called once every image is available everywhere."""
-        public = is_public(self.plan, self.cfg)
+        public = is_public(self.plan, self.cfg, self.public)
         when = None
         if self.plan.weekly and self.cfg.deprecate_days:
             when = ami.deprecate_at(result.images[self.cfg.base_region], self.cfg.deprecate_days)
@@ -313,11 +320,13 @@ def share_ec2(
     topdir: Path,
     config: "Config",
     *,
+    public: bool | None = None,
     session: boto3.session.Session | None = None,
     out: Callable[[str], None] = print,
 ) -> PublishReport:
-    """Share (when configured), deprecate and announce the AMIs ec2.json records for `topdir`,
-    as registered by `publish_ec2(..., share=False)`. Safe to rerun: sharing twice is a no-op."""
+    """Share (when configured, or `public=True`: at release), deprecate and announce the AMIs
+    ec2.json records for `topdir`, as registered by `publish_ec2(..., share=False)`. Safe to
+    rerun: sharing twice is a no-op."""
     cfg = config.ec2
     plan = load_plan(topdir)
     recorded = load_results(topdir)
@@ -341,9 +350,57 @@ def share_ec2(
     except AWS_ERRORS as exc:
         raise describe_failure("looking up the AMIs to share", exc) from None
     regions = tuple(dict.fromkeys((cfg.base_region, *(r for res in results for r in res.images))))
-    publisher = Ec2Publisher(clients, cfg, plan, regions)
+    publisher = Ec2Publisher(clients, cfg, plan, regions, public=public)
     return _share_and_announce(publisher, plan, results, recorded.get("skipped", {}), topdir, out,
                                config.messaging.enabled)
+
+
+def unshare_ec2(
+    topdir: Path,
+    config: "Config",
+    *,
+    how: str = "private",
+    session: boto3.session.Session | None = None,
+    out: Callable[[str], None] = print,
+) -> int:
+    """Take a replaced or withdrawn release's AMIs back: "private" removes launch permission
+    `all` from each AMI and createVolumePermission `all` from its snapshots in every region;
+    "deprecate" deprecates them now. Records it in ec2.json; returns how many AMIs it touched.
+    Safe to rerun."""
+    if how not in ("private", "deprecate"):
+        raise InputError(f"unshare: unknown way {how!r}", hint="use private or deprecate")
+    cfg = config.ec2
+    plan = load_plan(topdir)
+    recorded = load_results(topdir)
+    if not recorded or recorded.get("compose_id") != plan.compose_id:
+        return 0
+    clients = AwsClients(cfg, session)
+    clients.require_credentials()
+    now = dt.datetime.now(dt.timezone.utc)
+    touched = 0
+    try:
+        for nvra, info in sorted(recorded.get("images", {}).items()):
+            for region, image_id in sorted(info["regions"].items()):
+                ec2 = clients.ec2(region)
+                if how == "private":
+                    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={
+                        "Remove": [{"Group": "all"}]})
+                    for snap in info.get("snapshots", {}).get(region, []):
+                        ec2.modify_snapshot_attribute(SnapshotId=snap,
+                                                      Attribute="createVolumePermission",
+                                                      OperationType="remove", GroupNames=["all"])
+                else:
+                    ami.deprecate(ec2, image_id, now)
+                touched += 1
+            info["public"] = False
+            if how == "deprecate":
+                info["deprecate_at"] = now.isoformat()
+            out(f"{nvra}: {'private' if how == 'private' else 'deprecated'} in "
+                f"{len(info['regions'])} region(s)")
+    except AWS_ERRORS as exc:
+        raise describe_failure(f"making the AMIs {how}", exc) from None
+    write_results(topdir, recorded)
+    return touched
 
 
 def _share_and_announce(publisher: Ec2Publisher, plan: DropPlan, results: list[ImageResult],

@@ -42,6 +42,7 @@ class Options:
     replace: bool = False
     closed: bool = False
     open: bool = False  # open a release written --closed
+    withdraw: bool = False  # take a broken release back
     allow_unverified: bool = False
     allow_incomplete: bool = False
     signed_checksums: Path | None = None  # CHECKSUM files signed by the release key elsewhere
@@ -67,6 +68,8 @@ class ReleaseRun:
     seen: dict = field(default_factory=dict)  # staged file -> its identity when hashed
     presigned: dict = field(default_factory=dict)  # tree path -> CHECKSUM text signed elsewhere
     old_tree: Path | None = None
+    replaced: dict | None = None  # the record of the release this one replaced
+    aside: Path | None = None  # where --withdraw moved the tree
     done: list = field(default_factory=list)  # steps run (not skipped) by this run
 
     @property
@@ -112,8 +115,10 @@ def target_for(config, plan, mirror_root: Path) -> Path:
 def release(config, opts: Options, out: Callable[[str], None] = print,
             now: dt.datetime | None = None) -> ReleaseRun:
     c = cand.find(opts.output, opts.ident, opts.release, opts.milestone)
-    # --open opens what was released with its flags: only a released tree of it is required
-    checked = cand.check(c, opts.allow_unverified or opts.open, opts.allow_incomplete or opts.open)
+    # --open and --withdraw act on what was released with its flags: only its tree is required
+    acts_on_release = opts.open or opts.withdraw
+    checked = cand.check(c, opts.allow_unverified or acts_on_release,
+                         opts.allow_incomplete or acts_on_release)
     mirror_root = (opts.mirror or opts.output / "mirror").resolve()
     run = ReleaseRun(config, opts, checked, mirror_root,
                      target_for(config, c.plan, mirror_root),
@@ -154,6 +159,12 @@ def run_check(run: ReleaseRun) -> None:
                          f"({e.get('compose_id')}, by {e.get('released_by')} at "
                          f"{e.get('released_at')}) in {run.target}",
                          hint=f"add --replace to release {plan.label} in its place")
+    aside = tree.record_of(tree.withdrawn_path(run.target, run.cid))
+    if run.opts.withdraw and not run.ours and (aside or {}).get("compose_id") == run.cid:
+        return  # withdrawn before a crash: the rest of the steps finish it
+    if run.opts.withdraw and not run.ours:
+        raise InputError(f"--withdraw: {plan.label} ({run.cid}) is not released at "
+                         f"{run.target}", hint="name the candidate that is released")
     if run.opts.replace and run.existing is None:
         raise InputError(f"--replace: nothing is released at {run.target} to replace",
                          hint="drop --replace")
@@ -181,7 +192,7 @@ def tree_inputs(run: ReleaseRun) -> list:
 
 
 def needs_tree(run: ReleaseRun) -> bool:
-    return not run.ours
+    return not run.ours and not run.opts.withdraw
 
 
 def run_link(run: ReleaseRun) -> None:
@@ -263,6 +274,7 @@ def run_swap(run: ReleaseRun) -> None:
         raise
     run.tmp = None
     if run.old_tree is not None:
+        run.replaced = tree.record_of(run.old_tree)
         tree.remove_tree(run.old_tree)
     run.existing = tree.record_of(run.target)
     verb = "replaced" if run.opts.replace else "released"
@@ -279,7 +291,52 @@ def is_open(run: ReleaseRun) -> bool:
 
 
 def opening(run: ReleaseRun) -> bool:
-    return not run.opts.closed
+    return not run.opts.closed and not run.opts.withdraw
+
+
+def withdrawing(run: ReleaseRun) -> bool:
+    return run.opts.withdraw
+
+
+def run_withdraw(run: ReleaseRun) -> None:
+    """The tree moved aside in one rename, kept (hidden) for whoever looks into why."""
+    run.aside = tree.withdrawn_path(run.target, run.cid)
+    if not os.path.lexists(run.target) and os.path.isdir(run.aside):
+        return  # a rerun after the rename
+    os.rename(run.target, run.aside)
+    tree.fsync_dir(run.target.parent)
+    run.out(f"{run.c.plan.label} ({run.cid}) withdrawn: {run.target} moved to {run.aside}")
+
+
+def sharing(run: ReleaseRun) -> bool:
+    return (opening(run) and run.config.ec2.public_milestones
+            and bool(cand.ec2_amis(run.c)))
+
+
+def run_share(run: ReleaseRun) -> None:
+    """The candidate's AMIs public in every region, now that the release is open."""
+    from rel_eng.publish.ec2_publish import share_ec2
+
+    share_ec2(run.c.topdir, run.config, public=True, out=run.out)
+
+
+def unsharing(run: ReleaseRun) -> bool:
+    return run.opts.withdraw or bool(run.replaced)
+
+
+def run_unshare(run: ReleaseRun) -> None:
+    """A withdrawn release's AMIs, or those of the release --replace swapped out, made private
+    again or deprecated now ([release] replaced_amis)."""
+    from rel_eng.publish.ec2_publish import unshare_ec2
+
+    if run.opts.withdraw:
+        topdir = run.c.topdir
+    else:
+        old = (run.replaced or {}).get("compose_id")
+        topdir = run.opts.output / str(old)
+    if not (topdir / "compose" / "metadata" / "ec2.json").is_file():
+        return
+    unshare_ec2(topdir, run.config, how=run.config.release_tree.replaced_amis, out=run.out)
 
 
 def run_open(run: ReleaseRun) -> None:
@@ -297,13 +354,18 @@ def run_announce(run: ReleaseRun) -> None:
     from rel_eng import drop_manifest
     from rel_eng.verify import signed_body
 
-    rec = tree.record_of(run.target) or run.record()
-    body, _ = signed_body((run.target / drop_manifest.NAME).read_text())
+    where = tree.withdrawn_path(run.target, run.cid) if run.opts.withdraw else run.target
+    rec = tree.record_of(where) or run.record()
+    body, _ = signed_body((where / drop_manifest.NAME).read_text())
     files, _ = drop_manifest.parse(body)
-    action = "opened" if run.opts.open else "replaced" if run.opts.replace else "published"
-    store.record(run.config, run.opts.output, action, rec, "open" if is_open(run) else "closed",
-                 run.mirror_path, files, cand.ec2_amis(run.c))
-    if "swap" not in run.done and not run.opts.open:
+    action = ("withdrawn" if run.opts.withdraw else "opened" if run.opts.open
+              else "replaced" if run.opts.replace else "published")
+    state = "withdrawn" if run.opts.withdraw else "open" if is_open(run) else "closed"
+    if run.opts.withdraw:
+        rec = {**rec, "released_by": run.opts.by}  # who withdrew it
+    store.record(run.config, run.opts.output, action, rec, state, run.mirror_path, files,
+                 cand.ec2_amis(run.c))
+    if "swap" not in run.done and not run.opts.open and not run.opts.withdraw:
         run.out(f"{run.c.plan.label} ({run.cid}) is already released in {run.target}: "
                 "nothing to do")
 

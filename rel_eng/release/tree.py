@@ -204,6 +204,11 @@ def swap_in(tmp: Path, target: Path, replace: bool) -> Path | None:
     return None
 
 
+def withdrawn_path(target: Path, compose_id: str) -> Path:
+    """Where --withdraw moves a tree: hidden beside it, never swept, one per candidate."""
+    return target.with_name(f".{target.name}.withdrawn-{compose_id}")
+
+
 def remove_tree(path: Path) -> None:
     """Out of sight first, then deleted, so no reader sees half a tree."""
     if not os.path.lexists(path):
