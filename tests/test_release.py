@@ -346,3 +346,25 @@ def test_closed_release_is_unreadable_and_unannounced_until_opened(candidates, c
     rc, o, _ = rel(out, "Beta-1.2", "--open", capsys=capsys)
     assert rc == 0 and o[0] == f"Beta-1.2 ({ids['Beta-1.2']}) is already open at {target}"
     assert _released(out, capsys) == [("opened", "Beta-1.2")]
+
+
+def test_the_release_engineers_story_each_step_verifies(candidates, config, capsys):
+    """Beta-1.2 released, replaced by Beta-1.3, then RC-1.1 released as Final into releases/19."""
+    out, ids = candidates
+    beta = out / "mirror" / BETA
+    final = out / "mirror" / "fedora/linux/releases/19/Cloud"
+    assert rel(out, "Beta-1.2", "--allow-unverified", capsys=capsys)[0] == 0
+    assert cli.main(["verify", str(beta)]) == 0
+    b3 = run_compose(config, out, "19", "Beta", DATE)
+    assert b3.plan.label == "Beta-1.3"
+    assert rel(out, "Beta-1.3", "--replace", "--allow-unverified", capsys=capsys)[0] == 0
+    assert cli.main(["verify", str(beta)]) == 0
+    rc1 = run_compose(config, out, "19", "Final", DATE)
+    assert rc1.plan.label == "RC-1.1"
+    assert rel(out, "RC-1.1", "--allow-unverified", capsys=capsys)[0] == 0
+    assert cli.main(["verify", str(final)]) == 0
+    assert (final / "x86_64/images/Fedora-Cloud-Base-19-1.1.x86_64.qcow2").is_file()
+    assert json.loads((beta / "metadata/release.json").read_text())["label"] == "Beta-1.3"
+    capsys.readouterr()
+    assert [(a, label) for a, label in _released(out, capsys)] == [
+        ("published", "Beta-1.2"), ("replaced", "Beta-1.3"), ("published", "RC-1.1")]
