@@ -313,6 +313,19 @@ def test_replace_swaps_the_tree_in_one_exchange_and_announces_it(candidates, cap
             f"{detail['releases'][0]['released_at'][:19].replace('T', ' ')} in {BETA} (not "
             "verified by a boot)") in capsys.readouterr().out.splitlines()
 
+    assert cli.main(["plan", "--release", "19", "--milestone", "Beta", "--released",
+                     "--output", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith(f"19 Beta: released from Beta-1.2 ({ids['Beta-1.2']}), open, by ")
+    assert [line.split()[2:4] for line in shown[1:]] == [["published", ids["Beta-1.1"]],
+                                                         ["replaced", ids["Beta-1.2"]]]
+    assert cli.main(["schedule", "--output", str(out), "--json"]) == 0
+    stones = {m["milestone"]: m for m in json.loads(capsys.readouterr().out)["milestones"]
+              if m["release"] == "19"}
+    assert stones["Beta"]["candidates"] == ["Beta-1.1", "Beta-1.2"]
+    assert stones["Beta"]["released"]["label"] == "Beta-1.2"
+    assert (stones["Alpha"]["candidates"], stones["Alpha"]["released"]) == ([], None)
+
 
 def record_by(target: Path) -> str:
     return json.loads((target / "metadata/release.json").read_text())["released_by"]

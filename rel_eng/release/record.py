@@ -81,3 +81,23 @@ def released(engine, release_key: str | None = None) -> list[dict]:
                     e.c.release_key == row["release_key"], e.c.milestone == row["milestone"])
                     .order_by(e.c.id))]
     return rows
+
+
+def milestones(engine) -> dict[tuple[str, str], dict]:
+    """(release key, milestone) -> the candidates staged (labels, oldest first) and the one
+    released (None while none is): what `rel-eng schedule` shows per milestone."""
+    c, s = schema.composes, schema.staged_drops
+    q = (select(c.c.release_key, c.c.milestone, c.c.label, c.c.compose_id)
+         .join(s, s.c.compose_id == c.c.compose_id)
+         .where(c.c.milestone.is_not(None)).order_by(c.c.created_at))
+    out: dict[tuple[str, str], dict] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(q):
+            out.setdefault((row.release_key, row.milestone),
+                           {"candidates": [], "released": None})["candidates"].append(row.label)
+    for r in released(engine):
+        out.setdefault((r["release_key"], r["milestone"]),
+                       {"candidates": [], "released": None})["released"] = {
+            k: r[k] for k in ("label", "compose_id", "state", "released_by", "released_at",
+                              "mirror_path")}
+    return out
