@@ -381,3 +381,11 @@ def test_the_release_engineers_story_each_step_verifies(candidates, config, caps
     capsys.readouterr()
     assert [(a, label) for a, label in _released(out, capsys)] == [
         ("published", "Beta-1.2"), ("replaced", "Beta-1.3"), ("published", "RC-1.1")]
+    pages = out / "mirror" / "fedora/linux/releases/cloud"
+    entries = json.loads((pages / "releases.json").read_text())
+    assert [e["version"] for e in entries] == ["19"] * 8 + ["19 Beta"] * 8  # newest first
+    assert set(entries[0]) == {"version", "arch", "link", "variant", "subvariant", "sha256", "size"}
+    for e in entries:  # non-empty: 16 entries; each link reaches its file, of that size
+        assert (pages / e["link"]).stat().st_size == int(e["size"])
+    page = (pages / "index.html").read_text()
+    assert page.index("Fedora 19 Final") < page.index("Fedora 19 Beta") and "Beta-1.3" in page

@@ -30,6 +30,9 @@ class ReleaseConfig(Section):
     final_dir: str = setting("fedora/linux/releases/{version}",
                              "where Final (an RC candidate) is released (mirror-relative)",
                              valid=_template)
+    pages_dir: str = setting("fedora/linux/releases/cloud", "where the releases' own index.html "
+                             "and releases.json go (mirror-relative; every open release listed)",
+                             valid=_template)
     closed_mode: int = setting(0o700, "mode of the release's top dir under --closed until "
                                "--open", low=0, high=0o777)
     replaced_amis: str = setting("private", "what --replace and --withdraw do to the old "

@@ -24,9 +24,10 @@ def store_url(config, output: Path) -> str | None:
 
 
 def record(config, output: Path, action: str, rec: dict, state: str, mirror_path: str,
-           files: dict, amis: dict, now: dt.datetime | None = None) -> bool:
+           files: dict, amis: dict, now: dt.datetime | None = None, pages=None) -> bool:
     """Write the release row, the act and its message; returns whether the store took them
-    (False when [store] is off). Sends the outbox afterwards when messaging is on."""
+    (False when [store] is off). `pages(rows)` then rewrites the release pages from every
+    release recorded. Sends the outbox afterwards when messaging is on."""
     url = store_url(config, output)
     if url is None:
         return False
@@ -56,6 +57,8 @@ def record(config, output: Path, action: str, rec: dict, state: str, mirror_path
             if state != "closed":  # a closed release is announced when it opens
                 outbox.enqueue(conn, [bodies.release_published(action, rec, mirror_path, files,
                                                                amis)], now)
+        if pages is not None:
+            pages(released(recorder.engine))
         recorder.flush(config)
     finally:
         recorder.close()

@@ -363,8 +363,11 @@ def run_announce(run: ReleaseRun) -> None:
     state = "withdrawn" if run.opts.withdraw else "open" if is_open(run) else "closed"
     if run.opts.withdraw:
         rec = {**rec, "released_by": run.opts.by}  # who withdrew it
+    from rel_eng.web.release_pages import write_release_pages
+
     store.record(run.config, run.opts.output, action, rec, state, run.mirror_path, files,
-                 cand.ec2_amis(run.c))
+                 cand.ec2_amis(run.c), pages=lambda rows: write_release_pages(
+                     run.mirror_root, run.config.release_tree.pages_dir, rows))
     if "swap" not in run.done and not run.opts.open and not run.opts.withdraw:
         run.out(f"{run.c.plan.label} ({run.cid}) is already released in {run.target}: "
                 "nothing to do")
