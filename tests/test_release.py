@@ -389,3 +389,11 @@ def test_the_release_engineers_story_each_step_verifies(candidates, config, caps
         assert (pages / e["link"]).stat().st_size == int(e["size"])
     page = (pages / "index.html").read_text()
     assert page.index("Fedora 19 Final") < page.index("Fedora 19 Beta") and "Beta-1.3" in page
+    # the candidate's page at the top of Cloud/: its links reach the files, it says what it is
+    from web_support import links
+
+    tree_page = (final / "index.html").read_bytes()
+    files = [h for h in links(tree_page) if not h.startswith(("#", "https://"))]
+    assert len(files) > 10 and all((final / h).is_file() for h in files)
+    assert (f"Released as Fedora 19 Final from candidate RC-1.1 (<code>{rc1.plan.compose_id}"
+            "</code>)") in tree_page.decode() and "Not verified by a boot." in tree_page.decode()

@@ -22,6 +22,7 @@ from rel_eng.compose.locks import mirror_lock
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.pipeline import RELEASE_STEPS, step_key
 from rel_eng.release import candidate as cand
+from rel_eng.release import page
 from rel_eng.release import record as store
 from rel_eng.release import signing as rsign
 from rel_eng.release import tree
@@ -236,6 +237,9 @@ def run_seal(run: ReleaseRun) -> None:
     signing = run.config.signing
     with discarding(run):
         mode = run.config.release_tree.closed_mode if run.opts.closed else 0o755
+        page.rewrite(run.tmp, run.c.plan.variant, run.record())
+        run.known.pop(run.tmp / page.PAGE, None)
+        run.known.pop(run.tmp / page.LISTING, None)
         tree.finish(run.tmp, run.record(), run.known, manifest_signing(run), mode)
         rep = verify_tree(run.tmp, signing.gpg_home, manifest_signing(run).enabled,
                           signing.key, known=run.known, also_key=signing.release_key)
