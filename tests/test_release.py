@@ -397,3 +397,26 @@ def test_the_release_engineers_story_each_step_verifies(candidates, config, caps
     assert len(files) > 10 and all((final / h).is_file() for h in files)
     assert (f"Released as Fedora 19 Final from candidate RC-1.1 (<code>{rc1.plan.compose_id}"
             "</code>)") in tree_page.decode() and "Not verified by a boot." in tree_page.decode()
+
+
+def test_the_dashboard_shows_the_released_candidate_when_and_by_whom(candidates, capsys):
+    from starlette.testclient import TestClient
+
+    from rel_eng.config import load_config
+    from rel_eng.store.engine import open_engine
+    from rel_eng.web.dashboard.app import create_app
+
+    out, ids = candidates
+    assert rel(out, "Beta-1.2", "--allow-unverified", "--by", "dora", capsys=capsys)[0] == 0
+    engine = open_engine(f"sqlite:///{out / 'rel-eng.db'}")
+    try:
+        with TestClient(create_app(engine, load_config())) as c:
+            api = c.get("/api/schedule").json()["releases"]
+            page = c.get("/schedule").text
+            detail = c.get(f"/api/composes/{ids['Beta-1.2']}").json()
+    finally:
+        engine.dispose()
+    assert [(r["milestone"], r["label"], r["released_by"], r["state"]) for r in api] == \
+        [("Beta", "Beta-1.2", "dora", "open")]
+    assert 'id="releases"' in page and "Beta-1.2</a></td><td>open</td>" in page and "dora" in page
+    assert [r["label"] for r in detail["releases"]] == ["Beta-1.2"]

@@ -90,7 +90,7 @@ def show_released(args, config) -> int:
         raise InputError("--released needs --milestone (weeklies are never released)")
     config.release(args.release)  # an unknown release is bad input
     key = config.release(args.release).key
-    from rel_eng.release.record import released
+    from rel_eng.store.queries import released
 
     if not config.store.enabled:
         raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from rel_eng.messaging import bodies
 from rel_eng.store import outbox, schema
 from rel_eng.store.engine import upsert
+from rel_eng.store.queries import released
 
 
 def utcnow() -> dt.datetime:
@@ -63,27 +64,6 @@ def record(config, output: Path, action: str, rec: dict, state: str, mirror_path
     finally:
         recorder.close()
     return True
-
-
-def released(engine, release_key: str | None = None) -> list[dict]:
-    """Every release row (with its acts), newest first: `rel-eng status`, the dashboard,
-    `rel-eng schedule` and `plan --released` read this."""
-    r, e = schema.releases, schema.release_events
-    q = select(r).order_by(r.c.released_at.desc())
-    if release_key is not None:
-        q = q.where(r.c.release_key == release_key)
-    with engine.connect() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(q)]
-        for row in rows:
-            row["amis"] = json.loads(row["amis"] or "{}")
-            row["released_at"] = row["released_at"].isoformat()
-            row["events"] = [
-                {"action": ev.action, "compose_id": ev.compose_id, "by": ev.by,
-                 "at": ev.at.isoformat()}
-                for ev in conn.execute(select(e).where(
-                    e.c.release_key == row["release_key"], e.c.milestone == row["milestone"])
-                    .order_by(e.c.id))]
-    return rows
 
 
 def milestones(engine) -> dict[tuple[str, str], dict]:
