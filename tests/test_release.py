@@ -420,3 +420,11 @@ def test_the_dashboard_shows_the_released_candidate_when_and_by_whom(candidates,
         [("Beta", "Beta-1.2", "dora", "open")]
     assert 'id="releases"' in page and "Beta-1.2</a></td><td>open</td>" in page and "dora" in page
     assert [r["label"] for r in detail["releases"]] == ["Beta-1.2"]
+
+
+def test_a_release_template_outside_the_mirror_is_refused(candidates, tmp_path, capsys):
+    out, _ = candidates
+    cfg = tmp_path / "rel-eng.toml"
+    cfg.write_text('[release]\nprerelease_dir = "../../etc/{version}"\n')
+    err = _refused(out, capsys, "Beta-1.2", "--allow-unverified", "--config", str(cfg))
+    assert "release.prerelease_dir" in err and "must be a relative path inside the mirror" in err
