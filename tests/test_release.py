@@ -210,9 +210,9 @@ sys.exit(cli.main(sys.argv[3:]))
 """
 
 
-def _killed(out: Path, where: str, n: int) -> None:
+def _killed(out: Path, where: str, n: int, *extra: str) -> None:
     argv = [sys.executable, "-c", KILLER, where, str(n), "release", "Beta-1.2",
-            "--allow-unverified", "--output", str(out)]
+            "--allow-unverified", "--output", str(out), *extra]
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
@@ -255,6 +255,21 @@ def test_sigkill_then_rerun_ends_in_the_same_tree_and_one_message(candidates, ca
     capsys.readouterr()
     rows = [r for r in outbox(out, capsys) if r["topic"] == "rel_eng.release.published.v1"]
     assert [r["body"]["compose_id"] for r in rows] == [ids["Beta-1.2"]]
+
+
+def test_sigkill_mid_replace_then_resume_replaces_and_remembers_whom(candidates, capsys):
+    out, ids = candidates
+    assert rel(out, "Beta-1.1", "--allow-unverified", capsys=capsys)[0] == 0
+    _killed(out, "announce", 1, "--replace")  # killed after the exchange, before the record
+    target = out / "mirror" / BETA
+    assert json.loads((target / "metadata/release.json").read_text())["label"] == "Beta-1.2"
+    rc, o, e = rel(out, "Beta-1.2", "--allow-unverified", "--replace", "--resume", capsys=capsys)
+    assert (rc, e) == (0, [])
+    assert sorted(p.name for p in target.parent.iterdir()) == ["Cloud"]  # the old tree swept
+    assert Compose.load(out / ids["Beta-1.2"]).manifest.read()["release_replaces"] == {
+        "compose_id": ids["Beta-1.1"], "label": "Beta-1.1"}
+    capsys.readouterr()
+    assert _released(out, capsys) == [("published", "Beta-1.1"), ("replaced", "Beta-1.2")]
 
 
 def test_two_releases_of_one_milestone_at_once_one_wins_the_other_names_it(candidates):

@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--open", action="store_true", dest="open_",
                    help="open a release written with --closed: readable, its AMIs public, "
                         "announced")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a release a crash or signal cut short (the same command "
+                        "without it does the same: every step is keyed and skipped when done)")
     p.add_argument("--withdraw", action="store_true",
                    help="take a broken release back: its tree moved aside, its AMIs private "
                         "(or deprecated), recorded and announced")

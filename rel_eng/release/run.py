@@ -270,7 +270,15 @@ def discard(run: ReleaseRun) -> None:
     tree.remove_created(run.created)
 
 
+REPLACES = "release_replaces"  # the candidate's manifest: whom its release replaced
+
+
 def run_swap(run: ReleaseRun) -> None:
+    if run.opts.replace and run.existing:
+        # written before the exchange, so a resume after a SIGKILL still takes back the
+        # replaced candidate's AMIs
+        with run.c.manifest.update() as data:
+            data[REPLACES] = {k: run.existing.get(k) for k in ("compose_id", "label")}
     try:
         run.old_tree = tree.swap_in(run.tmp, run.target, replace=run.opts.replace)
     except BaseException:
@@ -324,8 +332,16 @@ def run_share(run: ReleaseRun) -> None:
     share_ec2(run.c.topdir, run.config, public=True, out=run.out)
 
 
+def replaced_id(run: ReleaseRun) -> str | None:
+    if run.replaced:
+        return run.replaced.get("compose_id")
+    if run.opts.replace:  # a resume: the swap was done by the run a crash cut short
+        return (run.c.manifest.read().get(REPLACES) or {}).get("compose_id")
+    return None
+
+
 def unsharing(run: ReleaseRun) -> bool:
-    return run.opts.withdraw or bool(run.replaced)
+    return run.opts.withdraw or bool(replaced_id(run))
 
 
 def run_unshare(run: ReleaseRun) -> None:
@@ -336,8 +352,7 @@ def run_unshare(run: ReleaseRun) -> None:
     if run.opts.withdraw:
         topdir = run.c.topdir
     else:
-        old = (run.replaced or {}).get("compose_id")
-        topdir = run.opts.output / str(old)
+        topdir = run.opts.output / str(replaced_id(run))
     if not (topdir / "compose" / "metadata" / "ec2.json").is_file():
         return
     unshare_ec2(topdir, run.config, how=run.config.release_tree.replaced_amis, out=run.out)
