@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 
-from ec2_helpers import BASE, REGIONS, aws_env, moto_url  # noqa: F401
+from ec2_helpers import BASE, aws_env, moto_url  # noqa: F401
 from rel_eng import cli
 from rel_eng.compose import run_compose
 from rel_eng.config.ec2 import Ec2Config
@@ -38,15 +38,15 @@ def _public(c) -> dict[str, bool]:
 
 def test_amis_public_at_release_private_again_when_replaced_or_withdrawn(aws_env, tmp_path,
                                                                          config, capsys):
-    ec2 = Ec2Config(enabled=True, base_region=BASE, regions=(REGIONS[0],), poll_interval_s=1,
+    ec2 = Ec2Config(enabled=True, base_region=BASE, regions=(), poll_interval_s=1,
                     wait_timeout_s=60)
-    cfg = dataclasses.replace(config, ec2=ec2)
+    cfg = dataclasses.replace(config, ec2=ec2, disk_size_gib=1)
     out = tmp_path / "out"
     b1 = run_compose(cfg, out, "19", "Beta", ALPHA_DATE)
     b2 = run_compose(cfg, out, "19", "Beta", ALPHA_DATE)
     assert set(_public(b1).values()) == {False}  # staged: private
     conf = tmp_path / "rel-eng.toml"
-    conf.write_text(f'[ec2]\nenabled = true\nbase_region = "{BASE}"\nregions = ["{REGIONS[0]}"]\n'
+    conf.write_text(f'[ec2]\nenabled = true\nbase_region = "{BASE}"\nregions = []\n'
                     'poll_interval_s = 1\nwait_timeout_s = 60\n')
     common = ["--allow-unverified", "--config", str(conf), "--output", str(out)]
     capsys.readouterr()
