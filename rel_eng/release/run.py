@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from rel_eng.compose.locks import mirror_lock
-from rel_eng.errors import InputError, RelEngError
+from rel_eng.errors import InputError
 from rel_eng.pipeline import RELEASE_STEPS, step_key
 from rel_eng.release import candidate as cand
 from rel_eng.release import page
@@ -392,14 +392,6 @@ def run_announce(run: ReleaseRun) -> None:
                 "nothing to do")
 
 
-def announce_inputs(run: ReleaseRun) -> list:
-    return [run.cid, str(run.target), run.opts.replace]
-
-
-def always(run: ReleaseRun) -> bool:
-    return True
-
-
 def default_by() -> str:
     try:
         return getpass.getuser()
@@ -407,4 +399,4 @@ def default_by() -> str:
         return f"uid {os.getuid()}"
 
 
-__all__ = ["Options", "ReleaseRun", "RelEngError", "release"]
+__all__ = ["Options", "ReleaseRun", "release"]
