@@ -173,3 +173,9 @@ def describe() -> list[dict]:
     finalize["steps"] = [{"name": f.name, "outputs": f.outputs, "keyed": f.inputs is not None}
                          for f in FINALIZE_STEPS]
     return out
+
+
+def describe_release() -> list[dict]:
+    """`rel-eng release`'s steps as plain data, for `rel-eng plan --released --json`."""
+    return [{"name": s.name, "outputs": s.outputs, "keyed": s.inputs is not None,
+             "lock": "the mirror's lock", "record": f"release:{s.name}"} for s in RELEASE_STEPS]

@@ -334,6 +334,13 @@ def test_replace_swaps_the_tree_in_one_exchange_and_announces_it(candidates, cap
     assert shown[0].startswith(f"19 Beta: released from Beta-1.2 ({ids['Beta-1.2']}), open, by ")
     assert [line.split()[2:4] for line in shown[1:]] == [["published", ids["Beta-1.1"]],
                                                          ["replaced", ids["Beta-1.2"]]]
+    assert cli.main(["plan", "--release", "19", "--milestone", "Beta", "--released", "--json",
+                     "--output", str(out)]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["released"]["label"] == "Beta-1.2"
+    assert [s["name"] for s in planned["steps"]] == ["check", "link", "resign", "seal", "swap",
+                                                     "withdraw", "open", "share", "unshare",
+                                                     "announce"]
     assert cli.main(["schedule", "--output", str(out), "--json"]) == 0
     stones = {m["milestone"]: m for m in json.loads(capsys.readouterr().out)["milestones"]
               if m["release"] == "19"}

@@ -100,7 +100,9 @@ def show_released(args, config) -> int:
     finally:
         engine.dispose()
     if args.json:
-        json.dump(rows[0] if rows else None, sys.stdout, indent=2, sort_keys=True)
+        json.dump({"release": key, "milestone": args.milestone,
+                   "released": rows[0] if rows else None,
+                   "steps": pipeline.describe_release()}, sys.stdout, indent=2, sort_keys=True)
         print()
         return 0
     if not rows:
