@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "rel_eng.commands.consume",
     "rel_eng.commands.serve",
     "rel_eng.commands.boot_test",
+    "rel_eng.commands.release",
 ]
 
 

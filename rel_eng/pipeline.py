@@ -106,6 +106,60 @@ FINALIZE_STEPS: tuple[SubStep, ...] = (
             applies=f"{_F}:has_publishers"),
 )
 
+
+
+@dataclass(frozen=True)
+class ReleaseStep:
+    """A step of `rel-eng release` (rel_eng.release.run): not a compose step, but keyed, locked
+    and recorded the same way, as `release:<name>` in the candidate's manifest."""
+
+    name: str
+    outputs: str
+    inputs: str | None  # "module:function" (run) -> inputs; None: not keyed, runs every time
+    run: str  # "module:function" (run) -> None
+    applies: str | None = None  # "module:function" (run) -> bool; None: always
+    found: str | None = None  # "module:function" (run) -> bool: a recorded key's output exists
+
+    def applies_to(self, run) -> bool:
+        return self.applies is None or bool(resolve(self.applies)(run))
+
+    def inputs_of(self, run) -> list:
+        return resolve(self.inputs)(run)
+
+    def found_in(self, run) -> bool:
+        return self.found is None or bool(resolve(self.found)(run))
+
+    def __call__(self, run) -> None:
+        resolve(self.run)(run)
+
+
+_R = "rel_eng.release.run"
+RELEASE_STEPS: tuple[ReleaseStep, ...] = (
+    ReleaseStep("check", "nothing: refuses before any write", None, f"{_R}:run_check"),
+    ReleaseStep("link", "a hidden temp tree: hardlinks of the inodes the check hashed, or "
+                "verified copies", None, f"{_R}:run_link", applies=f"{_R}:needs_tree"),
+    ReleaseStep("resign", "the CHECKSUM copies signed with [signing] release_key (or taken "
+                "from --signed-checksums), as new files", None, f"{_R}:run_resign",
+                applies=f"{_R}:resigning"),
+    ReleaseStep("seal", "metadata/release.json and the tree's MANIFEST, the tree verified",
+                None, f"{_R}:run_seal", applies=f"{_R}:needs_tree"),
+    ReleaseStep("swap", "<release dir>/<variant>/ (one rename, or an exchange with --replace)",
+                f"{_R}:tree_inputs", f"{_R}:run_swap", applies=f"{_R}:needs_tree",
+                found=f"{_R}:swapped"),
+    ReleaseStep("withdraw", "--withdraw: the tree moved aside in one rename", None,
+                f"{_R}:run_withdraw", applies=f"{_R}:withdrawing"),
+    ReleaseStep("open", "the top dir readable (0755); skipped under --closed", None,
+                f"{_R}:run_open", applies=f"{_R}:opening"),
+    ReleaseStep("share", "the candidate's AMIs public in every region ([ec2] "
+                "public_milestones), once open", None, f"{_R}:run_share",
+                applies=f"{_R}:sharing"),
+    ReleaseStep("unshare", "the replaced or withdrawn candidate's AMIs private again, or "
+                "deprecated ([release] replaced_amis)", None, f"{_R}:run_unshare",
+                applies=f"{_R}:unsharing"),
+    ReleaseStep("announce", "the store's release row and act; rel_eng.release.published.v1 "
+                "once open", None, f"{_R}:run_announce"),
+)
+
 STEPS = {s.name: s for s in PIPELINE}
 IMAGE_STEPS = tuple(s for s in PIPELINE if s.scope == IMAGE)
 COMPOSE_STEPS = tuple(s for s in PIPELINE if s.scope == COMPOSE)
@@ -119,3 +173,9 @@ def describe() -> list[dict]:
     finalize["steps"] = [{"name": f.name, "outputs": f.outputs, "keyed": f.inputs is not None}
                          for f in FINALIZE_STEPS]
     return out
+
+
+def describe_release() -> list[dict]:
+    """`rel-eng release`'s steps as plain data, for `rel-eng plan --released --json`."""
+    return [{"name": s.name, "outputs": s.outputs, "keyed": s.inputs is not None,
+             "lock": "the mirror's lock", "record": f"release:{s.name}"} for s in RELEASE_STEPS]

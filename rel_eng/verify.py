@@ -23,7 +23,9 @@ from rel_eng.errors import CommandFailed, InputError, RelEngError
 from rel_eng.stage import inside
 
 # Files a drop may hold beside its images and CHECKSUM files.
-METADATA_FILES = frozenset({"composeinfo.json", "images.json", "rel-eng.json", "ec2.json", "web.json"})
+METADATA_FILES = frozenset({"composeinfo.json", "images.json", "rel-eng.json", "ec2.json", "web.json",
+                            "release.json"})
+RELEASE_RECORD = "metadata/release.json"  # marks a release tree (rel_eng.release)
 IMAGES_DIR_FILES = frozenset({"README"})
 NON_IMAGE_SUFFIXES = ("-packages.txt",)  # deliverables productmd has no image type for
 SIGNED_HEAD = "-----BEGIN PGP SIGNED MESSAGE-----"
@@ -49,6 +51,7 @@ class Report:
     root: Path
     problems: list[str] = field(default_factory=list)
     checked: int = 0  # files whose bytes were checked
+    digests: dict[Path, str] = field(default_factory=dict)  # the sha256 of each file read
     signatures: int = 0  # good clearsign signatures
 
     def bad(self, path: Path | str, what: str) -> None:
@@ -73,15 +76,19 @@ def find_root(path: Path) -> Path:
 class _Sums:
     """sha256 per file, each file hashed once however many records name it."""
 
-    def __init__(self):
+    def __init__(self, known: dict[Path, str] | None = None):
         self._cache: dict[Path, str] = {}
+        self._known = dict(known or {})  # digests just read by the caller (a release's link step)
 
     def __len__(self) -> int:
         return len(self._cache)
 
+    def read(self) -> dict[Path, str]:
+        return dict(self._cache)
+
     def of(self, path: Path) -> str:
         if path not in self._cache:
-            self._cache[path] = sha256_file(path)
+            self._cache[path] = self._known.pop(path, None) or sha256_file(path)
         return self._cache[path]
 
 
@@ -171,23 +178,29 @@ def _parse_checksum(rep: Report, shown: str, text: str) -> dict[str, tuple[int |
 
 
 def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
-                key: str = "") -> Report:
-    """Check the compose dir or staged drop at `path`; InputError when it is neither. With `key`,
-    every signature must be by that key."""
+                key: str = "", known: dict[Path, str] | None = None,
+                also_key: str = "") -> Report:
+    """Check the compose dir, staged drop or release tree at `path`; InputError when it is
+    neither. With `key`, every signature must be by that key. `known`: sha256 of files the
+    caller has just read, so that they are not read twice. `also_key`: a second key whose
+    signatures count too (a release tree's CHECKSUM files carry the release key's)."""
     root = find_root(path)
     if gpg_home and not Path(gpg_home).is_dir():
         raise InputError(f"gpg home {gpg_home} is not a directory",
                          hint="pass --gpg-home DIR or set [signing] gpg_home to the keyring "
                               "holding the signing key")
     fingerprints = None
-    if key:
-        fingerprints = key_fingerprints(key, gpg_home)
-        if not fingerprints:
-            raise InputError(f"signing key {key!r} is not in the keyring"
+    for k in (key, also_key):
+        if not k:
+            continue
+        found = key_fingerprints(k, gpg_home)
+        if not found:
+            raise InputError(f"signing key {k!r} is not in the keyring"
                              + (f" {gpg_home}" if gpg_home else ""),
                              hint="pass --gpg-home DIR holding it, or --key")
+        fingerprints = (fingerprints or set()) | found
     rep = Report(root)
-    sums = _Sums()
+    sums = _Sums(known)
     accounted: set[Path] = set()
     by_dir = _check_images_json(rep, sums, root, accounted)
     _check_pages(rep, sums, root, accounted)
@@ -205,6 +218,7 @@ def verify_tree(path: Path, gpg_home: str = "", require_signed: bool = False,
     rep.signatures += manifest_rep.signatures
     rep.problems.sort()
     rep.checked = len(sums)
+    rep.digests = sums.read()
     return rep
 
 
@@ -223,8 +237,9 @@ def _check_images_json(rep: Report, sums: _Sums, root: Path,
         listed = [img for variant in images.images.values()
                   for arch_images in variant.values() for img in arch_images]
     by_dir: dict[Path, dict[str, object]] = {}
+    prefix = release_prefix(root)
     for img in sorted(listed, key=lambda i: str(i.path)):
-        p = inside(root, img.path)
+        p = inside(root, _in_tree(str(img.path), prefix))
         sha = (img.checksums or {}).get("sha256")
         if not sha:
             rep.bad(str(root / str(img.path)), "images.json records no sha256")
@@ -234,6 +249,27 @@ def _check_images_json(rep: Report, sums: _Sums, root: Path,
             accounted.add(p)
             by_dir.setdefault(p.parent, {})[p.name] = img
     return by_dir
+
+
+def release_prefix(root: Path) -> str | None:
+    """In a release tree (`<release dir>/<variant>/`, rel_eng.release) images.json keeps the
+    candidate's paths (`Cloud/x86_64/images/...`, relative to the release dir): "Cloud/".
+    None for a compose dir or a staged drop."""
+    record = root / RELEASE_RECORD
+    if record.is_symlink() or not record.is_file():
+        return None
+    try:
+        variant = json.loads(record.read_text()).get("variant")
+    except (OSError, ValueError, AttributeError):
+        variant = None
+    return f"{variant}/" if isinstance(variant, str) and variant else "\0/"
+
+
+def _in_tree(rel: str, prefix: str | None) -> str:
+    if prefix is None:
+        return rel
+    # a path outside the release's own dir cannot be found in it
+    return rel[len(prefix):] if rel.startswith(prefix) else "\0"
 
 
 def _check_checksum_files(rep: Report, sums: _Sums, root: Path, accounted: set[Path],

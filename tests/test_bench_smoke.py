@@ -36,6 +36,7 @@ SMOKE = {
                         "--repeat", "1", "--skip-naive"],
                        ["rel-eng post-processing", "ratio rel-eng / floor 1"]),
     "boot_test.py": (["--smoke"], ["auto chooses", "inspected", "nothing booted"]),
+    "release.py": (["--mib", "1", "--rounds", "1"], ["drop: 8 image files", "ratio release / floor"]),
 }
 
 

@@ -93,7 +93,7 @@ def test_the_key_reference_is_a_config_of_the_defaults(tmp_path, capsys):
     assert text == render()
     doc = tomllib.loads(text)
     assert set(doc) == {"compose", "signing", "celery", "ec2", "koji", "oz", "store", "schedule",
-                        "messaging", "boot_test", "images", "web"}
+                        "messaging", "boot_test", "images", "web", "release"}
     assert "poll_interval = 20.0  # number; 0.01..3600 seconds;" in text
     path = tmp_path / "rel-eng.toml"
     path.write_text(text)

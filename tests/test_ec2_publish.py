@@ -18,7 +18,7 @@ from rel_eng.digest import DigestMismatch
 from tests.oracles import block_sha256
 from rel_eng.publish import ec2_tags
 from rel_eng.publish.aws_clients import Ec2Error
-from rel_eng.publish.ec2_publish import publish_ec2
+from rel_eng.publish.ec2_publish import publish_ec2, share_ec2
 from rel_eng.publish.ebs_upload import upload_ebs_direct
 from rel_eng.publish.aws_clients import AwsClients
 
@@ -34,6 +34,12 @@ def test_full_publish_of_two_images_into_three_regions(aws_env, tmp_path, capsys
     topdir, plan = make_compose(tmp_path)
     session, rec = recording_session()
     report = publish_ec2(topdir, config_with(ec2_config()), session=session)
+    staged = json.loads((topdir / "compose" / "metadata" / "ec2.json").read_text())
+    # a milestone candidate's AMIs stay private until it is released
+    assert [i["public"] for i in staged["images"].values()] == [False, False]
+    assert not any(op == "ModifyImageAttribute" for op, _, _ in rec.calls)
+    capsys.readouterr()
+    report = share_ec2(topdir, config_with(ec2_config()), public=True, session=session)
 
     jobs = ec2_jobs(plan)
     assert sorted(j.arch for j in jobs) == ["i686", "x86_64"]
@@ -49,7 +55,7 @@ def test_full_publish_of_two_images_into_three_regions(aws_env, tmp_path, capsys
             assert plan.compose_id in image["Description"]
             tags = ec2_tags.tag_dict(image["Tags"])
             assert tags[ec2_tags.REGION] == region and tags[ec2_tags.DROP] == "milestone"
-            # milestone + public_milestones: launch permission and snapshot permission "all"
+            # released (public=True): launch permission and snapshot permission "all"
             ec2 = boto3.client("ec2", region_name=region)
             perms = ec2.describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
             assert {"Group": "all"} in perms["LaunchPermissions"]

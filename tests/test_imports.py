@@ -208,7 +208,7 @@ def test_every_table_of_the_config_is_one_section_declared_with_help():
 
     tables = sections(Config)
     assert set(tables) == {"signing", "celery", "ec2", "koji", "oz", "store", "schedule",
-                           "messaging", "boot_test", "images", "web"}
+                           "messaging", "boot_test", "images", "web", "release"}
     for name, field in tables.items():
         kind = field.metadata["kind"]
         keys = rules(kind)

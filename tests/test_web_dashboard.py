@@ -252,7 +252,7 @@ def test_queries_per_page_do_not_grow_with_images(tmp_path, path):
             counts.append(_count_queries(engine, lambda: c.get(path.format(cid=cid)).raise_for_status()))
         engine.dispose()
     assert counts[0] == counts[1], counts
-    assert counts[0] <= 8
+    assert counts[0] <= 9  # the compose, its images, steps, builds, artifacts, history, AMIs, releases
 
 
 def _serve(*args, cwd=None):

@@ -220,8 +220,48 @@ class DropStagedV1(_RelEngMessage):
         return "\n".join(lines) + "\n"
 
 
-CLASSES = (ComposeStatusChangeV1, ImageBuiltV1, BootTestV1, AmiPublishedV1, DropStagedV1)
+class ReleasePublishedV1(_RelEngMessage):
+    """A milestone candidate is released (or a release opened, replaced, withdrawn): the mirror
+    publishing step syncs its tree as it syncs a staged drop."""
+
+    topic = "rel_eng.release.published.v1"
+    body_schema = _schema(topic, "A rel-eng milestone candidate was released into the release tree", {
+        "action": {"type": "string", "enum": ["published", "opened", "replaced", "withdrawn"]},
+        "release": _NONEMPTY,
+        "milestone": {"type": "string", "enum": ["Alpha", "Beta", "Final"]},
+        "compose_id": _NONEMPTY,
+        "label": _NONEMPTY,
+        "released_by": _NONEMPTY,
+        "mirror_path": {"type": "string", "minLength": 1, "pattern": "^[^/]"},
+        "files": {"type": "array", "items": {
+            "type": "object",
+            "properties": {"path": _NONEMPTY, "size": {"type": "integer", "minimum": 0},
+                           "sha256": _SHA256},
+            "required": ["path", "size", "sha256"]}},
+        "amis": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": _NONEMPTY}},
+    }, ["action", "release", "milestone", "compose_id", "label", "mirror_path", "files", "amis"])
+
+    @property
+    def agent_name(self) -> str | None:
+        return self.body.get("released_by") or None
+
+    @property
+    def summary(self) -> str:
+        return (f"{self.body['released_by']} {self.body['action']} Fedora {self.body['release']} "
+                f"{self.body['milestone']} from {self.body['label']} at {self.body['mirror_path']}")
+
+    def __str__(self) -> str:
+        lines = [f"Fedora {self.body['release']} {self.body['milestone']}: {self.body['action']} "
+                 f"from candidate {self.body['label']} ({self.compose_id}) at "
+                 f"{self.body['mirror_path']}, {len(self.body['files'])} files.", ""]
+        lines += [f"\t{f['path']} ({f['size']} bytes)" for f in self.body["files"]]
+        return "\n".join(lines) + "\n"
+
+
+CLASSES = (ComposeStatusChangeV1, ImageBuiltV1, BootTestV1, AmiPublishedV1, DropStagedV1,
+           ReleasePublishedV1)
 BY_TOPIC = {cls.topic: cls for cls in CLASSES}
 
 __all__ = ["AmiPublishedV1", "BootTestV1", "BY_TOPIC", "CLASSES", "ComposeStatusChangeV1",
-           "DropStagedV1", "ImageBuiltV1"]
+           "DropStagedV1", "ImageBuiltV1", "ReleasePublishedV1"]

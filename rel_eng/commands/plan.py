@@ -19,12 +19,17 @@ def register(sub) -> None:
     p.add_argument("--output", type=Path, default=Path("out"),
                    help="output dir whose composes decide the next respin (only read)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--released", action="store_true",
+                   help="show what was released for this milestone, from which candidate "
+                        "(the compose store under --output)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     date = common.date_of(args)
     config = common.load(args)
+    if args.released:
+        return show_released(args, config)
     # Late: the compose package (and SQLAlchemy behind it) once the flags and the config are good.
     from rel_eng.compose import allocate
     from rel_eng.compose.taken import TakenNames
@@ -76,4 +81,37 @@ def run(args) -> int:
         out.append(f"hub call: {call['method']}({', '.join(map(repr, call['args']))})")
         out.append(f"    opts={json.dumps(call.get('opts', {}), sort_keys=True)}")
     print("\n".join(out))
+    return 0
+
+
+def show_released(args, config) -> int:
+    """`plan --released`: the release of one milestone, as the compose store records it."""
+    if not args.milestone:
+        raise InputError("--released needs --milestone (weeklies are never released)")
+    config.release(args.release)  # an unknown release is bad input
+    key = config.release(args.release).key
+    from rel_eng.store.queries import released
+
+    if not config.store.enabled:
+        raise InputError("the compose store is switched off", hint=f"[store] enabled in {config.source}")
+    engine = common.open_store(config.store.url_for(args.output), must_exist=True)
+    try:
+        rows = [r for r in released(engine, key) if r["milestone"] == args.milestone]
+    finally:
+        engine.dispose()
+    if args.json:
+        json.dump({"release": key, "milestone": args.milestone,
+                   "released": rows[0] if rows else None,
+                   "steps": pipeline.describe_release()}, sys.stdout, indent=2, sort_keys=True)
+        print()
+        return 0
+    if not rows:
+        print(f"{key} {args.milestone}: not released")
+        return 0
+    r = rows[0]
+    print(f"{key} {args.milestone}: released from {r['label']} ({r['compose_id']}), {r['state']}, "
+          f"by {r['released_by']} at {r['released_at'][:19].replace('T', ' ')} UTC, in "
+          f"{r['mirror_path']}" + (f" ({r['note']})" if r["note"] else ""))
+    for ev in r["events"]:
+        print(f"  {ev['at'][:19].replace('T', ' ')}  {ev['action']:<9} {ev['compose_id']} by {ev['by']}")
     return 0

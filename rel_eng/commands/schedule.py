@@ -44,6 +44,7 @@ def run(args) -> int:
         raise InputError(f"--count must be 1..100, got {args.count}")
     now = args.at or utcnow()
     claims, note = _claims(config, args.output)
+    releases = _releases(config, args.output)
     window = dt.timedelta(hours=config.schedule.catch_up_hours)
     try:
         upcoming = [_firing(f) for f in firings.upcoming(config, now, args.count)]
@@ -62,7 +63,8 @@ def run(args) -> int:
         else:
             state = (f"missed (older than catch_up_hours): rel-eng trigger --release "
                      f"{f.release} --milestone {f.milestone}")
-        stones.append({**_firing(f), "state": state})
+        rel = releases.get((f.release, f.milestone), {"candidates": [], "released": None})
+        stones.append({**_firing(f), "state": state, **rel})
     streams = []
     for s in config.schedule.streams:
         rel = config.release(s.release)
@@ -78,8 +80,16 @@ def run(args) -> int:
     out = [f"next firings after {_t(now.isoformat())} UTC:"]
     out += [f"  {_t(f['due'])}  {f['what']}" for f in upcoming] or ["  (none)"]
     out.append(f"milestones (at {config.schedule.milestone_time} UTC on their date):")
-    out += [f"  {m['release']:<8} {m['milestone']:<6} {_t(m['due'])}  {m['state']}" for m in stones] \
-        or ["  (no release has milestones)"]
+    for m in stones:
+        out.append(f"  {m['release']:<8} {m['milestone']:<6} {_t(m['due'])}  {m['state']}")
+        if m["candidates"]:
+            out.append(f"    candidates staged: {', '.join(m['candidates'])}")
+        if m["released"]:
+            r = m["released"]
+            out.append(f"    released: {r['label']} ({r['state']}) by {r['released_by']} at "
+                       f"{_t(r['released_at'])}")
+    if not stones:
+        out.append("  (no release has milestones)")
     out.append(f"weekly streams ({config.schedule.streams_file}):")
     for s in streams:
         out.append(f"  {s['name']}: cron '{s['cron']}' UTC, release {s['release']} "
@@ -106,6 +116,23 @@ def _claims(config, output: Path | None) -> tuple[dict, str]:
     finally:
         engine.dispose()
     return {(r["kind"], r["subject"], r["slot"]): r for r in rows}, ""
+
+
+def _releases(config, output: Path | None) -> dict:
+    """Per (release, milestone): the candidates staged and the one released, from the store;
+    nothing when there is no store to read (releasing is a person's command, never beat's)."""
+    from rel_eng.release.record import milestones
+    from rel_eng.schedule.beat import store_url
+    from rel_eng.store.engine import StoreUnavailable, open_engine
+
+    try:
+        engine = open_engine(store_url(config, output), must_exist=True)
+    except (InputError, StoreUnavailable):
+        return {}
+    try:
+        return milestones(engine)
+    finally:
+        engine.dispose()
 
 
 def _firing(f) -> dict:

@@ -91,6 +91,11 @@ def render_detail(d: dict) -> list[str]:
         for a in d["amis"]:
             out.append(f"  {a['nvra']}  {a['region']:<15} {a['ami_id']}"
                        + (" public" if a["public"] else " private"))
+    for r in d.get("releases") or []:
+        note = f" ({r['note']})" if r["note"] else ""
+        out.append(f"released: {r['release_key']} {r['milestone']} from {r['label']}, "
+                   f"{r['state']}, by {r['released_by']} at {_t(r['released_at'])} in "
+                   f"{r['mirror_path']}{note}")
     for line in d.get("waiting") or []:
         out.append(f"  {line}")
     out.append("status history (UTC):")

@@ -29,8 +29,12 @@ def run(args) -> int:
     signing = common.load(args).signing
     from rel_eng import verify  # late: once the flags and the config are good
 
+    # a release tree's CHECKSUM copies carry [signing] release_key's signature
+    also = "" if args.key or verify.release_prefix(verify.find_root(args.path)) is None \
+        else signing.release_key
     rep = verify.verify_tree(args.path, args.gpg_home or signing.gpg_home,
-                             args.require_signed or signing.enabled, args.key or signing.key)
+                             args.require_signed or signing.enabled or bool(also),
+                             args.key or signing.key, also_key=also)
     for line in rep.problems:
         print(line)
     if rep.problems:

@@ -22,6 +22,7 @@ from rel_eng.config.koji import KojiConfig
 from rel_eng.config.messaging import MessagingConfig
 from rel_eng.config.oz import OzConfig
 from rel_eng.config.problems import Problems
+from rel_eng.config.release import ReleaseConfig
 from rel_eng.config.releases import Release
 from rel_eng.config.schedule import ScheduleConfig
 from rel_eng.config.signing import Signing
@@ -97,6 +98,7 @@ class Config:
     messaging: MessagingConfig = section(MessagingConfig, "messaging")
     boot_test: BootTestConfig = section(BootTestConfig, "boot_test")
     web: WebConfig = section(WebConfig, "web")
+    release_tree: ReleaseConfig = section(ReleaseConfig, "release")
     image_types: tuple[ImageType, ...] = section(ImageType, "images", parse=parse_images,
                                                  default=lambda: DEFAULT_IMAGE_TYPES)
     releases: tuple[Release, ...] = ()  # from releases_file

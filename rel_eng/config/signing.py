@@ -22,6 +22,8 @@ class Signing(Section):
     gpg_home: str = setting("", "GNUPGHOME holding the key; empty = gpg's default", valid=_dir)
     passphrase_file: str = setting("", "a file holding the passphrase (a path, never the secret "
                                    "itself)", valid=_file)
+    release_key: str = setting("", "gpg key id that re-signs a release's CHECKSUM copies "
+                               "(rel-eng release); empty: they keep the compose key's signature")
 
     @property
     def enabled(self) -> bool:

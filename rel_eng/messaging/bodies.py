@@ -23,7 +23,8 @@ IMAGE_BUILT = "rel_eng.image.built.v1"
 BOOT_TEST = "rel_eng.image.boot_test.v1"
 AMI_PUBLISHED = "fedora_image_uploader.published.v1.aws"
 DROP_STAGED = "rel_eng.drop.staged.v1"
-TOPICS = (STATUS, IMAGE_BUILT, BOOT_TEST, AMI_PUBLISHED, DROP_STAGED)
+RELEASE_PUBLISHED = "rel_eng.release.published.v1"
+TOPICS = (STATUS, IMAGE_BUILT, BOOT_TEST, AMI_PUBLISHED, DROP_STAGED, RELEASE_PUBLISHED)
 
 NAMESPACE = uuid.UUID("6f1c3c1e-5d0b-5c1e-9a53-2f3b1f0f7a11")  # rel-eng's message ids
 RELEASE_NAME = "Fedora"
@@ -192,3 +193,21 @@ def drop_staged(c, drop: Path, expected: dict[str, str]) -> Outgoing:
             "release_version": c.plan.release_version, "weekly": c.plan.weekly,
             "mirror_path": c.plan.mirror_path, "files": files, "checksum_files": checksums}
     return outgoing(c.plan.compose_id, DROP_STAGED, c.plan.mirror_path, body)
+
+
+def release_published(action: str, record: dict, mirror_path: str, files: dict,
+                      amis: dict) -> Outgoing:
+    """A candidate released (or opened, replaced, withdrawn): what a mirror sync needs (the
+    tree's path, each file with size and sha256) and the AMIs per region. `files`: the tree's
+    MANIFEST entries {path: (size, sha256)}; the id keys the act and what the tree holds."""
+    body = {
+        "action": action, "release": record["release"], "milestone": record["milestone"],
+        "compose_id": record["compose_id"], "label": record["label"],
+        "mirror_path": mirror_path, "released_by": record["released_by"],
+        "files": [{"path": p, "size": size, "sha256": sha}
+                  for p, (size, sha) in sorted(files.items())],
+        "amis": amis,
+    }
+    tree = hashlib.sha256(json.dumps(body["files"], sort_keys=True).encode()).hexdigest()
+    return outgoing(record["compose_id"], RELEASE_PUBLISHED,
+                    f"{action}:{record['release']}:{record['milestone']}:{tree}", body)

@@ -30,7 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from rel_eng.atomic import pid_alive
 from rel_eng import runner
 from rel_eng.errors import CommandFailed, InputError, ToolMissing
-from rel_eng.messaging.bodies import DROP_STAGED
+from rel_eng.messaging.bodies import DROP_STAGED, RELEASE_PUBLISHED
+
+# A released tree is synced as a staged drop is: same command, its own mirror path.
+SYNCED = (DROP_STAGED, RELEASE_PUBLISHED)
 from rel_eng.config.messaging import MessagingConfig
 from rel_eng.store import schema
 
@@ -137,13 +140,14 @@ class MirrorSync:
         on any other exception and requeues the message, which would stop it again at once."""
         from fedora_messaging.exceptions import Drop, Nack
 
-        if not str(message.topic).endswith(DROP_STAGED):
+        base = next((t for t in SYNCED if str(message.topic).endswith(t)), None)
+        if base is None:
             return  # not ours: acknowledged, nothing to do
         mid = message.id
-        problem = id_problem(mid) or body_problem(message.body)
+        problem = id_problem(mid) or body_problem(message.body, base)
         if problem:
             log.error("message %s rejected: its body does not match %s: %s", _shown(mid),
-                      DROP_STAGED, problem)
+                      base, problem)
             raise Drop()
         body = message.body
         shown = _shown(mid)  # the id as a hostile sender wrote it, safe for one log line
@@ -213,14 +217,14 @@ def id_problem(mid: object) -> str:
     return ""
 
 
-def body_problem(body: object) -> str:
-    """Why a "drop staged" body fails its schema (rel_eng_messages.DropStagedV1) or the
-    consumer's own rule for a mirror path; "" when it is fine."""
+def body_problem(body: object, topic: str = DROP_STAGED) -> str:
+    """Why a "drop staged" (or "release published") body fails its schema (rel_eng_messages)
+    or the consumer's own rule for a mirror path; "" when it is fine."""
     import jsonschema
     import rel_eng_messages
 
     try:
-        jsonschema.validate(body, rel_eng_messages.DropStagedV1.body_schema)
+        jsonschema.validate(body, rel_eng_messages.BY_TOPIC[topic].body_schema)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "body"
         return f"{where}: {_shown(exc.message)}"
@@ -232,13 +236,14 @@ def body_problem(body: object) -> str:
 
 
 def bindings_and_queues(cfg: MessagingConfig) -> tuple[list[dict], dict]:
-    """A durable queue bound to the "drop staged" topic, with fedora-messaging's prefix."""
+    """A durable queue bound to the "drop staged" and "release published" topics, with
+    fedora-messaging's prefix."""
     from fedora_messaging import config as fm_config
 
     prefix = str(fm_config.conf["topic_prefix"] or "").rstrip(".")
-    topic = f"{prefix}.{DROP_STAGED}" if prefix else DROP_STAGED
+    topics = [f"{prefix}.{t}" if prefix else t for t in SYNCED]
     bindings = [{"exchange": fm_config.conf["publish_exchange"], "queue": cfg.queue,
-                 "routing_keys": [topic]}]
+                 "routing_keys": topics}]
     # A message the consumer rejects (Drop: basic_nack without requeue) is dead-lettered by
     # the broker: through the default exchange, routed by name to the dead-letter queue.
     arguments = ({"x-dead-letter-exchange": "", "x-dead-letter-routing-key": cfg.dead_letter_queue}

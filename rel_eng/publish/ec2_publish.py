@@ -137,8 +137,13 @@ def select_targets(topdir: Path, plan: DropPlan, cfg: Ec2Config) -> tuple[list[T
     return targets, skipped
 
 
-def is_public(plan: DropPlan, cfg: Ec2Config) -> bool:
-    return cfg.weekly_public if plan.weekly else cfg.public_milestones
+def is_public(plan: DropPlan, cfg: Ec2Config, public: bool | None = None) -> bool:
+    """Whether the AMIs are shared with group "all" now. `public` (True at release) overrides.
+    A milestone candidate's AMIs stay private at staging: `public_milestones` acts when the
+    candidate is released (`rel-eng release`), never before."""
+    if public is not None:
+        return public
+    return cfg.weekly_public if plan.weekly else False
 
 
 def deprecation_days(plan: DropPlan, cfg: Ec2Config) -> int:
@@ -387,7 +392,7 @@ def share_ec2(
 ) -> PublishReport:
     """Share, point the SSM pointer at and announce the AMIs ec2.json records for `topdir`, as
     registered by `publish_ec2(..., share=False)`. `public`: None follows the config's rule for
-    the drop (weekly_public / public_milestones), True makes them public now, False shares them
+    the drop (is_public: weekly_public; a milestone waits for its release), True makes them public now, False shares them
     with the configured organizations only. Block Public Access is read per region here, so a
     release that makes a drop public reads it then. Safe to rerun: sharing twice is a no-op."""
     publisher, plan, recorded, results = _recorded(topdir, config, session)

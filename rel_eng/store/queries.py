@@ -92,6 +92,7 @@ def compose_detail(engine: Engine, compose_id: str) -> dict | None:
         artifacts = rows(schema.artifacts, schema.artifacts.c.job_key, schema.artifacts.c.kind)
         history = rows(schema.status_changes, schema.status_changes.c.id)
         amis = rows(schema.amis, schema.amis.c.nvra, schema.amis.c.region)
+        releases = released(engine, compose_id=compose_id, conn=conn)  # what it is released as
     for image in images:
         key = image["job_key"]
         image["steps"] = {s["step"].split(":", 1)[0]: {k: s[k] for k in ("state", "reason", "updated_at")}
@@ -105,7 +106,39 @@ def compose_detail(engine: Engine, compose_id: str) -> dict | None:
                                             for a in artifacts],
                   steps=[s for s in steps if s["job_key"] is None],
                   history=[{k: h[k] for k in ("status", "reason", "at")} for h in history],
+                  releases=releases,
                   amis=[{"nvra": a["nvra"], "region": a["region"], "ami_id": a["ami_id"],
                          "snapshot_ids": json.loads(a["snapshot_ids"] or "[]"),
                          "public": a["public"]} for a in amis])
     return detail
+
+
+def released(engine, release_key: str | None = None, compose_id: str | None = None,
+             conn=None) -> list[dict]:
+    """Every release row with its acts, newest first, in one query (rows joined to their
+    events): `rel-eng status`, the dashboard, `rel-eng schedule` and `plan --released`."""
+    r, e = schema.releases, schema.release_events
+    q = (select(r, e.c.action, e.c.compose_id.label("ev_compose"), e.c.by, e.c.at)
+         .outerjoin(e, (e.c.release_key == r.c.release_key) & (e.c.milestone == r.c.milestone))
+         .order_by(r.c.released_at.desc(), r.c.release_key, r.c.milestone, e.c.id))
+    if release_key is not None:
+        q = q.where(r.c.release_key == release_key)
+    if compose_id is not None:
+        q = q.where(r.c.compose_id == compose_id)
+    if conn is None:
+        with engine.connect() as own:
+            found = list(own.execute(q))
+    else:
+        found = list(conn.execute(q))
+    rows: dict[tuple[str, str], dict] = {}
+    for row in found:
+        m = row._mapping
+        key = (m["release_key"], m["milestone"])
+        if key not in rows:
+            rows[key] = {c.name: m[c.name] for c in r.columns}
+            rows[key].update(amis=json.loads(m["amis"] or "{}"),
+                             released_at=m["released_at"].isoformat(), events=[])
+        if m["action"] is not None:
+            rows[key]["events"].append({"action": m["action"], "compose_id": m["ev_compose"],
+                                        "by": m["by"], "at": m["at"].isoformat()})
+    return list(rows.values())

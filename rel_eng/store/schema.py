@@ -188,3 +188,33 @@ consumed = Table(
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("done_at", UTCDateTime),
 )
+
+# The candidate released for each milestone (rel_eng.release): one row per release and
+# milestone, and every act on it (released, opened, replaced, withdrawn) in release_events.
+releases = Table(
+    "releases", metadata,
+    Column("release_key", String(64), primary_key=True),
+    Column("milestone", String(16), primary_key=True),
+    Column("compose_id", String(200), nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # closed, open, withdrawn
+    Column("mirror_path", Text, nullable=False),
+    Column("released_by", String(200), nullable=False),
+    Column("released_at", UTCDateTime, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("amis", Text, nullable=False, default="{}"),  # JSON {nvra: {region: ami id}}
+    Column("note", Text, nullable=False, default=""),  # "not verified by a boot", what is missing
+)
+
+release_events = Table(
+    "release_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release_key", String(64), nullable=False),
+    Column("milestone", String(16), nullable=False),
+    Column("compose_id", String(200), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_release_events", "release_key", "milestone", "id"),
+)

@@ -143,9 +143,16 @@ class Dashboard:
         from rel_eng.schedule import firings
         from rel_eng.store.firings import FiringLedger
 
+        from rel_eng.store.queries import released
+
         now = self.clock()
+        # which candidate is released for each milestone, when and by whom
+        releases = [{k: r[k] for k in ("release_key", "milestone", "label", "compose_id", "state",
+                                       "released_by", "released_at", "mirror_path", "note")}
+                    for r in released(self.engine)]
         if self.config is None:
-            return {"now": now.isoformat(), "upcoming": [], "milestones": [], "streams": []}
+            return {"now": now.isoformat(), "upcoming": [], "milestones": [], "streams": [],
+                    "releases": releases}
         claims = {(r["kind"], r["subject"], r["slot"]): r for r in FiringLedger(self.engine).all()}
         upcoming = [{"due": f.due.isoformat(), "what": f.what, "kind": f.kind}
                     for f in firings.upcoming(self.config, now, 3)]
@@ -158,7 +165,8 @@ class Dashboard:
                            "compose_id": (claim or {}).get("compose_id") or ""})
         streams = [{"name": s.name, "cron": s.cron, "release": s.release}
                    for s in self.config.schedule.streams]
-        return {"now": now.isoformat(), "upcoming": upcoming, "milestones": stones, "streams": streams}
+        return {"now": now.isoformat(), "upcoming": upcoming, "milestones": stones, "streams": streams,
+                "releases": releases}
 
     # --- errors ---
 

@@ -139,6 +139,7 @@ def compose_view(d: dict) -> dict:
     view.update(images=images, progress={**counts, "final": d["status"] in FINAL},
                 history=timeline, steps=d["steps"], amis=[a for rows in amis_by_nvra.values()
                                                            for a in rows],
+                releases=d.get("releases", []),  # the milestones it is the released candidate of
                 duration=duration(d["created_at"], prev if d["status"] in FINAL else None))
     return view
 
