@@ -24,11 +24,13 @@ def rel_eng(args: list[str], cwd: Path):
 def test_publish_and_prune_never_reveal_the_secret_key(aws_env, moto_gaps, tmp_path):
     secret = aws_env
     moto_gaps.image_bpa[REGIONS[1]] = "block-new-sharing"  # that region's AMIs stay private
-    topdir, plan = make_compose(tmp_path / "out")
+    # A public weekly (a milestone's AMIs stay private until `rel-eng release`).
+    topdir, plan = make_compose(tmp_path / "out", weekly=True)
     conf = tmp_path / "rel-eng.toml"
     conf.write_text(f"""
 [ec2]
 enabled = true
+weekly_public = true
 base_region = "{BASE}"
 regions = {json.dumps(list(REGIONS))}
 workers = 4

@@ -60,7 +60,9 @@ def test_a_blocking_region_stays_private_and_the_rest_of_the_drop_is_shared(moto
     cfg = config_with(ec2_config(share_organizations=(ORG,), share_organizational_units=(OU,),
                                  ssm_prefix=PREFIX, i386=False))
     lines: list[str] = []
-    report = publish_ec2(topdir, cfg, session=recording_session()[0], out=lines.append)
+    # A milestone's AMIs are made public by its release: staged private, then shared.
+    publish_ec2(topdir, cfg, session=recording_session()[0], out=lines.append, share=False)
+    report = share_ec2(topdir, cfg, public=True, session=recording_session()[0], out=lines.append)
 
     # each region's two settings read once for the whole drop, before anything was public
     assert sorted(r for r, _ in moto_gaps.sent(IMAGE_BPA)) == sorted(ALL)
@@ -104,7 +106,7 @@ def test_a_blocking_region_stays_private_and_the_rest_of_the_drop_is_shared(moto
     # sharing again changes nothing: same permissions, the pointer keeps its version
     before = {r.job.nvra: {region: permissions(region, a) for region, a in r.amis.items()}
               for r in report.images}
-    again = share_ec2(topdir, cfg, session=recording_session()[0], out=QUIET)
+    again = share_ec2(topdir, cfg, public=True, session=recording_session()[0], out=QUIET)
     assert {r.job.nvra: {region: permissions(region, a) for region, a in r.amis.items()}
             for r in again.images} == before
     assert [pointer(BASE, r.job.arch)["Version"] for r in again.images] == [1]
@@ -112,7 +114,7 @@ def test_a_blocking_region_stays_private_and_the_rest_of_the_drop_is_shared(moto
     # once lifted, a rerun makes those regions public too
     moto_gaps.image_bpa.clear()
     moto_gaps.snapshot_bpa.clear()
-    lifted = share_ec2(topdir, cfg, session=recording_session()[0], out=QUIET)
+    lifted = share_ec2(topdir, cfg, public=True, session=recording_session()[0], out=QUIET)
     assert lifted.blocked == {}
     assert [r.job.arch for r in lifted.images] == ["x86_64"]
     for r in lifted.images:  # non-empty: asserted just above
@@ -138,7 +140,7 @@ def test_a_setting_turned_on_while_sharing_leaves_nothing_public(moto_gaps, tmp_
         return None
 
     session.events.register("before-call.ec2.ModifyImageAttribute", refuse)
-    report = share_ec2(topdir, cfg, session=session, out=QUIET)
+    report = share_ec2(topdir, cfg, public=True, session=session, out=QUIET)
     assert set(report.blocked) == {REGIONS[0]}
     assert "OperationNotPermitted" in report.blocked[REGIONS[0]]
     assert len(report.images) == 1
@@ -162,10 +164,10 @@ def test_milestones_are_deprecated_right_after_registration(moto_gaps, tmp_path)
         sent = {p["ImageId"]: (region, p["DeprecateAt"]) for region, p in moto_gaps.sent(DEPRECATE)}
         assert {sent[a][0] for a in r.amis.values()} == set(ALL)
         assert {dt.datetime.fromisoformat(sent[a][1].replace("Z", "+00:00")) for a in r.amis.values()} == {expected}
-    # set before anything is copied or shared
+    # set before anything is copied; nothing is shared at staging (the release does that)
     first_deprecation = order.index(("EnableImageDeprecation", BASE))
     assert first_deprecation < order.index(("CopyImage", REGIONS[0]))
-    assert first_deprecation < order.index(("ModifyImageAttribute", BASE))
+    assert [op for op, _ in order if op == "ModifyImageAttribute"] == []
     assert all(e["deprecate_at"] for e in load_results(topdir)["images"].values())
 
 
