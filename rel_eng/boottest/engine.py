@@ -18,7 +18,6 @@ import json
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -41,6 +40,7 @@ from rel_eng.boottest.metadata.server import MetadataServer, guestfwd
 from rel_eng.boottest.platform import Platform, smbios
 from rel_eng.boottest.vm import Vm, kill_all
 from rel_eng.config.boot_test import SEAL_PROBE_PORTS
+from rel_eng.errors import TimedOut
 
 GROW_BYTES = 1024**3
 SSH_RETRY_MAX_S = 2.0
@@ -298,12 +298,11 @@ class _OfflineRead(threading.Thread):
         try:
             src = self.img.path
             if self.img.fmt != "raw":
-                self._proc = subprocess.Popen(
-                    [runner.require("qemu-img"), "convert", "-f", self.img.fmt, "-O", "raw",
-                     str(self.img.path), str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                _, err = self._proc.communicate()
-                if self._proc.returncode != 0 or self._stopped.is_set():
-                    raise RuntimeError(err.decode(errors="replace").strip()[-200:] or "stopped")
+                self._proc = runner.start(["qemu-img", "convert", "-f", self.img.fmt, "-O", "raw",
+                                           self.img.path, raw], stdout=runner.DEVNULL)
+                runner.wait(self._proc)  # CommandFailed names qemu-img's last stderr line
+                if self._stopped.is_set():
+                    raise RuntimeError("stopped")
                 src = raw
             self.facts = offline.read(src)
             self.seconds = round(self.clock() - t, 3)
@@ -496,12 +495,9 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
 def runner_run_quiet(argv, timeout, stdin: str | None = None):
     """(rc, stderr, stdout) of a command that may fail; a timeout is rc -1, never an exception."""
     try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
-                              errors="replace", stdin=None if stdin is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        partial = exc.stdout or ""
-        partial = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
-        return -1, f"timed out after {timeout:.0f} s", partial
+        proc = runner.run(argv, input=stdin, timeout=timeout, check=False, text=True)
+    except TimedOut as exc:
+        return -1, f"timed out after {timeout:.0f} s", exc.stdout
     return proc.returncode, proc.stderr, proc.stdout
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from rel_eng import runner
+from rel_eng.errors import TimedOut
 
 COMMON = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
           "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=10", "-o", "IdentitiesOnly=yes",
@@ -20,8 +20,8 @@ def make_key(work: Path) -> tuple[Path, str]:
 
 
 def fingerprint(keytype: str, blob: str) -> str | None:
-    proc = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
-                          input=f"{keytype} {blob}\n", capture_output=True, text=True)
+    proc = runner.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
+                      input=f"{keytype} {blob}\n", check=False, text=True)
     m = re.search(r"SHA256:[A-Za-z0-9+/]{43}", proc.stdout)
     return m.group(0) if m else None
 
@@ -50,9 +50,8 @@ def auth_methods(known_hosts: Path, port: int, user: str, timeout: float = 30) -
            "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
            "-p", str(port), "-l", user, "--", "127.0.0.1", "true"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        proc = runner.run(cmd, timeout=timeout, check=False, text=True)
+    except TimedOut:
         return None
     m = re.search(r"Authentications that can continue: (\S+)", proc.stderr)
     return m.group(1).split(",") if m else None
