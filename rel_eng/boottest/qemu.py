@@ -8,7 +8,6 @@ from pathlib import Path
 
 QEMU_BINARIES = {"x86_64": "qemu-system-x86_64", "i386": "qemu-system-i386",
                  "i686": "qemu-system-i386"}
-QEMU_PACKAGE = "qemu-system-x86"
 
 
 # The guest's network when a metadata service is served: libslirp forwards a guest address
