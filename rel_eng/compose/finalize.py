@@ -340,6 +340,7 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
             if applies:
                 with logfile.step(sub.name):
                     resolve(sub.run)(run)
+                    logfile.file_only.info("done")
             continue
         # Keyed even when it does not apply: a later step's key may include this one's.
         run.keys[sub.name] = key = step_key(sub.name, *resolve(sub.inputs)(run))

@@ -71,10 +71,15 @@ def run_steps(c: Compose, mirror_root: Path, progress: Progress) -> str:
         failed = failures(c) if i else {}
         keys = [k for k in everyone if k not in failed]
         if keys:
-            step(c, keys, progress)
+            # The log names the step as the list declares it (a step may name its images inside).
+            with logfile.step(step.name, keys[0] if len(keys) == 1 else logfile.NONE):
+                logfile.file_only.info("%s: %s", step.name, ", ".join(keys))
+                step(c, keys, progress)
     status = ""
     for step in pipeline.COMPOSE_STEPS:
-        status = step(c, mirror_root, progress)
+        with logfile.step(step.name):
+            logfile.file_only.info("%s of the compose", step.name)
+            status = step(c, mirror_root, progress)
     return status
 
 
