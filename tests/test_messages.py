@@ -86,7 +86,7 @@ def test_a_compose_records_its_messages_with_the_changes_they_announce(recorded)
     for r in rows:  # every body valid against its schema
         jsonschema.validate(r["body"], rel_eng_messages.BY_TOPIC[r["topic"]].body_schema)
     # Re-deriving inserts nothing: the ids are stable.
-    c.set_status(compose.FINISHED)
+    c.set_status(compose.FINISHED, c.recorder)
     again = outbox.listing(rec.engine)
     assert len(again) == len(rows) + 1 and again[-1]["body"]["status"] == "FINISHED"
     assert [r["id"] for r in again[:-1]] == [r["id"] for r in rows]
@@ -121,7 +121,8 @@ def _fake_verdict(c, job_key: str, state: str, reason: str, checks: list[dict]) 
     path.write_text(json.dumps({"nvra": c.job(job_key).nvra,
                                 "status": "pass" if state == "done" else "fail",
                                 "reason": reason, "checks": checks}))
-    c.manifest.set_step(f"boottest:{job_key}", "d" * 16 + state, state, reason or "pass")
+    compose.recorded(c, c.recorder).set_step(f"boottest:{job_key}", "d" * 16 + state, state,
+                                             reason or "pass")
 
 
 def test_pass_and_fail_verdicts_give_bodies_valid_against_the_schema(recorded_sqlite):

@@ -106,14 +106,14 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
             progress.note(f"removed {len(swept)} leftover(s) of interrupted runs")
         status = run_steps(c, mirror_root, progress)
     except (Terminated, KeyboardInterrupt):
-        c.set_status(TERMINATED)
+        c.set_status(TERMINATED, c.recorder)
         raise
     except ComposeDoomed:
         raise
     except BaseException as exc:
         if c.read_status() == STARTED:
             try:
-                c.set_status(DOOMED)
+                c.set_status(DOOMED, c.recorder)
             except OSError:
                 pass  # e.g. still no space even for STATUS: the first error is the one to show
         if isinstance(exc, OSError):  # files exist by now: a full disk is not bad input

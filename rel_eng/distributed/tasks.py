@@ -159,7 +159,7 @@ class ComposeTask(Task):
         attempts = self.request.retries + 1
         reason = (f"{step.replace(':', ' of ')} failed after {attempts} attempt(s): "
                   f"{type(exc).__name__}: {exc}")
-        c.manifest.set_step(step, "", "failed", reason)
+        compose.recorded(c, c.recorder).set_step(step, "", "failed", reason)
         step_name, _, image = step.partition(":")
         with logfile.attached(c.topdir), logfile.step(step_name, image):
             log.error("%s: %s", c.plan.compose_id, reason)
@@ -186,7 +186,7 @@ def doom_compose(request, exc, traceback, topdir: str) -> None:
         with step_lock(c, "finalize", 60):
             if c.read_status() not in ENDED:
                 metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
-                c.set_status(DOOMED)
+                c.set_status(DOOMED, c.recorder)
         log.error("compose %s is DOOMED: %s", c.plan.compose_id,
                   "; ".join(f"{k}: {v}" for k, v in failed.items()))
 
