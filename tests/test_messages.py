@@ -114,13 +114,15 @@ def test_synthetic_images_are_announced_as_skipped_by_the_boot_test_never_passed
     assert states == {f"boottest:{j.key}": "skipped" for j in c.plan.images}
 
 
-def _fake_verdict(c, job_key: str, state: str, reason: str, checks: list[dict]) -> None:
+def _fake_verdict(c, job_key: str, state: str, reason: str, checks: list[dict],
+                  platform: dict | None = None) -> None:
     """A boot verdict as the gate saves it, and its manifest step, without booting."""
     path = c.topdir / "work" / "boottest" / f"{job_key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"nvra": c.job(job_key).nvra,
                                 "status": "pass" if state == "done" else "fail",
-                                "reason": reason, "checks": checks}))
+                                "reason": reason, "checks": checks, "accel": "tcg",
+                                **({"platform": platform} if platform else {})}))
     compose.recorded(c, c.recorder).set_step(f"boottest:{job_key}", "d" * 16 + state, state,
                                              reason or "pass")
 
@@ -477,3 +479,24 @@ def test_the_beat_flush_never_fails_a_tick(recorded_sqlite, tmp_path, monkeypatc
     flush_outbox(on, rec.engine)  # no fedora-messaging config: a warning, the tick goes on
     assert "outbox not flushed" in caplog.text and "absent.toml not found" in caplog.text
     assert outbox.Flusher(rec.engine, FakeSender()).pending() == 11
+
+
+def test_the_platform_an_image_was_booted_as_reaches_store_status_and_message(recorded_sqlite):
+    c, rec = recorded_sqlite
+    key = sorted(j.key for j in c.plan.images)[0]
+    ok = [{"name": "ssh", "status": "pass", "evidence": "uname ok", "message": ""}]
+    _fake_verdict(c, key, "done", "", ok, {"name": "ec2", "label": "ec2 (IMDSv2)", "imds": "v2"})
+    body = [r["body"] for r in outbox.listing(rec.engine, topic=bodies.BOOT_TEST)
+            if r["body"]["nvra"] == c.job(key).nvra][-1]
+    assert body["platform"] == "ec2 (IMDSv2)"
+    out = c.topdir.parent
+    shown = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
+                            "--output", str(out), "--json"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    images = {i["job_key"]: i for i in json.loads(shown.stdout)["images"]}
+    assert images[key]["boot"] == {"platform": "ec2 (IMDSv2)", "accel": "tcg"}
+    assert [k for k, i in images.items() if i["boot"] is None] == sorted(set(images) - {key})
+    text = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
+                           "--output", str(out)], capture_output=True, text=True)
+    [line] = [ln for ln in text.stdout.splitlines() if ln.strip().startswith(key + " ")]
+    assert "boottest done as ec2 (IMDSv2) (pass)" in line

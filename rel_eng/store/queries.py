@@ -92,10 +92,14 @@ def compose_detail(engine: Engine, compose_id: str) -> dict | None:
         artifacts = rows(schema.artifacts, schema.artifacts.c.job_key, schema.artifacts.c.kind)
         history = rows(schema.status_changes, schema.status_changes.c.id)
         amis = rows(schema.amis, schema.amis.c.nvra, schema.amis.c.region)
+        booted = {b["job_key"]: b for b in rows(schema.boot_tests, schema.boot_tests.c.job_key)}
     for image in images:
         key = image["job_key"]
         image["steps"] = {s["step"].split(":", 1)[0]: {k: s[k] for k in ("state", "reason", "updated_at")}
                           for s in steps if s["job_key"] == key}
+        boot = booted.get(key)
+        image["boot"] = None if boot is None else {"platform": boot["platform"],
+                                                   "accel": boot["accel"]}
         build = builds.get(key)
         image["build"] = None if build is None else {
             "builder": build["builder"], "external_id": build["external_id"],
