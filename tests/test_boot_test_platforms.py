@@ -183,6 +183,9 @@ def test_qemu_argv_per_platform_is_sealed(tmp_path):
     assert any(a.startswith("nvme,drive=root,serial=vol0") for a in ec2)
     assert "if=none,id=root" in ec2[ec2.index("-drive") + 1] and "media=cdrom" not in " ".join(ec2)
     assert "-smbios" in ec2
+    # a guest reset ends qemu, unless the reboot check asked for one
+    assert "-no-reboot" in nocloud and "-no-reboot" in ec2
+    assert "-no-reboot" not in qemu.argv(qemu.VmSpec(**base, allow_reboot=True))
 
 
 def test_qemu_refuses_a_forward_outside_the_guest_network(tmp_path):

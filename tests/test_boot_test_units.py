@@ -314,7 +314,7 @@ def test_guest_script_never_interpolates_hostile_package_names():
 
 
 def test_parse_checks():
-    assert ck.parse_checks(None) == ck.CHECKS
+    assert ck.parse_checks(None) == ck.DEFAULT_CHECKS
     assert ck.parse_checks("ssh,console") == ("console", "ssh")
     with pytest.raises(ValueError, match="unknown check bogus"):
         ck.parse_checks("ssh,bogus")
@@ -513,3 +513,36 @@ def test_ssh_retries_back_off_and_the_first_login_runs_the_guest_script(tmp_path
     assert len(looks) == 4  # one look at sshd's methods beside each login
     assert results["user-data"].status == "pass" and results["cloud-init"].status == "pass"
     assert v.seconds["guest:facts"] == 0.9 and v.guest_uptime == 38.5
+
+
+def _guest_state(boot_id: str, iid: str = "i-0abc", key: str = "AAAAC3Nz", sem_mtime: str = "1") -> str:
+    """What reboot.STATE_SCRIPT prints in a guest."""
+    return (f"@@boot_id\n{boot_id}\n@@instance_id\n{iid}\n@@host_keys\nssh-ed25519 {key}\n"
+            f"ssh-rsa AAAAB3Nz\n@@per_instance\n/var/lib/cloud/instance/sem/config_ssh {sem_mtime}\n"
+            f"/var/lib/cloud/instance/sem/config_users_groups {sem_mtime}\n@@end\n")
+
+
+def test_reboot_is_judged_from_the_state_before_and_after():
+    from rel_eng.boottest import reboot
+
+    before = reboot.parse(_guest_state("b1"))
+    assert before.instance_id == "i-0abc" and len(before.host_keys) == 2
+    assert len(before.per_instance) == 2
+    same = reboot.judge(before, reboot.parse(_guest_state("b2")))
+    assert same.status == "pass" and "instance-id i-0abc" in same.evidence
+    assert "2 per-instance semaphores unchanged" in same.evidence
+    cases = {"the boot id did not change": _guest_state("b1"),
+             "instance-id changed: i-0abc -> i-0new": _guest_state("b2", iid="i-0new"),
+             "the ssh host keys changed": _guest_state("b2", key="AAAAnew"),
+             "cloud-init ran per-instance modules again (config_ssh, config_users_groups)":
+                 _guest_state("b2", sem_mtime="2")}
+    for message, after in cases.items():  # non-empty: four ways of coming back as another instance
+        got = reboot.judge(before, reboot.parse(after))
+        assert got.status == "fail" and message in got.message, (message, got)
+    gone = reboot.judge(before, None, "no login after the reboot within 900 s (Connection refused)")
+    assert gone.status == "fail" and "Connection refused" in gone.message
+    assert reboot.judge(None, None).status == "fail"
+    assert reboot.parse("@@boot_id\nb1\n") is None  # the script did not finish
+    # asked for by name only; qemu lets the guest reset only then
+    assert "reboot" in ck.CHECKS and "reboot" not in ck.parse_checks(None)
+    assert ck.parse_checks("ssh,reboot") == ("ssh", "reboot")

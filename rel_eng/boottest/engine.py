@@ -30,7 +30,7 @@ from typing import Callable
 from rel_eng import runner
 from rel_eng.atomic import atomic_path, atomic_write
 from rel_eng.boottest import checks as ck
-from rel_eng.boottest import console, offline, qemu, seed, sshclient
+from rel_eng.boottest import console, offline, qemu, reboot, seed, sshclient
 from rel_eng.boottest.accel import Accel
 from rel_eng.boottest.image import DiskImage
 from rel_eng.boottest.metadata import Instance, ec2_instance, openstack_instance
@@ -60,7 +60,7 @@ class Timeouts:
 @dataclass(frozen=True)
 class BootOptions:
     accel: Accel
-    checks: tuple[str, ...] = ck.CHECKS
+    checks: tuple[str, ...] = ck.DEFAULT_CHECKS
     user: str = "fedora"
     memory_mib: int = 1024
     timeouts: Timeouts = Timeouts()
@@ -267,7 +267,8 @@ def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict, t0: float)
                            work / "console.log", v._mac, v._port, opts.memory_mib,
                            tb_size_mib=opts.tcg_tb_size_mib,
                            smbios=tuple(smbios(platform, inst.system_uuid)),
-                           nvme_root=platform.nvme_root(img.arch), guestfwd=fwd)
+                           nvme_root=platform.nvme_root(img.arch), guestfwd=fwd,
+                           allow_reboot="reboot" in opts.checks)
         vm = Vm(qemu.argv(spec), work / "qemu.log", cwd=work)
         v.seconds["qemu_started"] = round(opts.clock() - t0, 3)
         opts.sleep(0.5)  # the guest boots meanwhile: a port taken since it was chosen fails fast
@@ -407,9 +408,22 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
     v.seconds["guest_script"] = round(opts.clock() - t0, 2)
     t = _lap(opts, v, "ssh_and_guest_script", t)
     methods = login.methods(known, v._port, opts.user)
-    _lap(opts, v, "auth_methods_after_script", t)
-    return _judge_guest(img, opts, work, v, reader.facts, cons, _ssh_result(opts, pinned, methods),
-                        login)
+    t = _lap(opts, v, "auth_methods_after_script", t)
+    results = _judge_guest(img, opts, work, v, reader.facts, cons,
+                           _ssh_result(opts, pinned, methods), login)
+    if "reboot" in opts.checks:  # opt-in: last, as it ends the boot the other checks read
+        results.append(_reboot(opts, vm, v, known))
+        _lap(opts, v, "reboot", t)
+    return results
+
+
+def _reboot(opts, vm, v, known: Path) -> ck.CheckResult:
+    def ssh(script: str, timeout: float):
+        return runner_run_quiet(sshclient.argv(v._key, known, v._port, opts.user, "bash -s"),
+                                min(timeout, opts.timeouts.guest_script), stdin=script)
+
+    return reboot.reboot_and_compare(ssh, running=vm.running, clock=opts.clock, sleep=opts.sleep,
+                                     bound_s=opts.timeouts.boot, stopped=STOP.is_set)
 
 
 def _until(opts, vm, t0, work, bound, pred) -> tuple[bool, console.ConsoleFacts]:

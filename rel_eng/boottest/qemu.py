@@ -35,6 +35,7 @@ class VmSpec:
     smbios: tuple[str, ...] = ()   # -smbios arguments (the platform's DMI)
     nvme_root: bool = False        # the root disk as NVMe (an EC2 Nitro instance)
     guestfwd: str = ""             # guestfwd=... option serving 169.254.169.254:80, or ""
+    allow_reboot: bool = False     # the reboot check: a guest reset reboots instead of ending qemu
 
 
 def random_mac(rand: bytes | None = None) -> str:
@@ -76,7 +77,9 @@ def argv(spec: VmSpec) -> list[str]:
         cmd += ["-drive", f"file={disk},format=qcow2,if=virtio,cache=unsafe"]
     if spec.seed is not None:
         cmd += ["-drive", f"file={_escape(str(spec.seed))},format=raw,if=ide,media=cdrom,readonly=on"]
-    cmd += ["-nic", nic(spec), "-serial", f"file:{spec.console}", "-boot", "order=c", "-no-reboot"]
+    cmd += ["-nic", nic(spec), "-serial", f"file:{spec.console}", "-boot", "order=c"]
+    if not spec.allow_reboot:
+        cmd.append("-no-reboot")
     return cmd
 
 
