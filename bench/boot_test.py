@@ -43,7 +43,7 @@ from rel_eng.boottest import engine, fixture, image  # noqa: E402
 from rel_eng.boottest.platform import Platform  # noqa: E402
 from rel_eng.config.boot_test import BootTestConfig  # noqa: E402
 
-CHECKS = tuple(c for c in engine.ck.CHECKS if c != "anaconda-install")
+CHECKS = tuple(c for c in engine.ck.DEFAULT_CHECKS if c != "anaconda-install")
 
 
 def options(accel, memory, tb_size, kickstart) -> engine.BootOptions:

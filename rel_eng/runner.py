@@ -55,6 +55,8 @@ TOOL_PACKAGES = {
     "qemu-system-x86_64": "qemu-system-x86",
     "qemu-system-i386": "qemu-system-x86",
     "genisoimage": "genisoimage",
+    "mkfs.vfat": "dosfstools",
+    "mcopy": "mtools",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
     "debootstrap": "debootstrap",

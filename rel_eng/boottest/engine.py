@@ -240,6 +240,8 @@ def _present(platform: Platform, inst: Instance, work: Path, v: Verdict) -> tupl
                              instance_id=inst.instance_id, hostname=inst.hostname), ""
     if platform.name == "openstack" and platform.openstack == "config-drive":
         return os_md.make_config_drive(work / "config-drive.iso", inst), ""
+    if platform.name == "openstack" and platform.openstack == "config-drive-vfat":
+        return os_md.make_vfat_config_drive(work / "config-drive.img", inst), ""
     service = Imds(inst, platform.imds) if platform.name == "ec2" else os_md.OpenStackMetadata(inst)
     v._server = MetadataServer(service, work)  # type: ignore[attr-defined]
     return None, guestfwd()
@@ -268,7 +270,8 @@ def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict, t0: float)
                            tb_size_mib=opts.tcg_tb_size_mib,
                            smbios=tuple(smbios(platform, inst.system_uuid)),
                            nvme_root=platform.nvme_root(img.arch), guestfwd=fwd,
-                           allow_reboot="reboot" in opts.checks)
+                           allow_reboot="reboot" in opts.checks,
+                           seed_is_disk=platform.openstack == "config-drive-vfat")
         vm = Vm(qemu.argv(spec), work / "qemu.log", cwd=work)
         v.seconds["qemu_started"] = round(opts.clock() - t0, 3)
         opts.sleep(0.5)  # the guest boots meanwhile: a port taken since it was chosen fails fast
@@ -471,26 +474,24 @@ class _Login:
     answered: bool = False
     attempts: int = 0
     rc: int = -1
-    err: str = ""
+    err: str = ""       # ssh's stderr without its debug lines
     out: str = ""
     last_err: str = ""
-    offered: dict = field(default_factory=dict)
-    prober: threading.Thread | None = None
+    offered: list[str] | None = None  # what sshd offered before the key, from ssh -v
 
     def methods(self, known: Path, port: int, user: str) -> list[str]:
-        """What sshd offers before any credential; asked again if the look beside the login
-        ran before sshd answered."""
-        if self.prober is not None:
-            self.prober.join()
-        found = self.offered.get("methods")
+        """What sshd offers before any credential: read from the login itself, or (when its
+        stderr did not say) asked by one unauthenticated connection."""
+        found = self.offered
         if found is None:
             found = sshclient.auth_methods(known, port, user)
         return found or []
 
 
 def _login(opts, vm, v, known: Path) -> _Login:
-    """The first login that works runs the guest script (no separate "ssh true" handshake), and
-    the unauthenticated look at what sshd offers runs beside it; backs off between attempts."""
+    """The first login that works runs the guest script (no separate "ssh true" handshake) and,
+    with ssh -v, also tells which methods sshd offers (no second connection for that: under TCG
+    a key exchange costs the guest's one CPU a second or more); backs off between attempts."""
     script = ck.guest_script(seed.NONCE_PATH, [*opts.wanted_packages, *opts.excluded_packages],
                              seed.SEAL_PATH)
     login = _Login()
@@ -499,16 +500,13 @@ def _login(opts, vm, v, known: Path) -> _Login:
         if STOP.is_set():
             raise _Stopped()
         login.attempts += 1
-        login.prober = threading.Thread(target=lambda: login.offered.update(
-            methods=sshclient.auth_methods(known, v._port, opts.user)), daemon=True)
-        login.prober.start()
-        login.rc, login.err, login.out = runner_run_quiet(
-            sshclient.argv(v._key, known, v._port, opts.user, "bash -s"),
+        login.rc, err, login.out = runner_run_quiet(
+            sshclient.argv(v._key, known, v._port, opts.user, "bash -s", verbose=True),
             opts.timeouts.guest_script, stdin=script)
+        login.err, login.offered = sshclient.without_debug(err), sshclient.methods_offered(err)
         if login.out or login.rc not in (255, -1):
             login.answered = True
             return login
-        login.prober.join()  # bounded by its own timeout; a refused connection ends it at once
         login.last_err = (login.err.strip().splitlines()[-1:] or [""])[0]
         opts.sleep(min(SSH_RETRY_MAX_S, opts.ssh_retry_s * 2 ** (login.attempts - 1)))
     return login

@@ -36,6 +36,7 @@ class VmSpec:
     nvme_root: bool = False        # the root disk as NVMe (an EC2 Nitro instance)
     guestfwd: str = ""             # guestfwd=... option serving 169.254.169.254:80, or ""
     allow_reboot: bool = False     # the reboot check: a guest reset reboots instead of ending qemu
+    seed_is_disk: bool = False     # the seed is a disk (Nova's vfat config drive), not a CD
 
 
 def random_mac(rand: bytes | None = None) -> str:
@@ -75,7 +76,9 @@ def argv(spec: VmSpec) -> list[str]:
                 "-device", f"nvme,drive=root,serial={ebs_serial(spec.mac)},bootindex=0"]
     else:
         cmd += ["-drive", f"file={disk},format=qcow2,if=virtio,cache=unsafe"]
-    if spec.seed is not None:
+    if spec.seed is not None and spec.seed_is_disk:
+        cmd += ["-drive", f"file={_escape(str(spec.seed))},format=raw,if=virtio,readonly=on"]
+    elif spec.seed is not None:
         cmd += ["-drive", f"file={_escape(str(spec.seed))},format=raw,if=ide,media=cdrom,readonly=on"]
     cmd += ["-nic", nic(spec), "-serial", f"file:{spec.console}", "-boot", "order=c"]
     if not spec.allow_reboot:

@@ -39,9 +39,26 @@ def pinned_known_hosts(work: Path, port: int, host_keys, fingerprints) -> tuple[
     return path, pinned
 
 
-def argv(key: Path, known_hosts: Path, port: int, user: str, *extra: str) -> list[str]:
-    return ["ssh", *COMMON, "-o", f"UserKnownHostsFile={known_hosts}", "-i", str(key),
-            "-p", str(port), "-l", user, "--", "127.0.0.1", *extra]
+def argv(key: Path, known_hosts: Path, port: int, user: str, *extra: str,
+         verbose: bool = False) -> list[str]:
+    """`verbose`: ssh -v, whose stderr also says which methods sshd offers (methods_offered)."""
+    return ["ssh", *(["-v"] if verbose else []), *COMMON, "-o", f"UserKnownHostsFile={known_hosts}",
+            "-i", str(key), "-p", str(port), "-l", user, "--", "127.0.0.1", *extra]
+
+
+METHODS_RE = re.compile(r"Authentications that can continue: (\S+)")
+
+
+def methods_offered(stderr: str) -> list[str] | None:
+    """What sshd offered before any credential, from `ssh -v`'s stderr: the client's first
+    request is the method "none", which sshd answers with the list (None: never got there)."""
+    m = METHODS_RE.search(stderr)
+    return m.group(1).split(",") if m else None
+
+
+def without_debug(stderr: str) -> str:
+    """`ssh -v`'s stderr without its debug lines: what a user is shown."""
+    return "\n".join(ln for ln in stderr.splitlines() if not ln.startswith("debug"))
 
 
 def auth_methods(known_hosts: Path, port: int, user: str, timeout: float = 30) -> list[str] | None:
@@ -53,5 +70,4 @@ def auth_methods(known_hosts: Path, port: int, user: str, timeout: float = 30) -
         proc = runner.run(cmd, timeout=timeout, check=False, text=True)
     except TimedOut:
         return None
-    m = re.search(r"Authentications that can continue: (\S+)", proc.stderr)
-    return m.group(1).split(",") if m else None
+    return methods_offered(proc.stderr)

@@ -18,7 +18,9 @@ DEFAULT_CHECKS = tuple(n for n in CHECKS if n not in OPT_IN_CHECKS)
 # How an image is booted: what the platform presents to the guest (rel_eng.boottest.platform).
 PLATFORMS = ("ec2", "openstack", "nocloud")
 IMDS_MODES = ("v1", "v2")
-OPENSTACK_MODES = ("config-drive", "metadata-service")
+# Nova writes its config drive as ISO 9660 (config_drive_format = iso9660, its default, a CD)
+# or vfat (a disk); either way the filesystem is labelled config-2.
+OPENSTACK_MODES = ("config-drive", "config-drive-vfat", "metadata-service")
 # Host loopback ports every guest tries to reach at boot (none may answer: the guest is sealed).
 SEAL_PROBE_PORTS = (22, 80, 5432, 5672, 6379)
 GATES = ("milestones", "all", "none")
@@ -65,7 +67,7 @@ class BootTestConfig(Section):
     # Nova attaches a config drive when asked and serves the metadata service always; the
     # drive is what most OpenStack clouds' images are built for, so the gate uses it.
     openstack: str = setting("config-drive", "how an openstack-platform image gets its metadata: "
-                             "config-drive | metadata-service", choices=OPENSTACK_MODES)
+                             "config-drive | config-drive-vfat | metadata-service", choices=OPENSTACK_MODES)
     seal_probe_ports: tuple[int, ...] = setting(SEAL_PROBE_PORTS, "host loopback ports each guest "
                                                 "tries at boot; none may answer", convert=_ports)
 
