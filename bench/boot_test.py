@@ -195,8 +195,8 @@ def compare_platforms(fx, args, ks) -> None:
             base_f = pool.submit(engine.boot_one, any_cloud, opts, Platform("nocloud"))
             plat_f = pool.submit(engine.boot_one, any_cloud, opts, plat)
             base, other = base_f.result(), plat_f.result()
-        report(f"{'nocloud':>28}", [base], args.memory_mib)
-        report(f"{plat.label:>28}", [other], args.memory_mib)
+        report(f"{'nocloud':>28}", [base], args.memory_mib, breakdown=True)
+        report(f"{plat.label:>28}", [other], args.memory_mib, breakdown=True)
         ratio = other.seconds["verdict"] / base.seconds["verdict"]
         cpu = f"{other.metadata_cpu_s * 1000:.1f} ms over {len(other.metadata_requests)} requests" \
             if other.metadata_cpu_s is not None else "no metadata server"
