@@ -171,6 +171,10 @@ def test_console_parse_milestones_keys_and_uptime():
     assert [k for k, _ in c.host_keys] == ["ecdsa-sha2-nistp256", "ssh-ed25519"]
     assert c.finished_uptime == 131.31
     assert c.last_line.startswith("[  131.4] cloud-init[445]")
+    # the kernel's time stamp on the newest line: what dates the guest's uptime 0 on the host
+    assert c.printk_uptime == 131.4
+    assert console.parse(CONSOLE.split("[   50.8]")[0]).printk_uptime == 0.0
+    assert console.parse("GRUB loading").printk_uptime is None
 
 
 def test_console_parse_partial_block_is_not_complete():

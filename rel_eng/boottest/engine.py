@@ -386,6 +386,8 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
     if not booted:
         return _no_kernel(opts, vm, v, c)
     v.seconds["kernel"] = round(opts.clock() - t0, 2)
+    if c.printk_uptime is not None:  # the guest's uptime then: its uptime 0 was that much earlier
+        v.seconds["kernel_uptime"] = c.printk_uptime
     keys, c = _until(opts, vm, t0, work, opts.timeouts.boot,
                      lambda f: (f.cloud_init and f.keys_complete) or bool(f.settled(serves)))
     if (not keys or not c.keys_complete) and c.settled(serves):
