@@ -131,7 +131,7 @@ def test_pass_and_fail_verdicts_give_bodies_valid_against_the_schema(recorded_sq
     c, rec = recorded_sqlite
     good, bad = sorted(j.key for j in c.plan.images)[:2]
     ok = [{"name": "ssh", "status": "pass", "evidence": "uname ok", "message": ""}]
-    _fake_verdict(c, good, "done", "", ok)
+    _fake_verdict(c, good, "done", "", ok, {"name": "ec2", "label": "ec2 (IMDSv2)", "imds": "v2"})
     _fake_verdict(c, bad, "failed", "cloud-init did not finish",
                   ok + [{"name": "cloud-init", "status": "fail", "evidence": "",
                          "message": "status: error"},
@@ -154,6 +154,19 @@ def test_pass_and_fail_verdicts_give_bodies_valid_against_the_schema(recorded_sq
     assert len(outbox.listing(rec.engine, topic=bodies.BOOT_TEST)) == before
     # A verdict that is neither pass, fail nor skipped (a step still running) sends nothing.
     assert bodies.boot_test(c, good, {"state": "running", "digest": "x"}, None, []) is None
+    # The platform the image was booted as reaches the message, the store and `rel-eng status`.
+    assert passed["platform"] == "ec2 (IMDSv2)" and "platform" not in failed
+    out = c.topdir.parent
+    shown = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
+                            "--output", str(out), "--json"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    images = {i["job_key"]: i for i in json.loads(shown.stdout)["images"]}
+    assert images[good]["boot"] == {"platform": "ec2 (IMDSv2)", "accel": "tcg"}
+    assert [k for k, i in images.items() if i["boot"] is None] == sorted(set(images) - {good})
+    text = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
+                           "--output", str(out)], capture_output=True, text=True)
+    [line] = [ln for ln in text.stdout.splitlines() if ln.strip().startswith(good + " ")]
+    assert "boottest done as ec2 (IMDSv2) (pass)" in line
 
 
 def test_boot_test_ids_are_keyed_by_compose_image_and_verdict(recorded_sqlite):
@@ -480,23 +493,3 @@ def test_the_beat_flush_never_fails_a_tick(recorded_sqlite, tmp_path, monkeypatc
     assert "outbox not flushed" in caplog.text and "absent.toml not found" in caplog.text
     assert outbox.Flusher(rec.engine, FakeSender()).pending() == 11
 
-
-def test_the_platform_an_image_was_booted_as_reaches_store_status_and_message(recorded_sqlite):
-    c, rec = recorded_sqlite
-    key = sorted(j.key for j in c.plan.images)[0]
-    ok = [{"name": "ssh", "status": "pass", "evidence": "uname ok", "message": ""}]
-    _fake_verdict(c, key, "done", "", ok, {"name": "ec2", "label": "ec2 (IMDSv2)", "imds": "v2"})
-    body = [r["body"] for r in outbox.listing(rec.engine, topic=bodies.BOOT_TEST)
-            if r["body"]["nvra"] == c.job(key).nvra][-1]
-    assert body["platform"] == "ec2 (IMDSv2)"
-    out = c.topdir.parent
-    shown = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
-                            "--output", str(out), "--json"], capture_output=True, text=True)
-    assert shown.returncode == 0, shown.stderr
-    images = {i["job_key"]: i for i in json.loads(shown.stdout)["images"]}
-    assert images[key]["boot"] == {"platform": "ec2 (IMDSv2)", "accel": "tcg"}
-    assert [k for k, i in images.items() if i["boot"] is None] == sorted(set(images) - {key})
-    text = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
-                           "--output", str(out)], capture_output=True, text=True)
-    [line] = [ln for ln in text.stdout.splitlines() if ln.strip().startswith(key + " ")]
-    assert "boottest done as ec2 (IMDSv2) (pass)" in line
