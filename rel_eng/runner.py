@@ -3,7 +3,9 @@
 A missing tool is an input problem (exit 2) naming the Debian package; a non-zero exit raises
 CommandFailed with the command, exit code and stderr tail (TimedOut past its deadline).
 
-The runner also owns its children's lifetime. Inside `recording(dir)` (a compose holds one on
+The runner also owns its children's lifetime. Every child gets PR_SET_PDEATHSIG (SIGKILL), so
+one whose parent dies (even by SIGKILL) goes with it; long-lived children (a VM) are started
+with `spawn()` and ended with `stop()`. Inside `recording(dir)` (a compose holds one on
 its work/children/) every child is written down by pid and kernel start time, with the run
 that started it, while it runs, and struck off once waited for. A run killed with SIGKILL runs
 no cleanup, so its children outlive it; `reap(dir)` (what `--resume` does first) kills every
@@ -14,6 +16,7 @@ never touched, before anything is written again. A run still alive keeps its chi
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -31,7 +34,9 @@ from rel_eng.errors import CommandFailed, TimedOut, ToolMissing
 # For callers that hand a child's stdin over or keep a handle to one, without the module.
 DEVNULL = subprocess.DEVNULL
 PIPE = subprocess.PIPE
+STDOUT = subprocess.STDOUT
 Process = subprocess.Popen
+TimeoutExpired = subprocess.TimeoutExpired  # what Process.wait(timeout=...) raises
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,8 @@ TOOL_PACKAGES = {
     "qemu-system-x86_64": "qemu-system-x86",
     "qemu-system-i386": "qemu-system-x86",
     "genisoimage": "genisoimage",
+    "mkfs.vfat": "dosfstools",
+    "mcopy": "mtools",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
     "debootstrap": "debootstrap",
@@ -57,6 +64,20 @@ TOOL_PACKAGES = {
 }
 
 STDERR_TAIL_LINES = 20
+
+
+PR_SET_PDEATHSIG = 1
+try:  # resolved once here: the function run between fork and exec only calls it
+    _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except OSError:  # not glibc: children are still recorded and reaped
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the thread that started it ends (a SIGKILLed
+    rel-eng leaves nothing running). Callers wait for their children in that same thread."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def require(tool: str) -> str:
@@ -85,31 +106,45 @@ def run(
     *,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
-    input: bytes | None = None,
+    input: bytes | str | None = None,
     timeout: float | None = None,
     capture: bool = True,
+    check: bool = True,
+    text: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run argv to completion; raise CommandFailed on non-zero exit."""
+    """Run argv to completion; raise CommandFailed on non-zero exit (unless `check=False`: the
+    caller reads the exit code) and TimedOut past `timeout` (its `stdout` holds what came so
+    far). stdin is /dev/null unless `input` is given; `text` decodes the output (and encodes
+    `input`) as UTF-8, undecodable bytes replaced."""
     argv = _check_argv(argv)
     log.debug("run: %s", " ".join(argv))
+    if isinstance(input, str):
+        input = input.encode()
     proc = subprocess.Popen(argv, cwd=cwd, env=env,
-                            stdin=subprocess.PIPE if input is not None else None,
-                            stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE)
+                            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE,
+                            preexec_fn=_die_with_parent)
     _record(proc)
     try:
         out, err = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         proc.kill()
-        proc.communicate()
-        raise TimedOut(argv, -1, f"timed out after {timeout}s") from exc
+        rest, _ = proc.communicate()
+        timed_out = TimedOut(argv, -1, f"timed out after {timeout}s")
+        partial = (exc.stdout or b"") + (rest or b"")
+        timed_out.stdout = partial.decode("utf-8", "replace") if text else partial
+        raise timed_out from exc
     except BaseException:  # interrupted: the child never outlives the call
         proc.kill()
         proc.wait()
         raise
     finally:
         _forget(proc)
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, _tail(err))
+    if text:
+        out = out.decode("utf-8", "replace") if out is not None else None
+        err = err.decode("utf-8", "replace")
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
@@ -129,7 +164,8 @@ def start(
     argv = _check_argv(argv)
     log.debug("start: %s", " ".join(argv))
     proc = subprocess.Popen(
-        argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd, env=env
+        argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd, env=env,
+        preexec_fn=_die_with_parent,
     )
     _record(proc)
     # Drain stderr in the background so a chatty tool never blocks on a full pipe.
@@ -138,6 +174,40 @@ def start(
     drain.start()
     proc._rel_eng_stderr = (drain, tail)  # type: ignore[attr-defined]
     return proc
+
+
+def spawn(
+    argv: Sequence[str | Path],
+    *,
+    stdout: int | IO | None = subprocess.DEVNULL,
+    stderr: int | IO | None = subprocess.DEVNULL,
+    cwd: Path | None = None,
+) -> subprocess.Popen:
+    """Start a long-lived child (a VM, a probe read as it runs) with stdin on /dev/null; the
+    caller reads its pipes itself and ends it with `stop()`."""
+    argv = _check_argv(argv)
+    log.debug("spawn: %s", " ".join(argv))
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                            cwd=cwd, preexec_fn=_die_with_parent)
+    _record(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> int:
+    """End a spawned child: SIGTERM, SIGKILL after `grace` seconds (at once with 0), wait for
+    it and strike it off the ledger. Returns its exit status."""
+    if proc.poll() is None:
+        if grace > 0:
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        else:
+            proc.kill()
+    rc = proc.wait()
+    _forget(proc)
+    return rc
 
 
 def _drain(stream: IO[bytes], tail: deque, copy: IO[bytes] | None = None) -> None:

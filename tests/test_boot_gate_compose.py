@@ -123,6 +123,8 @@ def test_gated_compose_optional_failure_is_incomplete_and_kept_out(
     detail = json.loads(status.stdout)
     images = {i["job_key"]: i for i in detail["images"]}
     assert images["generic-x86_64"]["steps"]["boottest"]["state"] == "done"
+    assert images["generic-x86_64"]["boot"] == {"platform": "openstack (config drive)",
+                                                "accel": "tcg"}
     assert images["generic-i686"]["steps"]["boottest"]["state"] == "failed"
     assert images["generic-i686"]["steps"]["build"]["state"] == "failed"
     # the rejected image's disks are not in the store's artifacts as if shippable

@@ -168,6 +168,31 @@ def test_openstack_metadata_service_and_config_drive(tmp_path):
     assert json.loads(body)["uuid"] == inst.instance_id
 
 
+def test_vfat_config_drive_as_nova_writes_it(tmp_path):
+    """Nova's other format: a 64 MiB vfat filesystem labelled config-2, the same files, attached
+    as a read-only disk (not a CD); read back with blkid and mtools."""
+    inst = openstack_instance(KEY, UD, MAC, "10.0.2.15")
+    img = os_md.make_vfat_config_drive(tmp_path / "cd.img", inst)
+    assert img.stat().st_size == 64 * 1024**2
+    blkid = subprocess.run(["blkid", "-o", "export", str(img)], capture_output=True, text=True).stdout
+    assert "TYPE=vfat" in blkid.splitlines() and "LABEL=config-2" in blkid.splitlines()
+    listing = subprocess.run(["mdir", "-/", "-b", "-i", str(img), "::/"], capture_output=True,
+                             text=True).stdout.splitlines()
+    for path in ("::/openstack/latest/meta_data.json", "::/openstack/latest/user_data",
+                 "::/openstack/latest/network_data.json", "::/ec2/latest/meta-data.json"):
+        assert path in listing, listing
+    body = subprocess.run(["mtype", "-i", str(img), "::/openstack/latest/meta_data.json"],
+                          capture_output=True, text=True).stdout
+    assert json.loads(body)["uuid"] == inst.instance_id
+    plat = Platform("openstack", openstack="config-drive-vfat")
+    assert plat.label == "openstack (config drive vfat)" and plat.datasources == ("ConfigDrive",)
+    assert not plat.serves_metadata
+    spec = qemu.VmSpec("x86_64", "tcg", Path("/w/o.qcow2"), img, Path("/w/c.log"), MAC, 40022,
+                       seed_is_disk=True)
+    drives = [a for a in qemu.argv(spec) if a.startswith("file=")]
+    assert drives[1] == f"file={img},format=raw,if=virtio,readonly=on"
+
+
 def test_qemu_argv_per_platform_is_sealed(tmp_path):
     base = dict(arch="x86_64", accel="tcg", disk=Path("/w/o,verlay.qcow2"), seed=None,
                 console=Path("/w/c.log"), mac=MAC, ssh_port=40022)
@@ -183,6 +208,9 @@ def test_qemu_argv_per_platform_is_sealed(tmp_path):
     assert any(a.startswith("nvme,drive=root,serial=vol0") for a in ec2)
     assert "if=none,id=root" in ec2[ec2.index("-drive") + 1] and "media=cdrom" not in " ".join(ec2)
     assert "-smbios" in ec2
+    # a guest reset ends qemu, unless the reboot check asked for one
+    assert "-no-reboot" in nocloud and "-no-reboot" in ec2
+    assert "-no-reboot" not in qemu.argv(qemu.VmSpec(**base, allow_reboot=True))
 
 
 def test_qemu_refuses_a_forward_outside_the_guest_network(tmp_path):

@@ -171,6 +171,10 @@ def test_console_parse_milestones_keys_and_uptime():
     assert [k for k, _ in c.host_keys] == ["ecdsa-sha2-nistp256", "ssh-ed25519"]
     assert c.finished_uptime == 131.31
     assert c.last_line.startswith("[  131.4] cloud-init[445]")
+    # the kernel's time stamp on the newest line: what dates the guest's uptime 0 on the host
+    assert c.printk_uptime == 131.4
+    assert console.parse(CONSOLE.split("[   50.8]")[0]).printk_uptime == 0.0
+    assert console.parse("GRUB loading").printk_uptime is None
 
 
 def test_console_parse_partial_block_is_not_complete():
@@ -314,7 +318,7 @@ def test_guest_script_never_interpolates_hostile_package_names():
 
 
 def test_parse_checks():
-    assert ck.parse_checks(None) == ck.CHECKS
+    assert ck.parse_checks(None) == ck.DEFAULT_CHECKS
     assert ck.parse_checks("ssh,console") == ("console", "ssh")
     with pytest.raises(ValueError, match="unknown check bogus"):
         ck.parse_checks("ssh,bogus")
@@ -475,11 +479,13 @@ def test_ssh_retries_back_off_and_the_first_login_runs_the_guest_script(tmp_path
     answers = [(255, "ssh: connect to host 127.0.0.1 port 1: Connection refused", "")] * 3 + [
         (0, "", "@@ci-status\nstatus: done\n@@ci-result\n{\"v1\": {\"errors\": []}}\n@@nonce\nN\n"
                 "@@sudo\nsudo-ok\n@@timing\nstart=40.0 cloud_init=40.1 facts=41.0 pkgq=41.2 packages=41.5\n@@end\n")]
+    # ssh -v: sshd's answer to the client's first request (method "none") names the methods
+    answers[-1] = (0, "debug1: SSH2_MSG_SERVICE_ACCEPT received\n"
+                      "debug1: Authentications that can continue: publickey\n", answers[-1][2])
     logins, looks = [], []
     monkeypatch.setattr(engine, "runner_run_quiet", lambda argv, timeout, stdin=None: logins.append(
         (argv[-1], stdin)) or answers[len(logins) - 1])
-    monkeypatch.setattr(sshclient, "auth_methods", lambda *a, **k: looks.append(a) or (
-        ["publickey"] if len(looks) >= 4 else None))
+    monkeypatch.setattr(sshclient, "auth_methods", lambda *a, **k: looks.append(a) or ["password"])
 
     class FakeVm:
         def running(self):
@@ -505,11 +511,44 @@ def test_ssh_retries_back_off_and_the_first_login_runs_the_guest_script(tmp_path
     img = types.SimpleNamespace(arch="x86_64")
     results = {r.name: r for r in engine._observe(img, opts, work, FakeVm(), reader, v, clock())}
     # three refused logins, pauses doubling from 0.5 s up to the 2 s cap, then one login that
-    # runs the guest script: no separate probe login
+    # runs the guest script and says what sshd offers: no separate probe login
     assert [cmd for cmd, _ in logins] == ["bash -s"] * 4 and all("@@ci-status" in s for _, s in logins)
     assert clock.sleeps == [0.5, 1.0, 2.0]  # the console was complete at once: no console polls
     assert v.seconds["ssh_attempts"] == 4
     assert results["ssh"].status == "pass" and "offers: publickey" in results["ssh"].evidence
-    assert len(looks) == 4  # one look at sshd's methods beside each login
+    assert looks == []  # the login's own ssh -v said which methods sshd offers
     assert results["user-data"].status == "pass" and results["cloud-init"].status == "pass"
     assert v.seconds["guest:facts"] == 0.9 and v.guest_uptime == 38.5
+
+
+def _guest_state(boot_id: str, iid: str = "i-0abc", key: str = "AAAAC3Nz", sem_mtime: str = "1") -> str:
+    """What reboot.STATE_SCRIPT prints in a guest."""
+    return (f"@@boot_id\n{boot_id}\n@@instance_id\n{iid}\n@@host_keys\nssh-ed25519 {key}\n"
+            f"ssh-rsa AAAAB3Nz\n@@per_instance\n/var/lib/cloud/instance/sem/config_ssh {sem_mtime}\n"
+            f"/var/lib/cloud/instance/sem/config_users_groups {sem_mtime}\n@@end\n")
+
+
+def test_reboot_is_judged_from_the_state_before_and_after():
+    from rel_eng.boottest import reboot
+
+    before = reboot.parse(_guest_state("b1"))
+    assert before.instance_id == "i-0abc" and len(before.host_keys) == 2
+    assert len(before.per_instance) == 2
+    same = reboot.judge(before, reboot.parse(_guest_state("b2")))
+    assert same.status == "pass" and "instance-id i-0abc" in same.evidence
+    assert "2 per-instance semaphores unchanged" in same.evidence
+    cases = {"the boot id did not change": _guest_state("b1"),
+             "instance-id changed: i-0abc -> i-0new": _guest_state("b2", iid="i-0new"),
+             "the ssh host keys changed": _guest_state("b2", key="AAAAnew"),
+             "cloud-init ran per-instance modules again (config_ssh, config_users_groups)":
+                 _guest_state("b2", sem_mtime="2")}
+    for message, after in cases.items():  # non-empty: four ways of coming back as another instance
+        got = reboot.judge(before, reboot.parse(after))
+        assert got.status == "fail" and message in got.message, (message, got)
+    gone = reboot.judge(before, None, "no login after the reboot within 900 s (Connection refused)")
+    assert gone.status == "fail" and "Connection refused" in gone.message
+    assert reboot.judge(None, None).status == "fail"
+    assert reboot.parse("@@boot_id\nb1\n") is None  # the script did not finish
+    # asked for by name only; qemu lets the guest reset only then
+    assert "reboot" in ck.CHECKS and "reboot" not in ck.parse_checks(None)
+    assert ck.parse_checks("ssh,reboot") == ("ssh", "reboot")

@@ -100,8 +100,10 @@ def seal_listener():
 
 
 # (run name, --platform arguments, images): the three runs go side by side.
+# The ec2 boot also runs the opt-in reboot check (its run has one image: it ends before the
+# nocloud run's five, so the reboot adds no time to the batch).
 RUNS = [("nocloud", [], ["i386", "mac-binding", "no-growpart", "ec2", "openstack"]),
-        ("ec2", ["--platform", "ec2"], ["ec2"]),
+        ("ec2", ["--platform", "ec2", "--checks", ",".join([*ck.DEFAULT_CHECKS, "reboot"])], ["ec2"]),
         ("openstack", ["--platform", "openstack", "--openstack", "metadata-service"], ["hostile"])]
 
 
@@ -184,7 +186,7 @@ def test_amd64_under_forced_tcg_passes_every_check_its_variant_leaves_alone(boot
         assert (v["accel"], v["accel_reason"]) == ("tcg", "forced by REL_ENG_ACCEL=tcg")
         assert v["arch"] == "x86_64" and v["platform"] == {"name": "nocloud", "label": "nocloud"}
         by_name = {c["name"]: c for c in v["checks"]}
-        assert set(by_name) == set(ck.CHECKS)
+        assert set(by_name) == set(ck.DEFAULT_CHECKS)
         assert by_name["datasource"]["status"] == by_name["metadata"]["status"] == "pass"
         assert by_name["system-health"]["status"] == "pass"
         # what nocloud cannot show is skipped, with the reason, and does not fail the image
@@ -208,7 +210,8 @@ def test_good_i386_passes(boot_run):
     v = boot_run[1]["nocloud/i386"]
     assert v["arch"] == "i386"
     assert v["status"] == "pass", v["reason"]
-    assert _status(v) == {name: "skipped" if name in NOT_NOCLOUD else "pass" for name in ck.CHECKS}
+    assert _status(v) == {name: "skipped" if name in NOT_NOCLOUD else "pass"
+                          for name in ck.DEFAULT_CHECKS}
 
 
 def test_mac_binding_fails_exactly_its_check(boot_run):
@@ -231,15 +234,21 @@ def test_ec2_image_passes_as_ec2_with_tokens_and_an_nvme_root(boot_run):
     v = boot_run[1]["ec2/ec2"]
     assert v["status"] == "pass", v["reason"]
     assert v["platform"] == {"name": "ec2", "label": "ec2 (IMDSv2)", "imds": "v2"}
-    assert _status(v) == {name: "pass" for name in ck.CHECKS}
+    assert _status(v) == {name: "pass" for name in ck.CHECKS}  # the opt-in reboot too
     by_name = {c["name"]: c for c in v["checks"]}
+    # back from the reboot as the same instance, through the keys pinned at first boot
+    assert "ssh answered again with the pinned host keys" in by_name["reboot"]["evidence"]
+    assert "instance-id i-" in by_name["reboot"]["evidence"]
     assert "cloud-init ran from Ec2" in by_name["datasource"]["evidence"]
     assert "/dev/nvme0n1" in by_name["nvme-root"]["evidence"]
     assert "hostname ip-169-254-0-15" in by_name["metadata"]["evidence"]
-    # the request log: a token PUT first, then only requests with a valid token
+    # the request log: each boot (the first, and the one after the reboot) starts with a token
+    # PUT; every other request carried a valid token
     log = v["metadata_requests"]
-    assert log[0] == "PUT /latest/api/token token=none -> 200"
-    assert all(r.endswith("token=valid -> 200") for r in log[1:]), log
+    puts = [i for i, r in enumerate(log) if r.startswith("PUT /latest/api/token")]
+    assert puts[0] == 0 and len(puts) >= 2, log
+    assert {log[i] for i in puts} == {"PUT /latest/api/token token=none -> 200"}, log
+    assert all(r.endswith("token=valid -> 200") for i, r in enumerate(log) if i not in puts), log
     for path in ("/meta-data/instance-id", "/meta-data/public-keys/0/openssh-key", "/user-data",
                  "/dynamic/instance-identity/document", "/meta-data/network/interfaces/macs/"):
         assert any(path in r for r in log), path

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rel_eng import compose, logfile  # noqa: E402
+from rel_eng import compose, logfile, pipeline  # noqa: E402
 from rel_eng.builders import BUILDERS, BuildOutcome  # noqa: E402
 from rel_eng.builders.synthetic import SyntheticBuilder  # noqa: E402
 from rel_eng.errors import RelEngError  # noqa: E402
@@ -94,6 +94,10 @@ def test_the_terminal_keeps_its_one_line_error_and_the_file_gets_it_redacted(tmp
 def test_a_rerun_appends_to_the_same_file(tmp_path, config):
     c = compose.run_compose(config, tmp_path / "out", "19", "Beta", DATE)
     first = len(records(c.topdir))
+    # Every step of the declared pipeline is named in the log, as the list names it.
+    declared = {s.name for s in pipeline.PIPELINE} | {s.name for s in pipeline.FINALIZE_STEPS
+                                                       if s.name not in ("publish", "share")}
+    assert declared <= {r["step"] for r in records(c.topdir)}
     compose.resume(compose.Compose.load(c.topdir), tmp_path / "out" / "mirror")
     recs = records(c.topdir)
     assert len(recs) > first and recs[-1]["message"].endswith(c.read_status())

@@ -70,7 +70,7 @@ def test_the_page_of_a_queued_compose_names_the_queue_no_worker_serves(broker, t
 
             ended = load_recorded(out / cid)
             try:
-                ended.set_status(TERMINATED)  # STATUS and the store's row
+                ended.set_status(TERMINATED, ended.recorder)  # STATUS and the store's row
             finally:
                 ended.recorder.close()
             now[0] += CACHE_S

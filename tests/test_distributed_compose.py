@@ -104,6 +104,10 @@ def test_local_and_distributed_drops_are_identical(tmp_path, redis_server, worke
     compose_local, compose_dist = tree(local.topdir / "compose"), tree(topdir / "compose")
     assert compose_dist == compose_local
     assert (topdir / "STATUS").read_text() == "FINISHED\n"
+    # The step tasks wrote their children (sfdisk, mkfs, qemu-img...) down where --resume
+    # looks, and struck each off once it ended.
+    children = topdir / "work" / "children"
+    assert children.is_dir() and list(children.iterdir()) == []
 
 
 def test_sigkill_worker_mid_build_completes_exactly_once(tmp_path, redis_server, workers):

@@ -86,7 +86,7 @@ def test_a_compose_records_its_messages_with_the_changes_they_announce(recorded)
     for r in rows:  # every body valid against its schema
         jsonschema.validate(r["body"], rel_eng_messages.BY_TOPIC[r["topic"]].body_schema)
     # Re-deriving inserts nothing: the ids are stable.
-    c.set_status(compose.FINISHED)
+    c.set_status(compose.FINISHED, c.recorder)
     again = outbox.listing(rec.engine)
     assert len(again) == len(rows) + 1 and again[-1]["body"]["status"] == "FINISHED"
     assert [r["id"] for r in again[:-1]] == [r["id"] for r in rows]
@@ -114,21 +114,24 @@ def test_synthetic_images_are_announced_as_skipped_by_the_boot_test_never_passed
     assert states == {f"boottest:{j.key}": "skipped" for j in c.plan.images}
 
 
-def _fake_verdict(c, job_key: str, state: str, reason: str, checks: list[dict]) -> None:
+def _fake_verdict(c, job_key: str, state: str, reason: str, checks: list[dict],
+                  platform: dict | None = None) -> None:
     """A boot verdict as the gate saves it, and its manifest step, without booting."""
     path = c.topdir / "work" / "boottest" / f"{job_key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"nvra": c.job(job_key).nvra,
                                 "status": "pass" if state == "done" else "fail",
-                                "reason": reason, "checks": checks}))
-    c.manifest.set_step(f"boottest:{job_key}", "d" * 16 + state, state, reason or "pass")
+                                "reason": reason, "checks": checks, "accel": "tcg",
+                                **({"platform": platform} if platform else {})}))
+    compose.recorded(c, c.recorder).set_step(f"boottest:{job_key}", "d" * 16 + state, state,
+                                             reason or "pass")
 
 
 def test_pass_and_fail_verdicts_give_bodies_valid_against_the_schema(recorded_sqlite):
     c, rec = recorded_sqlite
     good, bad = sorted(j.key for j in c.plan.images)[:2]
     ok = [{"name": "ssh", "status": "pass", "evidence": "uname ok", "message": ""}]
-    _fake_verdict(c, good, "done", "", ok)
+    _fake_verdict(c, good, "done", "", ok, {"name": "ec2", "label": "ec2 (IMDSv2)", "imds": "v2"})
     _fake_verdict(c, bad, "failed", "cloud-init did not finish",
                   ok + [{"name": "cloud-init", "status": "fail", "evidence": "",
                          "message": "status: error"},
@@ -151,6 +154,19 @@ def test_pass_and_fail_verdicts_give_bodies_valid_against_the_schema(recorded_sq
     assert len(outbox.listing(rec.engine, topic=bodies.BOOT_TEST)) == before
     # A verdict that is neither pass, fail nor skipped (a step still running) sends nothing.
     assert bodies.boot_test(c, good, {"state": "running", "digest": "x"}, None, []) is None
+    # The platform the image was booted as reaches the message, the store and `rel-eng status`.
+    assert passed["platform"] == "ec2 (IMDSv2)" and "platform" not in failed
+    out = c.topdir.parent
+    shown = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
+                            "--output", str(out), "--json"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    images = {i["job_key"]: i for i in json.loads(shown.stdout)["images"]}
+    assert images[good]["boot"] == {"platform": "ec2 (IMDSv2)", "accel": "tcg"}
+    assert [k for k, i in images.items() if i["boot"] is None] == sorted(set(images) - {good})
+    text = subprocess.run([sys.executable, "-m", "rel_eng", "status", c.plan.compose_id,
+                           "--output", str(out)], capture_output=True, text=True)
+    [line] = [ln for ln in text.stdout.splitlines() if ln.strip().startswith(good + " ")]
+    assert "boottest done as ec2 (IMDSv2) (pass)" in line
 
 
 def test_boot_test_ids_are_keyed_by_compose_image_and_verdict(recorded_sqlite):
@@ -495,3 +511,4 @@ def test_the_beat_flush_never_fails_a_tick(recorded_sqlite, tmp_path, monkeypatc
     flush_outbox(on, rec.engine)  # no fedora-messaging config: a warning, the tick goes on
     assert "outbox not flushed" in caplog.text and "absent.toml not found" in caplog.text
     assert outbox.Flusher(rec.engine, FakeSender()).pending() == 11
+

@@ -1,6 +1,8 @@
 """The runner owns its children's lifetime: a compose killed with SIGKILL mid post-processing
-leaves its qemu-img running; `--resume`, started at once, kills it before writing anything, so
-nothing is written afterwards by an orphan. Real processes throughout (qemu-img, sleep)."""
+takes its qemu-img with it (PR_SET_PDEATHSIG); a child that escaped that (the kernel drops the
+death signal when a child execs a set-user-ID program) is still running, and `--resume`, started
+at once, kills it before writing anything, so nothing is written afterwards by an orphan. Real
+processes throughout (qemu-img, sleep)."""
 
 from __future__ import annotations
 
@@ -21,10 +23,13 @@ HERE = Path(__file__).parent
 
 # `rel-eng compose`, except that the first qemu-img it starts is frozen (SIGSTOP) the moment
 # the runner has written it down, and its pid put in MARKER: a conversion caught mid-write.
+# With "escaped", its children do not get the death signal.
 FREEZE_QEMU_IMG = textwrap.dedent("""\
     import os, signal, sys
     from rel_eng import runner
-    marker, argv = sys.argv[1], sys.argv[2:]
+    marker, escaped, argv = sys.argv[1], sys.argv[2] == "escaped", sys.argv[3:]
+    if escaped:
+        runner._prctl = None
     real = runner._record
     def record(proc):
         real(proc)
@@ -54,11 +59,34 @@ def alive(pid: int, begun: str) -> bool:
     return runner.start_time(pid) == begun
 
 
+def test_a_sigkilled_compose_s_qemu_img_dies_with_it(tmp_path):
+    marker = tmp_path / "qemu-img.pid"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FREEZE_QEMU_IMG, str(marker), "own", "compose", "--release", "19",
+         "--milestone", "Alpha", "--date", "2013-04-05", "--output", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(marker, proc)
+    child = int(marker.read_text())
+    begun = runner.start_time(child)
+    assert begun  # running (frozen) until its parent dies
+    proc.kill()
+    proc.communicate(timeout=60)
+    try:
+        for _ in range(200):  # bounded: the kernel sends the death signal as the parent exits
+            if not alive(child, begun):
+                break
+            time.sleep(0.05)
+        assert not alive(child, begun)
+    finally:
+        if alive(child, begun):
+            os.kill(child, signal.SIGKILL)
+
+
 def test_a_sigkilled_compose_s_qemu_img_is_killed_by_resume_before_it_writes(tmp_path):
     out = tmp_path / "out"
     marker = tmp_path / "qemu-img.pid"
     proc = subprocess.Popen(
-        [sys.executable, "-c", FREEZE_QEMU_IMG, str(marker), "compose", "--release", "19",
+        [sys.executable, "-c", FREEZE_QEMU_IMG, str(marker), "escaped", "compose", "--release", "19",
          "--milestone", "Alpha", "--date", "2013-04-05", "--output", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(marker, proc)
@@ -130,4 +158,17 @@ def test_a_finished_child_is_struck_off(tmp_path):
         proc = runner.start(["true"], stdout=None)
         runner.wait(proc)
     runner.run(["true"])  # outside the block: nothing written down
+    assert list(ledger.iterdir()) == []
+
+
+def test_a_spawned_vm_like_child_is_written_down_until_stopped(tmp_path):
+    ledger = tmp_path / "children"
+    with runner.recording(ledger):
+        proc = runner.spawn(["sleep", "60"])
+        try:
+            assert [p.name for p in ledger.iterdir()] == [str(proc.pid)]
+            assert ledger.joinpath(str(proc.pid)).read_text().split()[-1] == "sleep"
+        finally:
+            rc = runner.stop(proc, grace=5)
+    assert rc == -signal.SIGTERM
     assert list(ledger.iterdir()) == []

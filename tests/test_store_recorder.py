@@ -121,7 +121,7 @@ def test_an_unreachable_store_never_stops_a_compose(tmp_path, caplog):
 def test_a_store_added_later_catches_up_at_the_next_status_change(tmp_path, recorder):
     c = compose.run_compose(load_config(), tmp_path / "out", "19", "Beta", DATE)  # no store
     recorded = compose.Compose.load(c.topdir, recorder)
-    recorded.set_status(compose.FINISHED)
+    recorded.set_status(compose.FINISHED, recorded.recorder)
     d = detail(recorder.url, c.plan.compose_id)
     assert d["status"] == "FINISHED"
     assert all(i["steps"]["process"]["state"] == "done" and i["build"] for i in d["images"])
@@ -156,7 +156,7 @@ def test_artifacts_the_boot_gate_rejects_leave_the_store(tmp_path, recorder):
     before = kinds("generic-x86_64")
     assert before and kinds("ec2-x86_64")
     recorded = compose.Compose.load(c.topdir, recorder)
-    gone = recorded.manifest.reject_artifacts("generic-x86_64")
+    gone = compose.recorded(recorded, recorded.recorder).reject_artifacts("generic-x86_64")
     assert sorted(a.kind for a in gone) == [k for k in before if k != "log"]
     assert kinds("generic-x86_64") == [k for k in before if k == "log"]
     assert kinds("ec2-x86_64")  # other images keep theirs
@@ -165,7 +165,7 @@ def test_artifacts_the_boot_gate_rejects_leave_the_store(tmp_path, recorder):
     # the store missed this one (written without the recorder): the next status change prunes it
     compose.Compose.load(c.topdir).manifest.reject_artifacts("ec2-x86_64")
     assert kinds("ec2-x86_64")
-    recorded.set_status(compose.INCOMPLETE)
+    recorded.set_status(compose.INCOMPLETE, recorded.recorder)
     assert set(kinds("ec2-x86_64")) <= {"log"}
     left = {(a["job_key"], a["kind"]) for a in detail(recorder.url, cid)["artifacts"]}
     assert left == {(a.job_key, a.kind) for a in Manifest(c.topdir).artifacts()}

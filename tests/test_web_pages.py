@@ -265,3 +265,7 @@ def test_boot_verdicts_show_only_when_the_summary_has_them(config):
     text = text_of(render_drop_page(ctx))
     assert "Boot tests" in text and "failed : no login prompt in 300 s" in text
     assert text.count("Not boot-tested.") == len(ctx["arches"]) * 2 - 1
+    # a verdict names the platform the image was booted as
+    _, ctx = _context(config, boot_tests=[{"image": "generic-i686", "status": "pass",
+                                            "platform": {"name": "ec2", "label": "ec2 (IMDSv2)"}}])
+    assert "pass (booted as ec2 (IMDSv2))" in text_of(render_drop_page(ctx))

@@ -17,6 +17,7 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 LOGIN_RE = re.compile(r"^\S+ login:", re.M)
 GRUB_PROMPT_RE = re.compile(r"grub(?: rescue)?> ?$|^grub(?: rescue)?>", re.M)
 PANIC_RE = re.compile(r"Kernel panic - not syncing:?[^\n]*")
+PRINTK_TIME_RE = re.compile(r"^\[\s*(\d+\.\d+)\]", re.M)  # the kernel's uptime on its lines
 # cloud-init failing to reach a metadata service (url_helper's retry warnings name the URL, or
 # with no URL only urllib3's host and path; its give-up line lists the URLs).
 _MD_HOST = r"(?:169\.254\.169\.254|\[?fd00:ec2::254\]?)"
@@ -38,6 +39,9 @@ class ConsoleFacts:
     grub_prompt: bool = False
     panic: str = ""  # the kernel's panic line, if it panicked
     metadata_sought: str = ""  # a metadata URL cloud-init failed to reach, if it tried one
+    # The guest's uptime on the newest kernel line (printk time): the serial console starts
+    # printing seconds into the boot under TCG, so this dates the guest's uptime 0 on the host.
+    printk_uptime: float | None = None
 
     @property
     def cloud_init_disabled(self) -> bool:
@@ -98,6 +102,8 @@ def parse(raw: str) -> ConsoleFacts:
         host = m.group(2) or ""
         host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         facts.metadata_sought = (m.group(1) or f"http://{host}{m.group(3)}")[:120]
+    stamps = PRINTK_TIME_RE.findall(text)
+    facts.printk_uptime = float(stamps[-1]) if stamps else None
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     facts.last_line = lines[-1][:200] if lines else ""
     return facts

@@ -18,7 +18,6 @@ import json
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,7 +30,7 @@ from typing import Callable
 from rel_eng import runner
 from rel_eng.atomic import atomic_path, atomic_write
 from rel_eng.boottest import checks as ck
-from rel_eng.boottest import console, offline, qemu, seed, sshclient
+from rel_eng.boottest import console, offline, qemu, reboot, seed, sshclient
 from rel_eng.boottest.accel import Accel
 from rel_eng.boottest.image import DiskImage
 from rel_eng.boottest.metadata import Instance, ec2_instance, openstack_instance
@@ -41,6 +40,7 @@ from rel_eng.boottest.metadata.server import MetadataServer, guestfwd
 from rel_eng.boottest.platform import Platform, smbios
 from rel_eng.boottest.vm import Vm, kill_all
 from rel_eng.config.boot_test import SEAL_PROBE_PORTS
+from rel_eng.errors import TimedOut
 
 GROW_BYTES = 1024**3
 SSH_RETRY_MAX_S = 2.0
@@ -60,7 +60,7 @@ class Timeouts:
 @dataclass(frozen=True)
 class BootOptions:
     accel: Accel
-    checks: tuple[str, ...] = ck.CHECKS
+    checks: tuple[str, ...] = ck.DEFAULT_CHECKS
     user: str = "fedora"
     memory_mib: int = 1024
     timeouts: Timeouts = Timeouts()
@@ -240,6 +240,8 @@ def _present(platform: Platform, inst: Instance, work: Path, v: Verdict) -> tupl
                              instance_id=inst.instance_id, hostname=inst.hostname), ""
     if platform.name == "openstack" and platform.openstack == "config-drive":
         return os_md.make_config_drive(work / "config-drive.iso", inst), ""
+    if platform.name == "openstack" and platform.openstack == "config-drive-vfat":
+        return os_md.make_vfat_config_drive(work / "config-drive.img", inst), ""
     service = Imds(inst, platform.imds) if platform.name == "ec2" else os_md.OpenStackMetadata(inst)
     v._server = MetadataServer(service, work)  # type: ignore[attr-defined]
     return None, guestfwd()
@@ -267,7 +269,9 @@ def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict, t0: float)
                            work / "console.log", v._mac, v._port, opts.memory_mib,
                            tb_size_mib=opts.tcg_tb_size_mib,
                            smbios=tuple(smbios(platform, inst.system_uuid)),
-                           nvme_root=platform.nvme_root(img.arch), guestfwd=fwd)
+                           nvme_root=platform.nvme_root(img.arch), guestfwd=fwd,
+                           allow_reboot="reboot" in opts.checks,
+                           seed_is_disk=platform.openstack == "config-drive-vfat")
         vm = Vm(qemu.argv(spec), work / "qemu.log", cwd=work)
         v.seconds["qemu_started"] = round(opts.clock() - t0, 3)
         opts.sleep(0.5)  # the guest boots meanwhile: a port taken since it was chosen fails fast
@@ -298,12 +302,11 @@ class _OfflineRead(threading.Thread):
         try:
             src = self.img.path
             if self.img.fmt != "raw":
-                self._proc = subprocess.Popen(
-                    [runner.require("qemu-img"), "convert", "-f", self.img.fmt, "-O", "raw",
-                     str(self.img.path), str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                _, err = self._proc.communicate()
-                if self._proc.returncode != 0 or self._stopped.is_set():
-                    raise RuntimeError(err.decode(errors="replace").strip()[-200:] or "stopped")
+                self._proc = runner.start(["qemu-img", "convert", "-f", self.img.fmt, "-O", "raw",
+                                           self.img.path, raw], stdout=runner.DEVNULL)
+                runner.wait(self._proc)  # CommandFailed names qemu-img's last stderr line
+                if self._stopped.is_set():
+                    raise RuntimeError("stopped")
                 src = raw
             self.facts = offline.read(src)
             self.seconds = round(self.clock() - t, 3)
@@ -373,109 +376,173 @@ def _settled_verdict(opts, vm, reader, v, c, cons_ok: bool) -> list[ck.CheckResu
 
 
 def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
-    c = console.ConsoleFacts()
-    platform: Platform = v._platform  # type: ignore[attr-defined]
-    serves = platform.serves_metadata
-
-    def seen(pred):
-        nonlocal c
-        c = _console(work)
-        return pred(c)
-
-    booted = _wait(opts, vm, t0, opts.timeouts.console,
-                   lambda: seen(lambda f: f.kernel or bool(f.settled(serves))))
-    rest = [n for n in ck.CHECKS if n != "console"]
+    """The boot from the console to the checks: each stage returns a finished list of results
+    when it settles the verdict (the rest not run, naming why), else hands on to the next."""
+    serves = v._platform.serves_metadata  # type: ignore[attr-defined]
+    booted, c = _until(opts, vm, t0, work, opts.timeouts.console,
+                       lambda f: f.kernel or bool(f.settled(serves)))
     if not c.kernel and c.settled(serves):
         return _settled_verdict(opts, vm, reader, v, c, cons_ok=False)
     if not booted:
-        why = ("qemu exited: " + vm.stderr_text()[-200:]) if not vm.running() else \
-            f"timeout: no kernel line on the serial console within {opts.timeouts.console:.0f} s"
-        v.reason = f"{why}; last console line: {c.last_line or '(console empty)'}"
-        return [ck.failed("console", f"last console line: {c.last_line or '(empty)'}", why)] + \
-            [ck.not_run(n, "the guest did not boot") for n in rest]
+        return _no_kernel(opts, vm, v, c)
     v.seconds["kernel"] = round(opts.clock() - t0, 2)
-    keys = _wait(opts, vm, t0, opts.timeouts.boot,
-                 lambda: seen(lambda f: (f.cloud_init and f.keys_complete) or bool(f.settled(serves))))
-    if not keys or not c.keys_complete:
-        if c.settled(serves):
-            v.seconds["settled"] = round(opts.clock() - t0, 2)
-            return _settled_verdict(opts, vm, reader, v, c, cons_ok=True)
-    if c.cloud_init:
-        cons = ck.passed("console", "kernel and cloud-init lines on the serial console")
-    else:
-        cons = ck.failed("console", f"last console line: {c.last_line}",
-                         f"no cloud-init line on the console within {opts.timeouts.boot:.0f} s")
+    if c.printk_uptime is not None:  # the guest's uptime then: its uptime 0 was that much earlier
+        v.seconds["kernel_uptime"] = c.printk_uptime
+    keys, c = _until(opts, vm, t0, work, opts.timeouts.boot,
+                     lambda f: (f.cloud_init and f.keys_complete) or bool(f.settled(serves)))
+    if (not keys or not c.keys_complete) and c.settled(serves):
+        v.seconds["settled"] = round(opts.clock() - t0, 2)
+        return _settled_verdict(opts, vm, reader, v, c, cons_ok=True)
+    cons = _console_result(opts, c)
     if not keys:
-        reader.join(timeout=opts.timeouts.ssh)
-        why = (f"cloud-init printed no ssh host keys on the console within {opts.timeouts.boot:.0f} s"
-               if vm.running() else "qemu exited before cloud-init printed the host keys")
-        v.reason = f"{why}; last console line: {c.last_line}"
-        return [cons, ck.failed("ssh", f"last console line: {c.last_line}", why)] + \
-            [ck.not_run(n, "no host key to check ssh against") for n in rest if n != "ssh"]
+        return _no_host_keys(opts, vm, reader, v, c, cons)
     v.seconds["host_keys"] = round(opts.clock() - t0, 2)
     t = opts.clock()
     known, pinned = sshclient.pinned_known_hosts(work, v._port, c.host_keys, c.fingerprints)
     t = _lap(opts, v, "pin_host_keys", t)
     reader.join(timeout=opts.timeouts.boot)  # bounded by its own tools; rarely still running
     t = _lap(opts, v, "offline_read_wait", t)
-    facts = reader.facts
     if not pinned:
         v.reason = "no host key on the console matches the fingerprints printed with it"
         return [cons, ck.failed("ssh", f"{len(c.host_keys)} keys, {len(c.fingerprints)} fingerprints",
-                                v.reason)] + [ck.not_run(n, "no verified host key") for n in rest if n != "ssh"]
-    # The first login that works runs the guest script (no separate "ssh true" handshake), and
-    # the unauthenticated look at what sshd offers runs beside it.
+                                v.reason)] + _not_run_but(("console", "ssh"), "no verified host key")
+    login = _login(opts, vm, v, known)
+    v.seconds["ssh_attempts"] = login.attempts
+    if not login.answered:
+        return _ssh_never_answered(opts, work, v, reader.facts, cons, pinned, login)
+    v.seconds["guest_script"] = round(opts.clock() - t0, 2)
+    t = _lap(opts, v, "ssh_and_guest_script", t)
+    methods = login.methods(known, v._port, opts.user)
+    t = _lap(opts, v, "auth_methods_after_script", t)
+    results = _judge_guest(img, opts, work, v, reader.facts, cons,
+                           _ssh_result(opts, pinned, methods), login)
+    if "reboot" in opts.checks:  # opt-in: last, as it ends the boot the other checks read
+        results.append(_reboot(opts, vm, v, known))
+        _lap(opts, v, "reboot", t)
+    return results
+
+
+def _reboot(opts, vm, v, known: Path) -> ck.CheckResult:
+    def ssh(script: str, timeout: float):
+        return runner_run_quiet(sshclient.argv(v._key, known, v._port, opts.user, "bash -s"),
+                                min(timeout, opts.timeouts.guest_script), stdin=script)
+
+    return reboot.reboot_and_compare(ssh, running=vm.running, clock=opts.clock, sleep=opts.sleep,
+                                     bound_s=opts.timeouts.boot, stopped=STOP.is_set)
+
+
+def _until(opts, vm, t0, work, bound, pred) -> tuple[bool, console.ConsoleFacts]:
+    """Wait (bounded from t0) until the console shows `pred`; (whether it did, the console)."""
+    seen = [console.ConsoleFacts()]
+
+    def done() -> bool:
+        seen[0] = _console(work)
+        return pred(seen[0])
+
+    return _wait(opts, vm, t0, bound, done), seen[0]
+
+
+def _not_run_but(ran: tuple[str, ...], why: str) -> list[ck.CheckResult]:
+    return [ck.not_run(n, why) for n in ck.CHECKS if n not in ran]
+
+
+def _no_kernel(opts, vm, v, c) -> list[ck.CheckResult]:
+    why = ("qemu exited: " + vm.stderr_text()[-200:]) if not vm.running() else \
+        f"timeout: no kernel line on the serial console within {opts.timeouts.console:.0f} s"
+    v.reason = f"{why}; last console line: {c.last_line or '(console empty)'}"
+    return [ck.failed("console", f"last console line: {c.last_line or '(empty)'}", why)] + \
+        _not_run_but(("console",), "the guest did not boot")
+
+
+def _console_result(opts, c) -> ck.CheckResult:
+    if c.cloud_init:
+        return ck.passed("console", "kernel and cloud-init lines on the serial console")
+    return ck.failed("console", f"last console line: {c.last_line}",
+                     f"no cloud-init line on the console within {opts.timeouts.boot:.0f} s")
+
+
+def _no_host_keys(opts, vm, reader, v, c, cons) -> list[ck.CheckResult]:
+    reader.join(timeout=opts.timeouts.ssh)
+    why = (f"cloud-init printed no ssh host keys on the console within {opts.timeouts.boot:.0f} s"
+           if vm.running() else "qemu exited before cloud-init printed the host keys")
+    v.reason = f"{why}; last console line: {c.last_line}"
+    return [cons, ck.failed("ssh", f"last console line: {c.last_line}", why)] + \
+        _not_run_but(("console", "ssh"), "no host key to check ssh against")
+
+
+@dataclass
+class _Login:
+    """The first login that worked (it ran the guest script), or the last that failed."""
+    answered: bool = False
+    attempts: int = 0
+    rc: int = -1
+    err: str = ""       # ssh's stderr without its debug lines
+    out: str = ""
+    last_err: str = ""
+    offered: list[str] | None = None  # what sshd offered before the key, from ssh -v
+
+    def methods(self, known: Path, port: int, user: str) -> list[str]:
+        """What sshd offers before any credential: read from the login itself, or (when its
+        stderr did not say) asked by one unauthenticated connection."""
+        found = self.offered
+        if found is None:
+            found = sshclient.auth_methods(known, port, user)
+        return found or []
+
+
+def _login(opts, vm, v, known: Path) -> _Login:
+    """The first login that works runs the guest script (no separate "ssh true" handshake) and,
+    with ssh -v, also tells which methods sshd offers (no second connection for that: under TCG
+    a key exchange costs the guest's one CPU a second or more); backs off between attempts."""
     script = ck.guest_script(seed.NONCE_PATH, [*opts.wanted_packages, *opts.excluded_packages],
                              seed.SEAL_PATH)
+    login = _Login()
     ssh_t0 = opts.clock()
-    answered, last_err, attempts = False, "", 0
-    rc, err, out = -1, "", ""
-    offered: dict[str, list[str] | None] = {}
-    prober = None
     while opts.clock() - ssh_t0 < opts.timeouts.ssh and vm.running():
         if STOP.is_set():
             raise _Stopped()
-        attempts += 1
-        prober = threading.Thread(target=lambda: offered.update(
-            methods=sshclient.auth_methods(known, v._port, opts.user)), daemon=True)
-        prober.start()
-        rc, err, out = runner_run_quiet(sshclient.argv(v._key, known, v._port, opts.user, "bash -s"),
-                                        opts.timeouts.guest_script, stdin=script)
-        if out or rc not in (255, -1):
-            answered = True
-            break
-        prober.join()  # bounded by its own timeout; a refused connection ends it at once
-        last_err = (err.strip().splitlines()[-1:] or [""])[0]
-        opts.sleep(min(SSH_RETRY_MAX_S, opts.ssh_retry_s * 2 ** (attempts - 1)))  # back off
-    v.seconds["ssh_attempts"] = attempts
-    if not answered:
-        c = _console(work)
-        cause = _likely_cause(facts)
-        v.reason = (f"ssh never answered on 127.0.0.1:{v._port} within {opts.timeouts.ssh:.0f} s "
-                    f"({last_err or 'no answer'}); {cause}; last console line: {c.last_line}")
-        return [cons, ck.failed("ssh", f"host keys pinned from the console: {', '.join(pinned)}",
-                                v.reason), ck.no_hardcoded_mac(None, v._mac, facts)] + \
-            [ck.not_run(n, "ssh never answered") for n in rest if n not in ("ssh", "no-hardcoded-mac")]
-    v.seconds["guest_script"] = round(opts.clock() - t0, 2)
-    t = _lap(opts, v, "ssh_and_guest_script", t)
-    if prober is not None:
-        prober.join()
-    methods = offered.get("methods")
-    if methods is None:  # it ran before sshd answered: ask again now that it does
-        methods = sshclient.auth_methods(known, v._port, opts.user)
-    methods = methods or []
-    _lap(opts, v, "auth_methods_after_script", t)
+        login.attempts += 1
+        login.rc, err, login.out = runner_run_quiet(
+            sshclient.argv(v._key, known, v._port, opts.user, "bash -s", verbose=True),
+            opts.timeouts.guest_script, stdin=script)
+        login.err, login.offered = sshclient.without_debug(err), sshclient.methods_offered(err)
+        if login.out or login.rc not in (255, -1):
+            login.answered = True
+            return login
+        login.last_err = (login.err.strip().splitlines()[-1:] or [""])[0]
+        opts.sleep(min(SSH_RETRY_MAX_S, opts.ssh_retry_s * 2 ** (login.attempts - 1)))
+    return login
+
+
+def _ssh_never_answered(opts, work, v, facts, cons, pinned, login: _Login) -> list[ck.CheckResult]:
+    c = _console(work)
+    v.reason = (f"ssh never answered on 127.0.0.1:{v._port} within {opts.timeouts.ssh:.0f} s "
+                f"({login.last_err or 'no answer'}); {_likely_cause(facts)}; "
+                f"last console line: {c.last_line}")
+    return [cons, ck.failed("ssh", f"host keys pinned from the console: {', '.join(pinned)}",
+                            v.reason), ck.no_hardcoded_mac(None, v._mac, facts)] + \
+        _not_run_but(("console", "ssh", "no-hardcoded-mac"), "ssh never answered")
+
+
+def _ssh_result(opts, pinned: list[str], methods: list[str]) -> ck.CheckResult:
     pw = [m for m in methods if m in ("password", "keyboard-interactive")]
     evidence = f"{opts.user} logged in with the run's key; host key pinned: {', '.join(pinned)}; " \
                f"server offers: {','.join(methods) or 'unknown'}"
-    ssh_res = ck.failed("ssh", evidence, "password authentication is offered: " + ",".join(pw)) if pw \
-        else ck.passed("ssh", evidence) if methods else \
-        ck.failed("ssh", evidence, "could not learn which authentication methods sshd offers")
-    s = ck.sections(out)
+    if pw:
+        return ck.failed("ssh", evidence, "password authentication is offered: " + ",".join(pw))
+    if methods:
+        return ck.passed("ssh", evidence)
+    return ck.failed("ssh", evidence, "could not learn which authentication methods sshd offers")
+
+
+def _judge_guest(img, opts, work, v, facts, cons, ssh_res, login: _Login) -> list[ck.CheckResult]:
+    """Every check the guest script's sections (and the metadata server's log) answer."""
+    platform: Platform = v._platform  # type: ignore[attr-defined]
+    s = ck.sections(login.out)
     v.seconds.update(ck.guest_timing(s))
     v.guest_uptime = _console(work).finished_uptime
     if "end" not in s:
-        v.reason = f"the guest script did not finish (exit {rc}): {err.strip()[-200:]}"
+        v.reason = f"the guest script did not finish (exit {login.rc}): {login.err.strip()[-200:]}"
     _keep_packages(img, opts, s, v)
     requests = v._server.snapshot() if v._server is not None else []  # type: ignore[attr-defined]
     results = [cons, ck.cloud_init(s), ck.datasource(s, platform, facts), ssh_res,
@@ -484,24 +551,24 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
                ck.nvme_root(s, platform, img.arch), ck.root_grown(s),
                ck.no_hardcoded_mac(s, v._mac, facts), ck.firewall_off(s), ck.root_locked(s),
                ck.sudo_nopasswd(s, opts.user), ck.system_health(s)]
-    if opts.wanted_packages or opts.excluded_packages or opts.kickstart_given:
-        results.append(ck.anaconda_install(s, list(opts.wanted_packages),
-                                           list(opts.excluded_packages), opts.packages_source))
-    else:
-        results.append(ck.skipped("anaconda-install", "no kickstart given (--kickstart): nothing "
-                                  "to compare the installed packages with"))
+    results.append(_anaconda_install(opts, s))
     return results
+
+
+def _anaconda_install(opts, s) -> ck.CheckResult:
+    if opts.wanted_packages or opts.excluded_packages or opts.kickstart_given:
+        return ck.anaconda_install(s, list(opts.wanted_packages), list(opts.excluded_packages),
+                                   opts.packages_source)
+    return ck.skipped("anaconda-install", "no kickstart given (--kickstart): nothing to compare "
+                      "the installed packages with")
 
 
 def runner_run_quiet(argv, timeout, stdin: str | None = None):
     """(rc, stderr, stdout) of a command that may fail; a timeout is rc -1, never an exception."""
     try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
-                              errors="replace", stdin=None if stdin is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        partial = exc.stdout or ""
-        partial = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
-        return -1, f"timed out after {timeout:.0f} s", partial
+        proc = runner.run(argv, input=stdin, timeout=timeout, check=False, text=True)
+    except TimedOut as exc:
+        return -1, f"timed out after {timeout:.0f} s", exc.stdout
     return proc.returncode, proc.stderr, proc.stdout
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +34,8 @@ def inspect(path: Path, arch: str | None = None) -> DiskImage:
         raise InputError(f"{path}: no such file", hint="give the path of a qcow2 or raw disk image")
     if not path.is_file():
         raise InputError(f"{path}: not a regular file", hint="give the path of a qcow2 or raw disk image")
-    runner.require("qemu-img")
-    proc = subprocess.run(["qemu-img", "info", "--output=json", "--backing-chain", str(path)],
-                          capture_output=True, text=True)
+    proc = runner.run(["qemu-img", "info", "--output=json", "--backing-chain", str(path)],
+                      check=False, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["unreadable"])[-1]
         if "backing" in tail.lower() or "No such file" in tail:

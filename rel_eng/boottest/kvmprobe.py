@@ -18,21 +18,19 @@ kvm modules, the qemu binary and the probe's version, so a host probes once, not
 from __future__ import annotations
 
 import base64
-import ctypes
 import datetime as dt
 import hashlib
 import json
 import os
 import re
 import selectors
-import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from rel_eng import runner as processes
 from rel_eng.atomic import atomic_write
 
 PROBE_VERSION = 1
@@ -81,18 +79,10 @@ def argv(qemu: str, kernel: Path) -> list[str]:
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot"]
 
 
-def _die_with_parent():
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 def run_qemu(cmd: list[str], timeout: float, clock: Callable[[], float] = time.monotonic) -> ProbeRun:
     """Run the probe until qemu exits, reports a KVM internal error (it then stops the guest and
     waits forever) or the timeout; qemu is killed and waited for (nothing is left running)."""
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    proc = processes.spawn(cmd, stdout=processes.PIPE, stderr=processes.PIPE)
     out, err = bytearray(), bytearray()
     deadline = clock() + timeout
     code: int | None = None
@@ -113,12 +103,10 @@ def run_qemu(cmd: list[str], timeout: float, clock: Callable[[], float] = time.m
             exited = not sel.get_map()  # both pipes at EOF: qemu is exiting by itself
         if exited:
             code = proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
+    except processes.TimeoutExpired:
         pass
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        processes.stop(proc, grace=0)
         out.extend(proc.stdout.read())  # the rest of what it wrote; EOF now that it is gone
         err.extend(proc.stderr.read())
         proc.stdout.close()

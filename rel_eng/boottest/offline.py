@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +80,7 @@ def datasource_list(files: dict[str, str]) -> tuple[list[str] | None, str]:
 
 def partitions(raw: Path) -> list[tuple[int, int]]:
     """(offset, size) in bytes of each partition; a whole-disk filesystem is one at offset 0."""
-    proc = subprocess.run(["sfdisk", "--json", str(raw)], capture_output=True, text=True)
+    proc = runner.run(["sfdisk", "--json", str(raw)], check=False, text=True)
     if proc.returncode != 0 or not proc.stdout.strip():
         return [(0, raw.stat().st_size)]
     table = json.loads(proc.stdout)["partitiontable"]
@@ -90,8 +89,8 @@ def partitions(raw: Path) -> list[tuple[int, int]]:
 
 
 def _debugfs(raw: Path, offset: int, request: str) -> tuple[str, str]:
-    proc = subprocess.run(["debugfs", "-R", request, f"{raw}?offset={offset}"],
-                          capture_output=True, text=True, errors="replace", timeout=60)
+    proc = runner.run(["debugfs", "-R", request, f"{raw}?offset={offset}"],
+                      check=False, text=True, timeout=60)
     return proc.stdout, proc.stderr
 
 

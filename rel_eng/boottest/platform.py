@@ -5,8 +5,9 @@
   instance; i686 AMIs run only on Xen instance types, so no NVMe there), and the instance
   metadata service at 169.254.169.254 (IMDSv2 tokens required, or optional with v1).
 - openstack: DMI as Nova sets it (manufacturer "OpenStack Foundation", product "OpenStack
-  Nova", the instance UUID as system UUID) and either a config drive (ISO 9660, `config-2`)
-  or the metadata service at 169.254.169.254.
+  Nova", the instance UUID as system UUID) and either a config drive labelled `config-2` (ISO
+  9660 on a CD, or vfat on a disk, the two formats Nova writes) or the metadata service at
+  169.254.169.254.
 - nocloud: a `cidata` seed ISO, no DMI and no metadata service.
 
 Pure: tested directly; rel_eng.boottest.engine builds what `Platform` names.
@@ -24,6 +25,7 @@ NOVA_MANUFACTURER = "OpenStack Foundation"
 NOVA_PRODUCT = "OpenStack Nova"
 # cloud-init datasource names (as in its instance data, `v1.platform` / ds name) per platform.
 DATASOURCES = {"ec2": ("Ec2",), "openstack:config-drive": ("ConfigDrive",),
+               "openstack:config-drive-vfat": ("ConfigDrive",),
                "openstack:metadata-service": ("OpenStack",), "nocloud": ("NoCloud",)}
 
 
@@ -31,7 +33,7 @@ DATASOURCES = {"ec2": ("Ec2",), "openstack:config-drive": ("ConfigDrive",),
 class Platform:
     name: str = "nocloud"
     imds: str = "v2"                  # ec2 only: v2 = tokens required (ImdsSupport=v2.0)
-    openstack: str = "config-drive"   # openstack only: config-drive | metadata-service
+    openstack: str = "config-drive"   # openstack only: config-drive[-vfat] | metadata-service
 
     def __post_init__(self):
         for value, known, what in ((self.name, PLATFORMS, "platform"), (self.imds, IMDS_MODES, "IMDS mode"),

@@ -8,7 +8,6 @@ from pathlib import Path
 
 QEMU_BINARIES = {"x86_64": "qemu-system-x86_64", "i386": "qemu-system-i386",
                  "i686": "qemu-system-i386"}
-QEMU_PACKAGE = "qemu-system-x86"
 
 
 # The guest's network when a metadata service is served: libslirp forwards a guest address
@@ -36,6 +35,8 @@ class VmSpec:
     smbios: tuple[str, ...] = ()   # -smbios arguments (the platform's DMI)
     nvme_root: bool = False        # the root disk as NVMe (an EC2 Nitro instance)
     guestfwd: str = ""             # guestfwd=... option serving 169.254.169.254:80, or ""
+    allow_reboot: bool = False     # the reboot check: a guest reset reboots instead of ending qemu
+    seed_is_disk: bool = False     # the seed is a disk (Nova's vfat config drive), not a CD
 
 
 def random_mac(rand: bytes | None = None) -> str:
@@ -75,9 +76,13 @@ def argv(spec: VmSpec) -> list[str]:
                 "-device", f"nvme,drive=root,serial={ebs_serial(spec.mac)},bootindex=0"]
     else:
         cmd += ["-drive", f"file={disk},format=qcow2,if=virtio,cache=unsafe"]
-    if spec.seed is not None:
+    if spec.seed is not None and spec.seed_is_disk:
+        cmd += ["-drive", f"file={_escape(str(spec.seed))},format=raw,if=virtio,readonly=on"]
+    elif spec.seed is not None:
         cmd += ["-drive", f"file={_escape(str(spec.seed))},format=raw,if=ide,media=cdrom,readonly=on"]
-    cmd += ["-nic", nic(spec), "-serial", f"file:{spec.console}", "-boot", "order=c", "-no-reboot"]
+    cmd += ["-nic", nic(spec), "-serial", f"file:{spec.console}", "-boot", "order=c"]
+    if not spec.allow_reboot:
+        cmd.append("-no-reboot")
     return cmd
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from rel_eng import runner
+from rel_eng.errors import TimedOut
 
 COMMON = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
           "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=10", "-o", "IdentitiesOnly=yes",
@@ -20,8 +20,8 @@ def make_key(work: Path) -> tuple[Path, str]:
 
 
 def fingerprint(keytype: str, blob: str) -> str | None:
-    proc = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
-                          input=f"{keytype} {blob}\n", capture_output=True, text=True)
+    proc = runner.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
+                      input=f"{keytype} {blob}\n", check=False, text=True)
     m = re.search(r"SHA256:[A-Za-z0-9+/]{43}", proc.stdout)
     return m.group(0) if m else None
 
@@ -39,9 +39,26 @@ def pinned_known_hosts(work: Path, port: int, host_keys, fingerprints) -> tuple[
     return path, pinned
 
 
-def argv(key: Path, known_hosts: Path, port: int, user: str, *extra: str) -> list[str]:
-    return ["ssh", *COMMON, "-o", f"UserKnownHostsFile={known_hosts}", "-i", str(key),
-            "-p", str(port), "-l", user, "--", "127.0.0.1", *extra]
+def argv(key: Path, known_hosts: Path, port: int, user: str, *extra: str,
+         verbose: bool = False) -> list[str]:
+    """`verbose`: ssh -v, whose stderr also says which methods sshd offers (methods_offered)."""
+    return ["ssh", *(["-v"] if verbose else []), *COMMON, "-o", f"UserKnownHostsFile={known_hosts}",
+            "-i", str(key), "-p", str(port), "-l", user, "--", "127.0.0.1", *extra]
+
+
+METHODS_RE = re.compile(r"Authentications that can continue: (\S+)")
+
+
+def methods_offered(stderr: str) -> list[str] | None:
+    """What sshd offered before any credential, from `ssh -v`'s stderr: the client's first
+    request is the method "none", which sshd answers with the list (None: never got there)."""
+    m = METHODS_RE.search(stderr)
+    return m.group(1).split(",") if m else None
+
+
+def without_debug(stderr: str) -> str:
+    """`ssh -v`'s stderr without its debug lines: what a user is shown."""
+    return "\n".join(ln for ln in stderr.splitlines() if not ln.startswith("debug"))
 
 
 def auth_methods(known_hosts: Path, port: int, user: str, timeout: float = 30) -> list[str] | None:
@@ -50,9 +67,7 @@ def auth_methods(known_hosts: Path, port: int, user: str, timeout: float = 30) -
            "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
            "-p", str(port), "-l", user, "--", "127.0.0.1", "true"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        proc = runner.run(cmd, timeout=timeout, check=False, text=True)
+    except TimedOut:
         return None
-    m = re.search(r"Authentications that can continue: (\S+)", proc.stderr)
-    return m.group(1).split(",") if m else None
+    return methods_offered(proc.stderr)

@@ -1,14 +1,12 @@
 """One qemu process and its throw-away files; always killed, whatever ends the test.
 
 Every live VM is in LIVE, so a signal handler or an exception in the main thread kills them all;
-the child also gets PR_SET_PDEATHSIG so a SIGKILLed rel-eng does not leave qemu running.
+qemu is started by the runner (rel_eng.runner.spawn), which records it and has it die with its
+parent, so a SIGKILLed rel-eng does not leave qemu running.
 """
 
 from __future__ import annotations
 
-import ctypes
-import signal
-import subprocess
 import threading
 from pathlib import Path
 
@@ -16,25 +14,17 @@ from rel_eng import runner
 
 LIVE: set["Vm"] = set()
 _LOCK = threading.Lock()
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent():
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
-
-
 class Vm:
     def __init__(self, argv: list[str], log: Path, cwd: Path | None = None):
-        runner.require(argv[0])
         self.argv = argv
         self.log = log
         self._err = open(log, "wb")
         # cwd: commands qemu runs for the guest (guestfwd) start there, in the VM's work dir.
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._err, cwd=cwd,
-                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        try:
+            self.proc = runner.spawn(argv, stdout=self._err, stderr=runner.STDOUT, cwd=cwd)
+        except BaseException:
+            self._err.close()
+            raise
         with _LOCK:
             LIVE.add(self)
         self.peak_rss_kib = 0
@@ -63,12 +53,7 @@ class Vm:
     def kill(self) -> None:
         if self.running():
             self.sample_rss()
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        runner.stop(self.proc, grace=5)
         self._err.close()
         with _LOCK:
             LIVE.discard(self)

@@ -74,7 +74,7 @@ def options_from(config, *, accel_request=None, checks=None, kickstart=None, use
         wanted, excluded = kspackages.packages(kickstart)
         source = str(kickstart)
     return engine.BootOptions(
-        accel=chosen, checks=checks or ck.CHECKS, user=user or config.default_user,
+        accel=chosen, checks=checks or ck.DEFAULT_CHECKS, user=user or config.default_user,
         memory_mib=bt.memory_mib, tcg_tb_size_mib=bt.tcg_tb_size_mib,
         timeouts=engine.Timeouts(bt.console_timeout_s, bt.boot_timeout_s, bt.ssh_timeout_s,
                                  bt.guest_script_timeout_s),

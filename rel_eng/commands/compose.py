@@ -121,7 +121,7 @@ def _resume(args) -> int:
         raise ConfigError(found)
     c = load_recorded(topdir)
     try:
-        c.set_status(STARTED)  # recorded: the history shows when it was resumed
+        c.set_status(STARTED, c.recorder)  # recorded: the history shows when it was resumed
         resume(c, args.mirror or topdir.parent / "mirror", Progress())
     finally:
         if c.recorder is not None:

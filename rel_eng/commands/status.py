@@ -74,7 +74,10 @@ def render_detail(d: dict) -> list[str]:
            f"  {what}, builder {d['builder']}, in {d['topdir']}",
            f"  started {_t(d['created_at'])}, updated {_t(d['updated_at'])}", "images:"]
     for i in d["images"]:
-        steps = ", ".join(f"{name} {s['state']}" + (f" ({s['reason']})" if s["reason"] else "")
+        boot = i.get("boot") or {}
+        steps = ", ".join(f"{name} {s['state']}"
+                          + (f" as {boot['platform']}" if name == "boottest" and boot else "")
+                          + (f" ({s['reason']})" if s["reason"] else "")
                           for name, s in sorted(i["steps"].items())) or "pending"
         task = f" [{i['build']['builder']} {i['build']['external_id']}]" if i["build"] else ""
         opt = " (optional)" if i["optional"] else ""

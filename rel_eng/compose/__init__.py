@@ -28,7 +28,7 @@ from rel_eng.compose.finalize import (failures, finalize, finalize_steps, publis
                                       write_metadata, write_readmes)
 from rel_eng.compose.inputs import prepare_inputs, required_tools
 from rel_eng.compose.model import (DOOMED, FINISHED, INCOMPLETE, STARTED, TERMINATED, Compose,
-                                   ComposeDoomed, Recorder, Terminated)
+                                   ComposeDoomed, Recorder, Terminated, recorded)
 from rel_eng.compose.postprocess import process
 from rel_eng.compose.run import resume, run_compose, sweep_leftovers
 
@@ -36,7 +36,7 @@ __all__ = [
     "DOOMED", "FINISHED", "INCOMPLETE", "STARTED", "TERMINATED", "Compose", "ComposeDoomed",
     "Recorder", "Terminated", "allocate", "allocate_and_create", "build", "build_request",
     "create", "epoch_of", "existing_plans", "failures", "finalize", "finalize_steps",
-    "parse_label", "prepare_inputs", "process", "publish", "record_amis", "refresh_staged",
+    "parse_label", "prepare_inputs", "process", "publish", "record_amis", "recorded", "refresh_staged",
     "required_tools", "resume", "run_compose", "share", "stage_drop", "stage_files",
     "sweep_leftovers", "write_metadata", "write_readmes",
 ]

@@ -23,7 +23,7 @@ from pathlib import Path
 from rel_eng.boottest import accel as accel_mod
 from rel_eng.boottest import engine, image, kspackages
 from rel_eng.boottest.platform import Platform, imds_mode
-from rel_eng.compose.model import Compose
+from rel_eng.compose.model import Compose, recorded
 from rel_eng.compose.signals import terminate_on_signal
 from rel_eng.atomic import atomic_write
 from rel_eng.manifest import Artifact
@@ -95,7 +95,7 @@ def run_gate(c: Compose, keys: list[str], progress: Progress | None = None, *,
     """Boot-test the processed images `keys`; returns {key: verdict dict} (recorded as well)."""
     progress = progress or Progress(False)
     bt = c.config.boot_test
-    manifest = c.manifest
+    manifest = recorded(c, c.recorder)  # each verdict's step reaches the store too
     verdicts: dict[str, dict] = {}
     todo: list[tuple[str, Artifact, str, tuple, tuple]] = []
     for key in sorted(keys):
@@ -181,14 +181,15 @@ def _record_packages(c: Compose, key: str, v: engine.Verdict) -> None:
     rel = str(dest.relative_to(c.topdir))
     with c.manifest.update() as m:
         m["artifacts"] = [a for a in m["artifacts"] if a["path"] != rel]
-    c.manifest.add_artifacts([Artifact(key, job.image_type, job.arch, "packages-list", "deliverable",
-                                       rel, len(data), hashlib.sha256(data).hexdigest(), True)])
+    recorded(c, c.recorder).add_artifacts([Artifact(
+        key, job.image_type, job.arch, "packages-list", "deliverable", rel, len(data),
+        hashlib.sha256(data).hexdigest(), True)])
 
 
 def _reject(c: Compose, key: str, verdict: dict) -> None:
     """A gated failure: the image leaves the drop (no EC2, no staging) and counts as failed."""
-    manifest = c.manifest
-    manifest.reject_artifacts(key)  # the compose store drops them too (a recorded manifest)
+    manifest = recorded(c, c.recorder)
+    manifest.reject_artifacts(key)  # the compose store drops them too
     rec = manifest.read()["steps"].get(f"build:{key}", {})
     reason = f"boot test failed: {verdict.get('reason', '')}"[:500]
     manifest.set_step(f"build:{key}", rec.get("digest", ""), "failed", reason)

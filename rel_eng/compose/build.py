@@ -6,7 +6,7 @@ from rel_eng import logfile
 from rel_eng.builders import BUILDERS, BuildHandle, BuildOutcome, BuildRequest
 from rel_eng.compose.create import epoch_of
 from rel_eng.compose.locks import step_locks
-from rel_eng.compose.model import Compose
+from rel_eng.compose.model import Compose, recorded
 from rel_eng.compose.signals import cancel_on_signal
 from rel_eng.pipeline import step_key
 from rel_eng.progress import Progress
@@ -63,7 +63,7 @@ def build(c: Compose, job_keys: list[str] | None = None, progress: Progress | No
 
 
 def _build(c: Compose, keys: list[str], progress: Progress, builder_factory) -> dict[str, BuildOutcome]:
-    manifest = c.manifest
+    manifest = recorded(c, c.recorder)  # builder ids, raw disks and steps reach the store too
     requests, outcomes = [], {}
     for key in keys:
         req = build_request(c, key)

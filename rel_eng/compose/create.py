@@ -36,7 +36,7 @@ def create(config: Config, plan: DropPlan, output: Path,
         from rel_eng.compose import written
 
         written.record(c, [metadata.write_composeinfo(c.metadir, plan)])
-        c.set_status(STARTED)
+        c.set_status(STARTED, c.recorder)
     except BaseException:
         shutil.rmtree(topdir, ignore_errors=True)
         raise

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rel_eng import checksums, logfile, metadata, readme, stage, verify
 from rel_eng.compose import boot_gate, reserve, written
-from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed
+from rel_eng.compose.model import DOOMED, FINISHED, INCOMPLETE, Compose, ComposeDoomed, recorded
 from rel_eng.compose.locks import step_lock
 from rel_eng.atomic import atomic_write
 from rel_eng.manifest import Artifact
@@ -180,7 +180,7 @@ def _keyed(c: Compose, step: str, digest: str, outputs: list[Path], run,
     with logfile.step(step):
         with written.recording(c):  # the digests of what it wrote, the moment it wrote them
             run()
-        c.manifest.set_step(step, digest, "done")
+        recorded(c, c.recorder).set_step(step, digest, "done")
         logfile.file_only.info("done")
     return True
 
@@ -208,8 +208,10 @@ class FinalizeRun:
     keys: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, c: Compose, mirror_root: Path, status: str, progress: Progress) -> "FinalizeRun":
-        data = c.manifest.read()
+    def start(cls, c: Compose, mirror_root: Path, status: str, progress: Progress,
+              data: dict | None = None) -> "FinalizeRun":
+        """`data`: the manifest as the caller already read it (finalize reads it once)."""
+        data = c.manifest.read() if data is None else data
         arts = [Artifact(**a) for a in data["artifacts"]]
         return cls(c, mirror_root, status, progress,
                    deliverables=[a for a in arts if a.intent == "deliverable"],
@@ -327,12 +329,12 @@ def run_share(r: FinalizeRun) -> None:
 
 
 def finalize_steps(c: Compose, mirror_root: Path, status: str,
-                   progress: Progress | None = None) -> dict[str, bool]:
+                   progress: Progress | None = None, data: dict | None = None) -> dict[str, bool]:
     """Finalize's sub-steps in their declared order (rel_eng.pipeline.FINALIZE_STEPS): metadata
     -> checksum -> publish (private) -> readme -> stage -> verify -> share. Each keyed one is a
     manifest step: a rerun with the same inputs redoes none of them. Returns which keyed steps
     ran. Nothing becomes public before the drop is staged and verified."""
-    run = FinalizeRun.start(c, mirror_root, status, progress or Progress(False))
+    run = FinalizeRun.start(c, mirror_root, status, progress or Progress(False), data)
     ran: dict[str, bool] = {}
     for sub in FINALIZE_STEPS:
         applies = sub.applies is None or resolve(sub.applies)(run)
@@ -340,6 +342,7 @@ def finalize_steps(c: Compose, mirror_root: Path, status: str,
             if applies:
                 with logfile.step(sub.name):
                     resolve(sub.run)(run)
+                    logfile.file_only.info("done")
             continue
         # Keyed even when it does not apply: a later step's key may include this one's.
         run.keys[sub.name] = key = step_key(sub.name, *resolve(sub.inputs)(run))
@@ -364,17 +367,18 @@ def finalize(c: Compose, mirror_root: Path, progress: Progress | None = None) ->
     Holds the compose's `finalize` lock (the one the Celery finalize task takes), so two runs
     of one compose never finalize at once."""
     with step_lock(c.topdir, "finalize"), logfile.step("finalize"):
-        failed = failures(c)
+        data = c.manifest.read()  # once: every sub-step works from this reading
+        failed = _failures(data["steps"])
         required = [k for k in failed if not c.job(k).optional]
         if required:
-            c.set_status(DOOMED)
+            c.set_status(DOOMED, c.recorder)
             metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
             raise ComposeDoomed(
                 f"compose {c.plan.compose_id} is DOOMED: required image(s) failed: "
                 + "; ".join(f"{k}: {failed[k]}" for k in sorted(required)),
                 hint=f"see {c.logdir}; nothing was staged or published")
         status = INCOMPLETE if failed else FINISHED
-        finalize_steps(c, mirror_root, status, progress)
+        finalize_steps(c, mirror_root, status, progress, data)
         if c.read_status() != status:
-            c.set_status(status)
+            c.set_status(status, c.recorder)
         return status

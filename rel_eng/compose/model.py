@@ -29,7 +29,8 @@ class Terminated(Interrupted):
 class Recorder(Protocol):
     """Mirrors a compose's progress outside its directory (rel_eng.store); the dir stays the truth."""
 
-    def manifest(self, c: "Compose") -> Manifest: ...  # also records step, build, artifact updates
+    # The manifest whose step, build and artifact updates also reach the store (recorded()).
+    def manifest(self, c: "Compose") -> Manifest: ...
 
     def status_changed(self, c: "Compose", status: str) -> None: ...
 
@@ -65,7 +66,8 @@ class Compose:
 
     @property
     def manifest(self) -> Manifest:
-        return Manifest(self.topdir) if self.recorder is None else self.recorder.manifest(self)
+        """work/manifest.json alone: its writes reach no store (recorded() for those that must)."""
+        return Manifest(self.topdir)
 
     @property
     def metadir(self) -> Path:
@@ -91,9 +93,16 @@ class Compose:
         except FileNotFoundError:
             return ""
 
-    def set_status(self, status: str) -> None:
-        """Writes STATUS, then tells the recorder this compose was loaded with (Compose.load's
-        `recorder`: the store's status row and its outbox message), if any."""
+    def set_status(self, status: str, recorder: Recorder | None) -> None:
+        """Writes STATUS, then tells `recorder` (the store's status row and its outbox message;
+        None: nothing outside the compose dir). Callers name it: usually `c.recorder`, the one
+        Compose.load was given."""
         atomic_write(self.topdir / "STATUS", status + "\n")
-        if self.recorder is not None:
-            self.recorder.status_changed(self, status)
+        if recorder is not None:
+            recorder.status_changed(self, status)
+
+
+def recorded(c: Compose, recorder: Recorder | None) -> Manifest:
+    """The compose's manifest whose step, build and artifact updates also reach `recorder` (the
+    compose store); with None, the manifest alone. Reads are the same either way."""
+    return c.manifest if recorder is None else recorder.manifest(c)

@@ -7,7 +7,7 @@ import dataclasses
 from rel_eng import logfile
 from rel_eng.compose.create import epoch_of
 from rel_eng.compose.locks import step_lock
-from rel_eng.compose.model import Compose
+from rel_eng.compose.model import Compose, recorded
 from rel_eng.errors import RelEngError
 from rel_eng.manifest import Artifact
 from rel_eng.pipeline import step_key
@@ -45,7 +45,7 @@ def process_inputs(c: Compose, job_key: str) -> tuple:
 
 
 def _process(c: Compose, job_key: str, progress: Progress) -> list[Artifact]:
-    manifest = c.manifest
+    manifest = recorded(c, c.recorder)  # the deliverables and the step reach the store too
     raw = _raw(manifest, job_key)
     job = c.job(job_key)
     opts = _options(c)

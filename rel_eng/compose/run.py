@@ -71,10 +71,15 @@ def run_steps(c: Compose, mirror_root: Path, progress: Progress) -> str:
         failed = failures(c) if i else {}
         keys = [k for k in everyone if k not in failed]
         if keys:
-            step(c, keys, progress)
+            # The log names the step as the list declares it (a step may name its images inside).
+            with logfile.step(step.name, keys[0] if len(keys) == 1 else logfile.NONE):
+                logfile.file_only.info("%s: %s", step.name, ", ".join(keys))
+                step(c, keys, progress)
     status = ""
     for step in pipeline.COMPOSE_STEPS:
-        status = step(c, mirror_root, progress)
+        with logfile.step(step.name):
+            logfile.file_only.info("%s of the compose", step.name)
+            status = step(c, mirror_root, progress)
     return status
 
 
@@ -101,14 +106,14 @@ def _resume(c: Compose, mirror_root: Path, progress: Progress) -> Compose:
             progress.note(f"removed {len(swept)} leftover(s) of interrupted runs")
         status = run_steps(c, mirror_root, progress)
     except (Terminated, KeyboardInterrupt):
-        c.set_status(TERMINATED)
+        c.set_status(TERMINATED, c.recorder)
         raise
     except ComposeDoomed:
         raise
     except BaseException as exc:
         if c.read_status() == STARTED:
             try:
-                c.set_status(DOOMED)
+                c.set_status(DOOMED, c.recorder)
             except OSError:
                 pass  # e.g. still no space even for STATUS: the first error is the one to show
         if isinstance(exc, OSError):  # files exist by now: a full disk is not bad input

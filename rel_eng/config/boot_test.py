@@ -11,12 +11,16 @@ from rel_eng.config.table import NOTHING, Section, setting
 # The named checks, in the order they are reported (rel_eng.boottest.checks evaluates them).
 CHECKS = ("console", "cloud-init", "datasource", "ssh", "metadata", "user-data", "imds-tokens",
           "sealed", "nvme-root", "root-grown", "no-hardcoded-mac", "firewall-off", "root-locked",
-          "sudo-nopasswd", "system-health", "anaconda-install")
-DEFAULT_CHECKS = CHECKS
+          "sudo-nopasswd", "system-health", "anaconda-install", "reboot")
+# Asked for by name only: `reboot` costs a second boot of the guest.
+OPT_IN_CHECKS = ("reboot",)
+DEFAULT_CHECKS = tuple(n for n in CHECKS if n not in OPT_IN_CHECKS)
 # How an image is booted: what the platform presents to the guest (rel_eng.boottest.platform).
 PLATFORMS = ("ec2", "openstack", "nocloud")
 IMDS_MODES = ("v1", "v2")
-OPENSTACK_MODES = ("config-drive", "metadata-service")
+# Nova writes its config drive as ISO 9660 (config_drive_format = iso9660, its default, a CD)
+# or vfat (a disk); either way the filesystem is labelled config-2.
+OPENSTACK_MODES = ("config-drive", "config-drive-vfat", "metadata-service")
 # Host loopback ports every guest tries to reach at boot (none may answer: the guest is sealed).
 SEAL_PROBE_PORTS = (22, 80, 5432, 5672, 6379)
 GATES = ("milestones", "all", "none")
@@ -59,11 +63,11 @@ class BootTestConfig(Section):
     boot_timeout_s: int = setting(900, "the whole boot, to the checks' answer", low=10, high=7200)
     ssh_timeout_s: int = setting(120, "one ssh connection", low=5, high=3600)
     guest_script_timeout_s: int = setting(300, "the checks' script in the guest", low=10, high=3600)
-    checks: tuple[str, ...] = setting(DEFAULT_CHECKS, "the checks a compose runs (all by default)", convert=_checks)
+    checks: tuple[str, ...] = setting(DEFAULT_CHECKS, "the checks a compose runs (all but the opt-in reboot by default)", convert=_checks)
     # Nova attaches a config drive when asked and serves the metadata service always; the
     # drive is what most OpenStack clouds' images are built for, so the gate uses it.
     openstack: str = setting("config-drive", "how an openstack-platform image gets its metadata: "
-                             "config-drive | metadata-service", choices=OPENSTACK_MODES)
+                             "config-drive | config-drive-vfat | metadata-service", choices=OPENSTACK_MODES)
     seal_probe_ports: tuple[int, ...] = setting(SEAL_PROBE_PORTS, "host loopback ports each guest "
                                                 "tries at boot; none may answer", convert=_ports)
 

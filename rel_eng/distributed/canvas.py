@@ -98,7 +98,7 @@ def submit_compose(config: Config, output: Path, release: str, milestone: str | 
         except Exception as exc:  # kombu/redis errors after bounded publish retries
             reason = f"could not queue its tasks on {redact(s.broker_url)}: {exc}"
             metadata.write_summary(c.metadir, c.plan, DOOMED, {"compose": reason}, False)
-            c.set_status(DOOMED)  # nothing runs it: say so instead of sitting at STARTED
+            c.set_status(DOOMED, c.recorder)  # nothing runs it: say so instead of sitting at STARTED
             raise RelEngError(f"compose {c.plan.compose_id}: {reason}",
                               hint=f"rel-eng compose --resume {c.topdir} runs it here") from exc
         record = {"finalize_task": result.id,

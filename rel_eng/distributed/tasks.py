@@ -24,8 +24,9 @@ from typing import Callable, Iterator
 from celery import Task
 from celery.exceptions import Reject
 
-from rel_eng import compose, logfile, metadata, pipeline
+from rel_eng import compose, logfile, metadata, pipeline, runner
 from rel_eng.compose import locks
+from rel_eng.compose.run import children
 from rel_eng.compose import (DOOMED, FINISHED, INCOMPLETE, STARTED, TERMINATED, Compose,
                              ComposeDoomed, Terminated)
 from rel_eng.config.celery import CelerySettings
@@ -82,11 +83,14 @@ def run_step(topdir: str, step: str, target: str, lock_timeout: float):
     is the mirror root)."""
     declared = pipeline.STEPS[step]
     c = load(topdir)
-    if declared.scope == IMAGE:
-        with logged(c, declared.name, target):
-            return _image_step(c, declared, target, lock_timeout)
-    with logged(c, declared.name):
-        return _compose_step(c, declared, target, lock_timeout)
+    # Its children are written down where a local run writes them (a `--resume` on this host
+    # reaps those of a worker that was SIGKILLed; PR_SET_PDEATHSIG has usually ended them).
+    with runner.recording(children(c)):
+        if declared.scope == IMAGE:
+            with logged(c, declared.name, target):
+                return _image_step(c, declared, target, lock_timeout)
+        with logged(c, declared.name):
+            return _compose_step(c, declared, target, lock_timeout)
 
 
 def _image_step(c: Compose, step: Step, key: str, lock_timeout: float) -> dict:
@@ -155,7 +159,7 @@ class ComposeTask(Task):
         attempts = self.request.retries + 1
         reason = (f"{step.replace(':', ' of ')} failed after {attempts} attempt(s): "
                   f"{type(exc).__name__}: {exc}")
-        c.manifest.set_step(step, "", "failed", reason)
+        compose.recorded(c, c.recorder).set_step(step, "", "failed", reason)
         step_name, _, image = step.partition(":")
         with logfile.attached(c.topdir), logfile.step(step_name, image):
             log.error("%s: %s", c.plan.compose_id, reason)
@@ -182,7 +186,7 @@ def doom_compose(request, exc, traceback, topdir: str) -> None:
         with step_lock(c, "finalize", 60):
             if c.read_status() not in ENDED:
                 metadata.write_summary(c.metadir, c.plan, DOOMED, failed, False)
-                c.set_status(DOOMED)
+                c.set_status(DOOMED, c.recorder)
         log.error("compose %s is DOOMED: %s", c.plan.compose_id,
                   "; ".join(f"{k}: {v}" for k, v in failed.items()))
 

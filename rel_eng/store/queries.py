@@ -86,7 +86,12 @@ def compose_detail(engine: Engine, compose_id: str) -> dict | None:
             q = select(table).where(table.c.compose_id == compose_id).order_by(*order)
             return [as_dict(r) for r in conn.execute(q)]
 
-        images = rows(schema.images, schema.images.c.job_key)
+        i, b = schema.images, schema.boot_tests
+        # How each image was booted, in the same query (the page's query count stays fixed).
+        images = [as_dict(r) for r in conn.execute(
+            select(i, b.c.platform.label("boot_platform"), b.c.accel.label("boot_accel"))
+            .outerjoin(b, and_(b.c.compose_id == i.c.compose_id, b.c.job_key == i.c.job_key))
+            .where(i.c.compose_id == compose_id).order_by(i.c.job_key))]
         steps = rows(schema.steps, schema.steps.c.step)
         builds = {b["job_key"]: b for b in rows(schema.builds, schema.builds.c.job_key)}
         artifacts = rows(schema.artifacts, schema.artifacts.c.job_key, schema.artifacts.c.kind)
@@ -97,6 +102,8 @@ def compose_detail(engine: Engine, compose_id: str) -> dict | None:
         key = image["job_key"]
         image["steps"] = {s["step"].split(":", 1)[0]: {k: s[k] for k in ("state", "reason", "updated_at")}
                           for s in steps if s["job_key"] == key}
+        platform, accel = image.pop("boot_platform"), image.pop("boot_accel")
+        image["boot"] = None if platform is None else {"platform": platform, "accel": accel}
         build = builds.get(key)
         image["build"] = None if build is None else {
             "builder": build["builder"], "external_id": build["external_id"],

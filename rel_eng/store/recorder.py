@@ -209,7 +209,14 @@ class StoreRecorder:
             rec = data.get("steps", {}).get(step)
             if key not in known or not rec:
                 continue
-            m = bodies.boot_test(c, key, rec, _boot_verdict(c, key), arts)
+            verdict = _boot_verdict(c, key)
+            plat = (verdict or {}).get("platform")
+            if isinstance(plat, dict) and plat.get("label"):
+                upsert(conn, schema.boot_tests, dict(
+                    compose_id=c.plan.compose_id, job_key=key, platform=str(plat["label"])[:64],
+                    accel=str(verdict.get("accel") or "")[:16], recorded_at=now),
+                    ("compose_id", "job_key"))
+            m = bodies.boot_test(c, key, rec, verdict, arts)
             if m is not None:
                 messages.append(m)
         self._enqueue(conn, messages, now)

@@ -76,6 +76,18 @@ steps = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# How the boot gate booted each image: the platform the guest was shown (its label: "ec2
+# (imds v2)", "openstack (config-drive)", "nocloud") and the accelerator; the verdict itself is
+# the image's boottest step.
+boot_tests = Table(
+    "boot_tests", metadata,
+    _compose_fk(),
+    Column("job_key", String(64), primary_key=True),
+    Column("platform", String(64), nullable=False, default=""),
+    Column("accel", String(16), nullable=False, default=""),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 # Builder task ids (Koji task, Oz domain...), recorded the moment the builder has them.
 builds = Table(
     "builds", metadata,

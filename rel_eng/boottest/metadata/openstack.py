@@ -73,14 +73,32 @@ def drive_files(inst: Instance) -> dict[str, str]:
     return files
 
 
-def make_config_drive(dest: Path, inst: Instance) -> Path:
-    """An ISO 9660 config drive (Rock Ridge and Joliet, as Nova writes it) at dest."""
+VFAT_DRIVE_KIB = 64 * 1024  # Nova's vfat config drive is 64 MiB
+
+
+def _drive_tree(dest: Path, inst: Instance) -> Path:
     src = dest.parent / "config-drive"
     shutil.rmtree(src, ignore_errors=True)
     for rel, body in drive_files(inst).items():
         path = src / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(body)
+    return src
+
+
+def make_vfat_config_drive(dest: Path, inst: Instance) -> Path:
+    """A vfat config drive (Nova's config_drive_format = vfat: 64 MiB, label config-2) at dest,
+    written with mtools: no loop device, no mount."""
+    src = _drive_tree(dest, inst)
+    dest.unlink(missing_ok=True)
+    runner.run(["mkfs.vfat", "-n", LABEL, "-C", dest, str(VFAT_DRIVE_KIB)])
+    runner.run(["mcopy", "-s", "-i", dest, *sorted(src.iterdir()), "::/"])
+    return dest
+
+
+def make_config_drive(dest: Path, inst: Instance) -> Path:
+    """An ISO 9660 config drive (Rock Ridge and Joliet, as Nova writes it) at dest."""
+    src = _drive_tree(dest, inst)
     runner.run(["genisoimage", "-quiet", "-output", dest, "-volid", LABEL, "-joliet", "-rock",
                 "-allow-lowercase", "-allow-multidot", "-ldots", "-l", src])
     return dest
