@@ -121,10 +121,10 @@ def test_incomplete_doomed_and_failed_boot_are_refused(candidates, capsys):
     out, ids = candidates
     c = Compose.load(out / ids["Beta-1.1"])
     c.manifest.set_step("build:ec2-i686", "x", "failed", "koji task failed")
-    c.set_status("FINISHED_INCOMPLETE")
+    c.set_status("FINISHED_INCOMPLETE", None)
     err = _refused(out, capsys, "Beta-1.1", "--allow-unverified")
     assert "is FINISHED_INCOMPLETE, not FINISHED; missing: ec2-i686" in err
-    c.set_status("DOOMED")
+    c.set_status("DOOMED", None)
     assert "is DOOMED, not FINISHED" in _refused(out, capsys, "Beta-1.1", "--allow-unverified")
 
     c2 = Compose.load(out / ids["Beta-1.2"])
@@ -138,7 +138,7 @@ def test_incomplete_candidate_released_with_allow_incomplete_says_what_is_missin
     out, ids = candidates
     c = Compose.load(out / ids["Beta-1.1"])
     c.manifest.set_step("build:ec2-i686", "x", "failed", "koji task failed")
-    c.set_status("FINISHED_INCOMPLETE")
+    c.set_status("FINISHED_INCOMPLETE", None)
     rc, _, e = rel(out, "Beta-1.1", "--allow-unverified", "--allow-incomplete", capsys=capsys)
     assert (rc, e) == (0, [])
     record = json.loads((out / "mirror" / BETA / "metadata/release.json").read_text())
