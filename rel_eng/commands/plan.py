@@ -9,6 +9,7 @@ from pathlib import Path
 from rel_eng import pipeline
 from rel_eng.builders import BUILDERS
 from rel_eng.commands import common
+from rel_eng.config import ami_attributes
 from rel_eng.errors import InputError
 
 
@@ -42,9 +43,13 @@ def run(args) -> int:
     why = "; ".join(taken.notes) or f"the first respin none of {sources} holds"
     describe = getattr(BUILDERS[plan.builder], "planned_calls", None)
     calls = describe(plan, config) if describe else []
+    rel = config.release(args.release)
+    amis = {j.key: ami_attributes.for_image(config.ec2, rel, j.arch).api()
+            for j in plan.images if _is_ec2(config, j)}
     if args.json:
         data = plan.to_dict()
         data["release_why"] = why
+        data["ami_attributes"] = amis
         if calls:
             data["builder_calls"] = calls
             data["koji_profile"] = config.koji.profile
@@ -65,6 +70,8 @@ def run(args) -> int:
                 f"    kickstart={Path(config.kickstart_dir) / job.kickstart} ({job.ksversion})",
                 f"    tdl={Path(config.tdl_dir) / 'cloud.tdl'} (os Fedora {job.fedora_version} {job.oz_arch})",
                 f"    outputs: {', '.join(f'{job.relpath}/{o.filename}' for o in job.outputs)}"]
+        if job.key in amis:
+            out.append("    ami: " + " ".join(f"{k}={v!s}" for k, v in amis[job.key].items()))
     out.append("steps:")
     for step in pipeline.PIPELINE:
         lock = step.lock("<image>" if step.scope == pipeline.IMAGE else "")
@@ -77,3 +84,8 @@ def run(args) -> int:
         out.append(f"    opts={json.dumps(call.get('opts', {}), sort_keys=True)}")
     print("\n".join(out))
     return 0
+
+
+def _is_ec2(config, job) -> bool:
+    """An image that becomes an AMI: the EC2 image type, on an arch EC2 runs (i686 when ec2.i386)."""
+    return job.image_type == "ec2" and (job.arch == "x86_64" or (job.arch == "i686" and config.ec2.i386))
