@@ -9,13 +9,16 @@ from rel_eng.config.problems import Problems
 from rel_eng.config.table import NOTHING, Section, setting
 
 # The named checks, in the order they are reported (rel_eng.boottest.checks evaluates them).
-CHECKS = ("console", "cloud-init", "datasource", "ssh", "metadata", "user-data", "imds-tokens",
-          "sealed", "nvme-root", "root-grown", "no-hardcoded-mac", "firewall-off", "root-locked",
-          "sudo-nopasswd", "system-health", "anaconda-install")
+CHECKS = ("console", "boot-mode:legacy-bios", "boot-mode:uefi", "cloud-init", "datasource", "ssh",
+          "metadata", "user-data", "imds-tokens", "ena-driver", "sealed", "nvme-root", "root-grown",
+          "no-hardcoded-mac", "firewall-off", "root-locked", "sudo-nopasswd", "system-health",
+          "anaconda-install")
 DEFAULT_CHECKS = CHECKS
 # How an image is booted: what the platform presents to the guest (rel_eng.boottest.platform).
 PLATFORMS = ("ec2", "openstack", "nocloud")
 IMDS_MODES = ("v1", "v2")
+# The firmware one boot goes through: SeaBIOS, or OVMF (an AMI's uefi-preferred is booted both ways).
+FIRMWARES = ("legacy-bios", "uefi")
 OPENSTACK_MODES = ("config-drive", "metadata-service")
 # Host loopback ports every guest tries to reach at boot (none may answer: the guest is sealed).
 SEAL_PROBE_PORTS = (22, 80, 5432, 5672, 6379)
