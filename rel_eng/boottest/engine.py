@@ -233,7 +233,7 @@ def _uefi_bootable(img: DiskImage, work: Path, v: Verdict) -> bool:
         evidence = f"offline read: {esp.evidence}"
         why = "" if esp.bootable else f"the image cannot boot through UEFI: {esp.evidence}"
     if not why:
-        v.esp = evidence  # type: ignore[attr-defined]
+        v._esp = evidence  # type: ignore[attr-defined]
         return True
     v.reason = f"boot-mode:uefi: {why}"
     v.checks = [ck.failed("boot-mode:uefi", evidence, why)] + \
@@ -513,7 +513,7 @@ def _observe(img, opts, work, vm, reader, v, t0) -> list[ck.CheckResult]:
         v.reason = f"the guest script did not finish (exit {rc}): {err.strip()[-200:]}"
     _keep_packages(img, opts, s, v)
     requests = v._server.snapshot() if v._server is not None else []  # type: ignore[attr-defined]
-    esp = getattr(v, "esp", "")
+    esp = getattr(v, "_esp", "")
     results = [cons, ck.boot_mode("legacy-bios", s, platform, esp),
                ck.boot_mode("uefi", s, platform, esp), ck.cloud_init(s),
                ck.datasource(s, platform, facts), ssh_res,

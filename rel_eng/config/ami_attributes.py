@@ -43,10 +43,11 @@ class AmiAttributes:
                 d[key] = value
         return d
 
-    @property
-    def boot_modes(self) -> tuple[str, ...]:
-        """The firmware each boot of the gate uses: uefi-preferred is booted both ways."""
-        return ("legacy-bios", "uefi") if self.boot_mode == "uefi-preferred" else (self.boot_mode,)
+    def full(self) -> dict[str, Any]:
+        """Every attribute by its API name, unset ones as "" (what a verdict records)."""
+        return {"BootMode": self.boot_mode, "ImdsSupport": self.imds_support,
+                "EnaSupport": self.ena_support, "SriovNetSupport": self.sriov_net_support,
+                "TpmSupport": self.tpm_support}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
