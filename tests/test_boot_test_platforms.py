@@ -284,8 +284,16 @@ def test_image_platform_defaults_and_bad_values(tmp_path):
     (["--platform", "ec2", "--imds", "v3"], "--imds: unknown value 'v3'"),
     (["--platform", "openstack", "--openstack", "floppy"], "--openstack: unknown value 'floppy'"),
     (["--checks", "anaconda-install"], "--checks anaconda-install: needs --kickstart"),
+    (["--platform", "ec2", "--boot-mode", "bios"], "--boot-mode: unknown value 'bios'"),
+    (["--ena"], "--ena: an AMI attribute, for --platform ec2 only (got --platform nocloud)"),
+    (["--platform", "ec2", "--boot-mode", "uefi", "--arch", "i386"],
+     "is an i386 disk, and EC2 boots i386 AMIs only through legacy BIOS"),
+    (["--platform", "ec2", "--boot-mode", "uefi-preferred", "--arch", "i386"],
+     "--boot-mode uefi-preferred: "),
 ])
 def test_boot_test_bad_platform_input_is_exit_2(args, says, tmp_path):
+    """One line, exit 2, nothing booted; an i686 disk's arch is known before booting, so a UEFI
+    boot mode for it is bad input (EC2 boots i386 AMIs only through legacy BIOS)."""
     disk = tmp_path / "d.raw"
     disk.write_bytes(b"\0" * 510 + b"\x55\xaa")
     proc = subprocess.run([*RELENG, "boot-test", *args, str(disk)], capture_output=True, text=True)

@@ -61,5 +61,7 @@ def merge(verdicts: list[engine.Verdict], boot_mode: str) -> engine.Verdict:
         seconds.update({f"{label}:{k}": t for k, t in v.seconds.items()})
     seconds["verdict"] = max(v.seconds.get("verdict", 0.0) for v in verdicts)
     return dataclasses.replace(base, checks=checks, status=status, reason=reason, seconds=seconds,
-                               platform={**base.platform, "boot_mode": boot_mode},
+                               platform={**base.platform, "boot_mode": boot_mode,
+                                         "label": base.platform.get("label", "ec2").rstrip(")")
+                                         + f", {boot_mode}: BIOS and UEFI)"},
                                peak_rss_mib=max((v.peak_rss_mib or 0.0) for v in verdicts) or None)
