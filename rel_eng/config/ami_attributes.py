@@ -49,6 +49,13 @@ class AmiAttributes:
                 "EnaSupport": self.ena_support, "SriovNetSupport": self.sriov_net_support,
                 "TpmSupport": self.tpm_support}
 
+    @property
+    def proving_checks(self) -> tuple[str, ...]:
+        """The boot checks that prove what this AMI declares (uefi-preferred: both firmwares)."""
+        modes = ("legacy-bios", "uefi") if self.boot_mode == "uefi-preferred" else (self.boot_mode,)
+        return (*(f"boot-mode:{m}" for m in modes), *(("imds-tokens",) if self.imds_support else ()),
+                *(("ena-driver",) if self.ena_support else ()))
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -73,6 +73,4 @@ def declared(topdir: Path, config: "Config", plan: "DropPlan", job: "ImageJob",
             raise Ec2Error(f"{job.nvra}: refusing to register with {key}={value!r}: its boot test {got}",
                            hint="boot-test the image with this attribute, or change the release's "
                                 "ec2_* keys back")
-    checks = [c["name"] for c in verdict.get("checks", []) if c.get("status") == "pass"
-              and (c["name"] in ("imds-tokens", "ena-driver") or c["name"].startswith("boot-mode:"))]
-    return Declared(attrs, f"verified by a boot ({', '.join(checks) or 'nothing declared beyond the defaults'})")
+    return Declared(attrs, f"verified by a boot ({', '.join(attrs.proving_checks)})")
