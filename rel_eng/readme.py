@@ -50,13 +50,19 @@ def _template() -> jinja2.Template:
     return env.get_template("README.txt")
 
 
-def _amis(amis: dict | None, nvras: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """(NVRA, [(region, AMI id)]) per image of this arch. `amis` is compose/metadata/ec2.json."""
+def _amis(amis: dict | None, nvras: set[str]) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """(NVRA, [(region, AMI id)], its attributes and whether a boot verified them) per image of
+    this arch. `amis` is compose/metadata/ec2.json."""
     out = []
     for nvra, info in sorted((amis or {}).get("images", {}).items()):
         if nvra not in nvras:
             continue
         regions = info.get("regions", {})
+        attrs = info.get("ami_attributes") or {}
+        order = ("BootMode", "ImdsSupport", "EnaSupport", "SriovNetSupport", "TpmSupport")
+        declared = " ".join(f"{k}={attrs[k] if attrs[k] != '' else 'unset'}" for k in order if k in attrs)
+        if declared:
+            declared += f" ({info.get('ami_attributes_verified', 'not verified by a boot')})"
         out.append((nvra, [(region, r.get("ami_id") if isinstance(r, dict) else r)
-                           for region, r in sorted(regions.items())]))
+                           for region, r in sorted(regions.items())], declared))
     return out
