@@ -302,6 +302,7 @@ def test_hostile_image_passes_the_openstack_metadata_service_but_not_system_heal
     s = _status(v)
     assert s.pop("system-health") == "fail", v
     assert s.pop("imds-tokens") == s.pop("nvme-root") == "skipped"
+    assert {s.pop(n) for n in ("boot-mode:legacy-bios", "boot-mode:uefi", "ena-driver")} == {"skipped"}
     assert set(s.values()) == {"pass"}, v
     assert "failed units: rel-eng-hostile-probe.service" in v["reason"]
     by_name = {c["name"]: c for c in v["checks"]}
