@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 
+from rel_eng.config.ami_attributes import describe_recorded
 from rel_eng.manifest import Artifact
 from rel_eng.plan import DropPlan
 
@@ -58,11 +59,7 @@ def _amis(amis: dict | None, nvras: set[str]) -> list[tuple[str, list[tuple[str,
         if nvra not in nvras:
             continue
         regions = info.get("regions", {})
-        attrs = info.get("ami_attributes") or {}
-        order = ("BootMode", "ImdsSupport", "EnaSupport", "SriovNetSupport", "TpmSupport")
-        declared = " ".join(f"{k}={attrs[k] if attrs[k] != '' else 'unset'}" for k in order if k in attrs)
-        if declared:
-            declared += f" ({info.get('ami_attributes_verified', 'not verified by a boot')})"
+        declared = describe_recorded(info)
         out.append((nvra, [(region, r.get("ami_id") if isinstance(r, dict) else r)
                            for region, r in sorted(regions.items())], declared))
     return out

@@ -42,6 +42,9 @@ def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env
     assert ("attributes: BootMode=legacy-bios ImdsSupport=unset EnaSupport=False "
             "SriovNetSupport=unset TpmSupport=unset (not verified by a boot (skipped: not bootable))"
             ) in readme
+    page = (staged / "index.html").read_text()
+    assert "AMI attributes: BootMode=legacy-bios ImdsSupport=unset EnaSupport=False" in page
+    assert "(not verified by a boot (skipped: not bootable))" in page
     readme32 = (staged / "Cloud" / "i686" / "images" / "README").read_text()
     i686 = "Fedora-Cloud-Base-EC2-19_Alpha-1.1.i686"
     assert amis["images"][i686]["regions"][REGIONS[0]] in readme32

@@ -273,7 +273,7 @@ def _write_metadata(c: Compose, fresh: dict[str, dict]) -> None:
 
 def _summary(v: dict) -> dict:
     keep = ("nvra", "status", "reason", "accel", "accel_reason", "platform", "console_log", "seconds",
-            "guest_uptime", "peak_rss_mib", "metadata_requests")
+            "guest_uptime", "peak_rss_mib", "metadata_requests", "ami_attributes")
     out = {k: v[k] for k in keep if k in v}
     out["checks"] = [{k: c[k] for k in ("name", "status", "evidence", "message")} for c in v.get("checks", [])]
     return out

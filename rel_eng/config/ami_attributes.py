@@ -85,3 +85,14 @@ def check(ec2: "Ec2Config", releases: tuple["Release", ...], arches: tuple[str, 
         if ec2.tpm_support and boot != "uefi":
             into.add(where, f"'{boot}' for release {rel.key}: ec2.tpm_support needs BootMode "
                             "\"uefi\" (AWS refuses TpmSupport with legacy-bios or uefi-preferred)")
+
+
+API_ORDER = ("BootMode", "ImdsSupport", "EnaSupport", "SriovNetSupport", "TpmSupport")
+
+
+def describe_recorded(info: dict) -> str:
+    """One line for people, from an image's ec2.json entry: its attributes and whether a boot
+    verified them ("" when none are recorded). The README and the download page show it."""
+    attrs = info.get("ami_attributes") or {}
+    line = " ".join(f"{k}={attrs[k] if attrs[k] != '' else 'unset'}" for k in API_ORDER if k in attrs)
+    return f"{line} ({info.get('ami_attributes_verified') or 'not verified by a boot'})" if line else ""
