@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev openssl redis-server postgresql rabbitmq-server chromium chromium-driver qemu-system-x86 debootstrap genisoimage dosfstools mtools grub-pc-bin openssh-client binutils socat
+SYSTEM_PACKAGES = qemu-utils xz-utils e2fsprogs fdisk tar gnupg oz libkrb5-dev openssl redis-server postgresql rabbitmq-server chromium chromium-driver qemu-system-x86 debootstrap genisoimage grub-pc-bin grub-efi-amd64-bin ovmf dosfstools mtools openssh-client binutils socat
 
 .PHONY: demo demo-boot test deps system-deps services clean
 

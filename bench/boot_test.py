@@ -19,12 +19,15 @@ into ~/.cache/rel-eng/fixtures):
   - with --platforms, the same image (the appliance variant whose cloud-init looks for every
     platform's datasource) booted as each platform beside a nocloud boot started at the same
     moment: time to verdict as a ratio of the nocloud one (goal <= 1.1x), the metadata
-    server's own CPU time per boot, and the gate's overhead under each platform.
+    server's own CPU time per boot, and the gate's overhead under each platform;
+  - with --boot-modes, the EC2 appliance booted as an AMI through SeaBIOS and through OVMF side
+    by side (goal: UEFI <= 1.3x BIOS time to verdict), then uefi-preferred (both boots, side by
+    side as [boot_test] parallel allows) against one BIOS boot alone: wall time and ratio.
 
 Usage: python3 bench/boot_test.py [--images 4] [--parallel 2] [--accel tcg,kvm] [--memory-mib 1024]
                                   [--tb-size MIB] [--tb-sizes 0,64,128,256] [--skip-drop]
                                   [--platforms ec2,openstack:config-drive,openstack:metadata-service]
-                                  [--platforms-only]
+                                  [--platforms-only] [--boot-modes]
 """
 
 from __future__ import annotations
@@ -109,12 +112,17 @@ def main() -> int:
                     help="platforms to compare with nocloud: ec2, ec2:v1, openstack:config-drive, "
                          "openstack:metadata-service")
     ap.add_argument("--platforms-only", action="store_true", help="only the platform comparison")
+    ap.add_argument("--boot-modes", action="store_true",
+                    help="only UEFI vs BIOS, and uefi-preferred's two boots vs one")
     args = ap.parse_args()
     if args.smoke:
         return smoke(args)
     fx = fixture.ensure("amd64")
     img = image.inspect(fx.path)
     ks = engine_kickstart(fx)
+    if args.boot_modes:
+        compare_boot_modes(fx, args, ks)
+        return 0
     if args.platforms:
         compare_platforms(fx, args, ks)
         if args.platforms_only:
@@ -207,6 +215,36 @@ def compare_platforms(fx, args, ks) -> None:
             if other.metadata_cpu_s is not None else "no metadata server"
         print(f"  {plat.label}: time to verdict {ratio:.2f}x nocloud (goal <= 1.1x: "
               f"{'met' if ratio <= 1.1 else 'NOT met'}); metadata server CPU {cpu}; load {load()}")
+
+
+def compare_boot_modes(fx, args, ks) -> None:
+    """BIOS and UEFI boots of one EC2 image started at once; then uefi-preferred vs one boot."""
+    from rel_eng.boottest import boot_modes
+
+    ec2 = image.inspect(fixture.derive(fx, "ec2").path)
+    tcg = accel_mod.Accel("tcg", "benchmark")
+    opts = options(tcg, args.memory_mib, args.tb_size, ks)
+    plat = Platform("ec2", ena=True)
+    print(f"boot modes, the same EC2 image ({ec2.path.name}), TCG; load {load()}")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        bios_f = pool.submit(engine.boot_one, ec2, opts, plat)
+        uefi_f = pool.submit(engine.boot_one, ec2, opts, Platform("ec2", ena=True, boot_mode="uefi"))
+        bios, uefi = bios_f.result(), uefi_f.result()
+    report(f"{'legacy-bios (SeaBIOS)':>24}", [bios], args.memory_mib)
+    report(f"{'uefi (OVMF)':>24}", [uefi], args.memory_mib)
+    ratio = uefi.seconds["verdict"] / bios.seconds["verdict"]
+    kernel = (uefi.seconds.get("kernel", 0), bios.seconds.get("kernel", 0))
+    print(f"  UEFI time to verdict {ratio:.2f}x BIOS (goal <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'});"
+          f" first kernel line {kernel[0]:.1f} vs {kernel[1]:.1f} s after qemu started; load {load()}")
+    t0 = time.monotonic()
+    one = engine.run_many([ec2], opts, 1, [plat])
+    single = time.monotonic() - t0
+    t0 = time.monotonic()
+    both = boot_modes.run_many([ec2], opts, args.parallel, [plat], ["uefi-preferred"])
+    pair = time.monotonic() - t0
+    print(f"  uefi-preferred ({both[0].status}), two boots at most {args.parallel} at once: wall "
+          f"{pair:.1f} s vs one BIOS boot alone ({one[0].status}) {single:.1f} s = {pair / single:.2f}x;"
+          f" load {load()}")
 
 
 def engine_kickstart(fx):

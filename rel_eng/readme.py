@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 
+from rel_eng.config.ami_attributes import describe_recorded
 from rel_eng.manifest import Artifact
 from rel_eng.plan import DropPlan
 
@@ -50,13 +51,15 @@ def _template() -> jinja2.Template:
     return env.get_template("README.txt")
 
 
-def _amis(amis: dict | None, nvras: set[str]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """(NVRA, [(region, AMI id)]) per image of this arch. `amis` is compose/metadata/ec2.json."""
+def _amis(amis: dict | None, nvras: set[str]) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """(NVRA, [(region, AMI id)], its attributes and whether a boot verified them) per image of
+    this arch. `amis` is compose/metadata/ec2.json."""
     out = []
     for nvra, info in sorted((amis or {}).get("images", {}).items()):
         if nvra not in nvras:
             continue
         regions = info.get("regions", {})
+        declared = describe_recorded(info)
         out.append((nvra, [(region, r.get("ami_id") if isinstance(r, dict) else r)
-                           for region, r in sorted(regions.items())]))
+                           for region, r in sorted(regions.items())], declared))
     return out

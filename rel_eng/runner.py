@@ -61,6 +61,10 @@ TOOL_PACKAGES = {
     "ssh-keygen": "openssh-client",
     "debootstrap": "debootstrap",
     "grub-mkimage": "grub-common",
+    "mkfs.vfat": "dosfstools",
+    "mcopy": "mtools",
+    "mmd": "mtools",
+    "mdir": "mtools",
 }
 
 STDERR_TAIL_LINES = 20

@@ -312,8 +312,16 @@ def test_image_platform_defaults_and_bad_values(tmp_path):
     (["--platform", "ec2", "--imds", "v3"], "--imds: unknown value 'v3'"),
     (["--platform", "openstack", "--openstack", "floppy"], "--openstack: unknown value 'floppy'"),
     (["--checks", "anaconda-install"], "--checks anaconda-install: needs --kickstart"),
+    (["--platform", "ec2", "--boot-mode", "bios"], "--boot-mode: unknown value 'bios'"),
+    (["--ena"], "--ena: an AMI attribute, for --platform ec2 only (got --platform nocloud)"),
+    (["--platform", "ec2", "--boot-mode", "uefi", "--arch", "i386"],
+     "is an i386 disk, and EC2 boots i386 AMIs only through legacy BIOS"),
+    (["--platform", "ec2", "--boot-mode", "uefi-preferred", "--arch", "i386"],
+     "--boot-mode uefi-preferred: "),
 ])
 def test_boot_test_bad_platform_input_is_exit_2(args, says, tmp_path):
+    """One line, exit 2, nothing booted; an i686 disk's arch is known before booting, so a UEFI
+    boot mode for it is bad input (EC2 boots i386 AMIs only through legacy BIOS)."""
     disk = tmp_path / "d.raw"
     disk.write_bytes(b"\0" * 510 + b"\x55\xaa")
     proc = subprocess.run([*RELENG, "boot-test", *args, str(disk)], capture_output=True, text=True)
@@ -378,21 +386,27 @@ def test_offline_datasource_list_last_file_wins_in_cloud_init_order():
 
 
 def test_compose_gate_platform_per_image_type(alpha_drop):
-    """The gate boots each image type as its [images.<key>] platform says, the IMDS mode from
-    [ec2] imds_support, the OpenStack mode from [boot_test] openstack."""
+    """The gate boots each image type as its [images.<key>] platform says, the IMDS mode and ENA
+    from the AMI's attributes (the release's ec2_* keys over [ec2]), the OpenStack mode from
+    [boot_test] openstack."""
     import dataclasses
 
     from rel_eng.compose import boot_gate
 
     c, _ = alpha_drop
     by_type = {c.job(j.key).image_type: boot_gate.platform_for(c, j.key) for j in c.plan.images}
-    assert by_type["generic"] == Platform("openstack", "v2", "config-drive")
-    assert by_type["ec2"] == Platform("ec2", "v2", "config-drive")
-    ec2_key = next(j.key for j in c.plan.images if j.image_type == "ec2")
-    cfg = dataclasses.replace(c.config, ec2=dataclasses.replace(c.config.ec2, imds_support=""))
+    assert by_type["generic"] == Platform("openstack", "v1", "config-drive")
+    # Fedora 19 declares IMDSv1 allowed and no ENA (releases.toml).
+    assert by_type["ec2"] == Platform("ec2", "v1", "config-drive")
+    ec2_key = next(j.key for j in c.plan.images if j.image_type == "ec2" and j.arch == "x86_64")
+    rel = dataclasses.replace(c.config.release("19"), ec2_imds=None, ec2_ena=None)
+    cfg = dataclasses.replace(c.config, releases=(rel,))
     old = c.config
     try:
         object.__setattr__(c, "config", cfg) if dataclasses.is_dataclass(c) else setattr(c, "config", cfg)
-        assert boot_gate.platform_for(c, ec2_key).imds == "v1"
+        assert boot_gate.platform_for(c, ec2_key) == Platform("ec2", "v2", "config-drive", ena=True)
+        assert boot_gate.attributes_for(c, ec2_key).full() == {
+            "BootMode": "legacy-bios", "ImdsSupport": "v2.0", "EnaSupport": True,
+            "SriovNetSupport": "", "TpmSupport": ""}
     finally:
         object.__setattr__(c, "config", old) if dataclasses.is_dataclass(c) else setattr(c, "config", old)

@@ -44,7 +44,7 @@ from rel_eng.boottest.platform import Platform
 from tests.qemu_procs import qemu_pids_under
 
 RELENG = [sys.executable, "-m", "rel_eng"]
-NEGATIVE = ("mac-binding", "no-growpart", "ec2", "openstack", "hostile")
+NEGATIVE = ("mac-binding", "no-growpart", "ec2", "openstack", "hostile", "ec2+no-esp")
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +99,15 @@ def seal_listener():
     listener.stop()
 
 
-# (run name, --platform arguments, images): the three runs go side by side.
-# The ec2 boot also runs the opt-in reboot check (its run has one image: it ends before the
-# nocloud run's five, so the reboot adds no time to the batch).
+# (run name, --platform arguments, images): the runs go side by side. The EC2 image boots as an
+# AMI with BootMode=uefi and EnaSupport (the nocloud and openstack boots go through SeaBIOS), and
+# also runs the opt-in reboot check (its run has one image: it ends before the nocloud run's
+# five, so the reboot adds no time to the batch); the image without an ESP fails boot-mode:uefi
+# from the offline read, with no boot.
+EC2_AMI = ["--platform", "ec2", "--boot-mode", "uefi", "--ena"]
 RUNS = [("nocloud", [], ["i386", "mac-binding", "no-growpart", "ec2", "openstack"]),
-        ("ec2", ["--platform", "ec2", "--checks", ",".join([*ck.DEFAULT_CHECKS, "reboot"])], ["ec2"]),
+        ("ec2", [*EC2_AMI, "--checks", ",".join([*ck.DEFAULT_CHECKS, "reboot"])], ["ec2"]),
+        ("ec2-no-esp", EC2_AMI, ["ec2+no-esp"]),
         ("openstack", ["--platform", "openstack", "--openstack", "metadata-service"], ["hostile"])]
 
 
@@ -151,7 +155,7 @@ def _status(v):
 def test_batch_exit_code_and_nothing_left_behind(boot_run):
     codes, verdicts, tmp, logs, pk = boot_run
     assert codes["nocloud"][0] == 1 and codes["openstack"][0] == 1, codes  # negative fixtures fail
-    assert codes["ec2"][0] == 0, codes
+    assert codes["ec2"][0] == 0 and codes["ec2-no-esp"][0] == 1, codes
     assert qemu_pids_under(tmp) == []
     assert list(tmp.iterdir()) == []  # keys, seeds, drives, sockets and overlays are gone
     assert {p.suffix for p in logs.rglob("*") if p.is_file()} == {".log"}
@@ -166,8 +170,8 @@ def test_no_guest_reached_the_hosts_listener(boot_run, seal_listener):
     port = seal_listener.port
     tried = 0
     for key, v in verdicts.items():  # non-empty: `tried == 5` below counts the guests
-        if key in ("nocloud/ec2", "nocloud/openstack"):
-            continue  # no datasource found: no user data, judged from the console
+        if key in ("nocloud/ec2", "nocloud/openstack", "ec2-no-esp/ec2+no-esp"):
+            continue  # no datasource found (judged from the console), or not booted at all
         sealed = {c["name"]: c for c in v["checks"]}["sealed"]
         assert sealed["status"] == "pass", (key, sealed)
         assert "reached 0" in sealed["evidence"], (key, sealed)
@@ -203,7 +207,7 @@ def test_amd64_under_forced_tcg_passes_every_check_its_variant_leaves_alone(boot
     assert "came up with the chosen MAC" in {c["name"]: c for c in grow["checks"]}["no-hardcoded-mac"]["evidence"]
 
 
-NOT_NOCLOUD = {"imds-tokens", "nvme-root"}
+NOT_NOCLOUD = {"imds-tokens", "nvme-root", "boot-mode:legacy-bios", "boot-mode:uefi", "ena-driver"}
 
 
 def test_good_i386_passes(boot_run):
@@ -231,11 +235,20 @@ def test_no_growpart_fails_exactly_root_grown(boot_run):
 
 
 def test_ec2_image_passes_as_ec2_with_tokens_and_an_nvme_root(boot_run):
+    """Booted as an AMI with BootMode=uefi (OVMF), IMDSv2 and EnaSupport: every check passes,
+    boot-mode:legacy-bios is skipped (another boot's firmware)."""
     v = boot_run[1]["ec2/ec2"]
     assert v["status"] == "pass", v["reason"]
-    assert v["platform"] == {"name": "ec2", "label": "ec2 (IMDSv2)", "imds": "v2"}
-    assert _status(v) == {name: "pass" for name in ck.CHECKS}  # the opt-in reboot too
+    assert v["platform"] == {"name": "ec2", "label": "ec2 (IMDSv2, UEFI, ENA)", "imds": "v2",
+                             "boot_mode": "uefi", "ena": True}
+    # the opt-in reboot too
+    assert _status(v) == {name: "skipped" if name == "boot-mode:legacy-bios" else "pass"
+                          for name in ck.CHECKS}
     by_name = {c["name"]: c for c in v["checks"]}
+    assert "OVMF (UEFI)" in by_name["boot-mode:uefi"]["evidence"]
+    assert "/sys/firmware/efi present" in by_name["boot-mode:uefi"]["evidence"]
+    assert "holds /EFI/BOOT/BOOTX64.EFI" in by_name["boot-mode:uefi"]["evidence"]
+    assert "amazon/ena/ena.ko; in the guest: modinfo ena -> /lib/modules/" in by_name["ena-driver"]["evidence"]
     # back from the reboot as the same instance, through the keys pinned at first boot
     assert "ssh answered again with the pinned host keys" in by_name["reboot"]["evidence"]
     assert "instance-id i-" in by_name["reboot"]["evidence"]
@@ -253,6 +266,17 @@ def test_ec2_image_passes_as_ec2_with_tokens_and_an_nvme_root(boot_run):
                  "/dynamic/instance-identity/document", "/meta-data/network/interfaces/macs/"):
         assert any(path in r for r in log), path
     assert v["metadata_cpu_s"] > 0
+
+
+def test_an_image_without_an_esp_fails_boot_mode_uefi_unbooted(boot_run):
+    """No ESP: boot-mode:uefi fails from the offline read of the partition table, before any
+    boot (no console log, nothing else run)."""
+    v = boot_run[1]["ec2-no-esp/ec2+no-esp"]
+    s = _status(v)
+    assert s.pop("boot-mode:uefi") == "fail"
+    assert set(s.values()) == {"not-run"}
+    assert "no EFI system partition in the partition table" in v["reason"]
+    assert v["console_log"] is None and "kernel" not in v["seconds"]
 
 
 def test_ec2_image_under_nocloud_is_judged_from_the_console(boot_run):
@@ -288,6 +312,7 @@ def test_hostile_image_passes_the_openstack_metadata_service_but_not_system_heal
     s = _status(v)
     assert s.pop("system-health") == "fail", v
     assert s.pop("imds-tokens") == s.pop("nvme-root") == "skipped"
+    assert {s.pop(n) for n in ("boot-mode:legacy-bios", "boot-mode:uefi", "ena-driver")} == {"skipped"}
     assert set(s.values()) == {"pass"}, v
     assert "failed units: rel-eng-hostile-probe.service" in v["reason"]
     by_name = {c["name"]: c for c in v["checks"]}

@@ -38,6 +38,13 @@ def test_compose_publishes_then_a_late_publish_updates_the_staged_readme(aws_env
     readme = (staged / "Cloud" / "x86_64" / "images" / "README").read_text()
     assert amis["images"][nvra]["regions"][BASE] in readme
     assert "No AMIs have been published" not in readme
+    # Fedora 19's attributes; the synthetic disk cannot boot, so no boot verified them
+    assert ("attributes: BootMode=legacy-bios ImdsSupport=unset EnaSupport=False "
+            "SriovNetSupport=unset TpmSupport=unset (not verified by a boot (skipped: not bootable))"
+            ) in readme
+    page = (staged / "index.html").read_text()
+    assert "AMI attributes: BootMode=legacy-bios ImdsSupport=unset EnaSupport=False" in page
+    assert "(not verified by a boot (skipped: not bootable))" in page
     readme32 = (staged / "Cloud" / "i686" / "images" / "README").read_text()
     i686 = "Fedora-Cloud-Base-EC2-19_Alpha-1.1.i686"
     assert amis["images"][i686]["regions"][REGIONS[0]] in readme32

@@ -83,7 +83,7 @@ def test_volume_size_rounds_up_to_whole_gib():
 
 
 def test_register_params_x86_64():
-    cfg = Ec2Config()
+    cfg = Ec2Config(sriov_net_support="simple")
     tags = {"Name": "n", ec2_tags.COMPOSE: "c"}
     params = ami.register_params(cfg, name="Fedora-Cloud-Base-EC2-19_Alpha-1.1.x86_64", description="d",
                                  arch="x86_64", snapshot_id="snap-1", volume_gib=3, tags=tags)
@@ -112,6 +112,25 @@ def test_register_params_i686_is_i386_and_optional_fields_drop():
     assert params["EnaSupport"] is False  # no i386 instance type has ENA
     assert "ImdsSupport" not in params and "SriovNetSupport" not in params
     assert params["BlockDeviceMappings"][0]["Ebs"]["VolumeType"] == "gp2"
+
+
+def test_register_params_take_the_release_attributes_over_the_defaults():
+    """Fedora 19's AMI: legacy BIOS, IMDSv1 allowed, no ENA, whatever [ec2] says."""
+    from rel_eng.config import ami_attributes, load_config
+
+    config = load_config()
+    attrs = ami_attributes.for_image(config.ec2, config.release("19"), "x86_64")
+    params = ami.register_params(config.ec2, name="n", description="d", arch="x86_64",
+                                 snapshot_id="snap-3", volume_gib=2, tags={}, attributes=attrs)
+    assert {k: params.get(k) for k in ("BootMode", "EnaSupport", "ImdsSupport", "SriovNetSupport",
+                                       "TpmSupport")} == {
+        "BootMode": "legacy-bios", "EnaSupport": False, "ImdsSupport": None,
+        "SriovNetSupport": None, "TpmSupport": None}
+    uefi = ami_attributes.AmiAttributes("uefi", "v2.0", True, "", "v2.0")
+    params = ami.register_params(config.ec2, name="n", description="d", arch="x86_64",
+                                 snapshot_id="snap-3", volume_gib=2, tags={}, attributes=uefi)
+    assert (params["BootMode"], params["ImdsSupport"], params["EnaSupport"], params["TpmSupport"]) == \
+        ("uefi", "v2.0", True, "v2.0")
 
 
 def test_names_and_descriptions():

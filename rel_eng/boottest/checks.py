@@ -82,6 +82,8 @@ echo @@ci-result; cat /run/cloud-init/result.json 2>/dev/null
 echo @@ci-data; cat /run/cloud-init/instance-data.json 2>/dev/null
 echo @@identity; echo "hostname=$(hostname)"; read -r iid 2>/dev/null < /var/lib/cloud/data/instance-id; echo "instance_id=$iid"
 echo @@nonce; read -r nonce 2>/dev/null < {nonce_path}; echo "$nonce"
+echo @@firmware; [ -d /sys/firmware/efi ] && echo "firmware=uefi" || echo "firmware=bios"
+read -r k < /proc/sys/kernel/osrelease; echo "kernel=$k"{ena_probe}
 echo @@seal; cat {seal_path} 2>/dev/null
 echo @@health
 systemctl --failed --no-legend --plain 2>/dev/null | while read -r u _; do echo "failed $u"; done
@@ -134,11 +136,16 @@ echo @@end
 """
 
 
-def guest_script(nonce_path: str, packages: list[str], seal_path: str = "/dev/null") -> str:
+# Only when the AMI declares ENA: modinfo is one more process, and PATH may lack /sbin.
+ENA_PROBE = '\necho @@ena; PATH=$PATH:/sbin:/usr/sbin modinfo -F filename ena 2>&1; echo "rc=$?"'
+
+
+def guest_script(nonce_path: str, packages: list[str], seal_path: str = "/dev/null",
+                 ena: bool = False) -> str:
     safe = [p for p in packages if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._:-]*", p)]
     return GUEST_SCRIPT.format(nonce_path=nonce_path, packages=" ".join(safe), seal_path=seal_path,
                                firewall_services=" ".join(FIREWALL_SERVICES),
-                               ci_wait_ticks=CI_WAIT_TICKS)
+                               ci_wait_ticks=CI_WAIT_TICKS, ena_probe=ENA_PROBE if ena else "")
 
 
 def guest_timing(s: dict) -> dict[str, float]:
@@ -415,6 +422,56 @@ def imds_tokens(platform, requests: list) -> CheckResult:
         return failed("imds-tokens", evidence, "requests without a valid token (401 under IMDSv2): "
                       + "; ".join(r.line() for r in bad[:3]))
     return passed("imds-tokens", evidence)
+
+
+FIRMWARE_NAMES = {"legacy-bios": ("bios", "SeaBIOS (legacy BIOS)"), "uefi": ("uefi", "OVMF (UEFI)")}
+
+
+def boot_mode(mode: str, s: dict, platform, esp: str = "") -> CheckResult:
+    """The AMI's BootMode, one firmware per boot: the guest booted through it to a login and sees
+    it (/sys/firmware/efi exists under UEFI only)."""
+    name = f"boot-mode:{mode}"
+    if platform.name != "ec2":
+        return skipped(name, f"booted as {platform.label}: no AMI boot mode to prove")
+    if platform.boot_mode != mode:
+        return skipped(name, f"this boot went through {platform.boot_mode}, not {mode}")
+    want, firmware = FIRMWARE_NAMES[mode]
+    seen = _kv(s.get("firmware", "")).get("firmware", "")
+    evidence = f"booted through {firmware} to an ssh login; the guest's kernel reports {seen or 'nothing'}" \
+               f" firmware (/sys/firmware/efi {'present' if seen == 'uefi' else 'absent'})"
+    evidence += f"; {esp}" if esp else ""
+    if seen == want:
+        return passed(name, evidence)
+    if not seen:
+        return failed(name, "", "the guest script did not report its firmware")
+    return failed(name, evidence, f"booted with {mode} firmware but the guest reports {seen}")
+
+
+def ena_driver(s: dict, platform, facts) -> CheckResult:
+    """EnaSupport: the image's own kernel carries the ena driver, read offline (ena.ko* under its
+    modules dir, or ena in modules.builtin), then confirmed in the guest by `modinfo ena`. qemu
+    has no ENA device model: the driver is shown present, never driving a NIC."""
+    name = "ena-driver"
+    if platform.name != "ec2" or not platform.ena:
+        return skipped(name, "the AMI declares no ENA (EnaSupport false)")
+    kernel = _kv(s.get("firmware", "")).get("kernel", "")
+    if not facts.read:
+        return failed(name, facts.note, "the image's modules could not be read offline")
+    where = facts.ena.get(kernel)
+    offline = f"offline: {kernel}: {where}" if where else \
+        f"offline: kernels {', '.join(facts.kernels) or 'none found'}; with ena: " \
+        f"{', '.join(facts.ena) or 'none'}"
+    if not where:
+        return failed(name, offline, f"the booted kernel {kernel or '(unknown)'} has no ena driver: no "
+                                     f"ena.ko* under its modules dir and no ena in modules.builtin")
+    probe = s.get("ena", "").strip().splitlines()
+    rc = probe[-1] if probe else ""
+    found = probe[0] if len(probe) > 1 else ""
+    if rc != "rc=0":
+        return failed(name, f"{offline}; in the guest: {' '.join(probe) or 'no answer'}",
+                      "modinfo ena failed in the guest")
+    return passed(name, f"{offline}; in the guest: modinfo ena -> {found} (no ENA device model in qemu: "
+                        "present, not driven)")
 
 
 def sealed(s: dict, ports) -> CheckResult:

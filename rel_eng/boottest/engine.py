@@ -181,8 +181,11 @@ def boot_one(img: DiskImage, opts: BootOptions, platform: Platform | None = None
     vm = reader = None
     t0 = opts.clock()
     try:
+        if platform.uefi and not _uefi_bootable(img, work, v):
+            v.checks = [r for r in v.checks if r.name in opts.checks]
+            return _judged(v, opts, t0)
         vm = _start(img, opts, work, v, t0)
-        reader = _OfflineRead(img, work, opts.clock)
+        reader = _OfflineRead(img, work, opts.clock, ena=platform.ena)
         results = _observe(img, opts, work, vm, reader, v, t0)
         v.checks = [r for r in results if r.name in opts.checks]
     except _Stopped:
@@ -206,6 +209,10 @@ def boot_one(img: DiskImage, opts: BootOptions, platform: Platform | None = None
         _keep_console(img, opts, work, v)
         shutil.rmtree(work, ignore_errors=True)
         _lap(opts, v, "teardown", t)
+    return _judged(v, opts, t0)
+
+
+def _judged(v: Verdict, opts: BootOptions, t0: float) -> Verdict:
     v.seconds["verdict"] = round(opts.clock() - t0, 2)
     failing = [c for c in v.checks if ck.counts_against(c)]
     ran = [c for c in v.checks if c.status != "skipped"]
@@ -213,6 +220,26 @@ def boot_one(img: DiskImage, opts: BootOptions, platform: Platform | None = None
     if not v.reason and failing:
         v.reason = "; ".join(f"{c.name}: {c.message}" for c in failing[:3])
     return v
+
+
+def _uefi_bootable(img: DiskImage, work: Path, v: Verdict) -> bool:
+    """Before a UEFI boot: an image with nothing a UEFI firmware can start fails boot-mode:uefi
+    from the offline read of its ESP, with no boot (and no OVMF time) spent on it."""
+    why, evidence = "", ""
+    if img.arch != "x86_64":
+        why = f"no UEFI boot for {img.arch}: EC2 boots i386 AMIs only through legacy BIOS"
+    else:
+        esp = offline.read_esp(img.path, img.fmt, work)
+        evidence = f"offline read: {esp.evidence}"
+        why = "" if esp.bootable else f"the image cannot boot through UEFI: {esp.evidence}"
+    if not why:
+        v._esp = evidence  # type: ignore[attr-defined]
+        return True
+    v.reason = f"boot-mode:uefi: {why}"
+    v.checks = [ck.failed("boot-mode:uefi", evidence, why)] + \
+        [ck.not_run(n, "no UEFI boot: nothing on the disk for the firmware to start")
+         for n in ck.CHECKS if n != "boot-mode:uefi"]
+    return False
 
 
 def _lap(opts: BootOptions, v: Verdict, name: str, since: float) -> float:
@@ -263,6 +290,12 @@ def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict, t0: float)
     runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", img.path, "-F", img.fmt,
                 overlay, str(img.virtual_size + GROW_BYTES)])
     t = _lap(opts, v, "overlay", t)
+    uefi_vars = None
+    if platform.uefi:  # OVMF writes its variables: each VM its own copy, removed with `work`
+        if not (qemu.OVMF_CODE.is_file() and qemu.OVMF_VARS.is_file()):
+            raise runner.ToolMissing(str(qemu.OVMF_CODE), qemu.OVMF_PACKAGE)
+        uefi_vars = work / "OVMF_VARS.fd"
+        shutil.copyfile(qemu.OVMF_VARS, uefi_vars)
     for _attempt in range(3):
         v._port = free_port()  # type: ignore[attr-defined]
         spec = qemu.VmSpec(img.arch, opts.accel.name, overlay, cd,
@@ -271,7 +304,8 @@ def _start(img: DiskImage, opts: BootOptions, work: Path, v: Verdict, t0: float)
                            smbios=tuple(smbios(platform, inst.system_uuid)),
                            nvme_root=platform.nvme_root(img.arch), guestfwd=fwd,
                            allow_reboot="reboot" in opts.checks,
-                           seed_is_disk=platform.openstack == "config-drive-vfat")
+                           seed_is_disk=platform.openstack == "config-drive-vfat",
+                           uefi_vars=uefi_vars)
         vm = Vm(qemu.argv(spec), work / "qemu.log", cwd=work)
         v.seconds["qemu_started"] = round(opts.clock() - t0, 3)
         opts.sleep(0.5)  # the guest boots meanwhile: a port taken since it was chosen fails fast
@@ -287,9 +321,10 @@ class _OfflineRead(threading.Thread):
     `stop()` kills the expansion and waits, so the work directory is never written after removal.
     """
 
-    def __init__(self, img: DiskImage, work: Path, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, img: DiskImage, work: Path, clock: Callable[[], float] = time.monotonic,
+                 ena: bool = False):
         super().__init__(daemon=True)
-        self.img, self.work, self.clock = img, work, clock
+        self.img, self.work, self.clock, self.ena = img, work, clock, ena
         self.seconds: float | None = None  # how long the read took (it runs beside the boot)
         self.facts = offline.OfflineFacts(note="offline read did not finish")
         self._proc = None
@@ -308,7 +343,7 @@ class _OfflineRead(threading.Thread):
                 if self._stopped.is_set():
                     raise RuntimeError("stopped")
                 src = raw
-            self.facts = offline.read(src)
+            self.facts = offline.read(src, ena=self.ena)
             self.seconds = round(self.clock() - t, 3)
         except Exception as exc:
             self.facts = offline.OfflineFacts(note=f"offline read failed: {exc}")
@@ -495,7 +530,7 @@ def _login(opts, vm, v, known: Path) -> _Login:
     with ssh -v, also tells which methods sshd offers (no second connection for that: under TCG
     a key exchange costs the guest's one CPU a second or more); backs off between attempts."""
     script = ck.guest_script(seed.NONCE_PATH, [*opts.wanted_packages, *opts.excluded_packages],
-                             seed.SEAL_PATH)
+                             seed.SEAL_PATH, ena=v._platform.ena)  # type: ignore[attr-defined]
     login = _Login()
     ssh_t0 = opts.clock()
     while opts.clock() - ssh_t0 < opts.timeouts.ssh and vm.running():
@@ -545,9 +580,13 @@ def _judge_guest(img, opts, work, v, facts, cons, ssh_res, login: _Login) -> lis
         v.reason = f"the guest script did not finish (exit {login.rc}): {login.err.strip()[-200:]}"
     _keep_packages(img, opts, s, v)
     requests = v._server.snapshot() if v._server is not None else []  # type: ignore[attr-defined]
-    results = [cons, ck.cloud_init(s), ck.datasource(s, platform, facts), ssh_res,
+    esp = getattr(v, "_esp", "")
+    results = [cons, ck.boot_mode("legacy-bios", s, platform, esp),
+               ck.boot_mode("uefi", s, platform, esp), ck.cloud_init(s),
+               ck.datasource(s, platform, facts), ssh_res,
                ck.metadata(s, v._inst, platform, requests), ck.user_data(s, v._nonce),
-               ck.imds_tokens(platform, requests), ck.sealed(s, opts.seal_probe_ports),
+               ck.imds_tokens(platform, requests), ck.ena_driver(s, platform, facts),
+               ck.sealed(s, opts.seal_probe_ports),
                ck.nvme_root(s, platform, img.arch), ck.root_grown(s),
                ck.no_hardcoded_mac(s, v._mac, facts), ck.firewall_off(s), ck.root_locked(s),
                ck.sudo_nopasswd(s, opts.user), ck.system_health(s)]

@@ -38,15 +38,28 @@ from rel_eng.atomic import atomic_path, atomic_write
 from rel_eng.errors import FixtureFailed
 
 # Bump when the build procedure changes in a way the recipe below does not show.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 DISK_BYTES = 2 * 1024**3
-PART_START_SECTOR = 2048
+# MBR: partition 1 the EFI system partition (type ef, vfat), partition 2 the root (ext4, last so
+# growpart can grow it). BIOS boots GRUB from the MBR gap, UEFI boots \EFI\BOOT\BOOTX64.EFI from
+# the ESP; both read the one grub.cfg on the root.
+ESP_START_SECTOR = 2048
+ESP_SECTORS = 32 * 2048  # 32 MiB
+ESP_OFFSET = ESP_START_SECTOR * 512
+ESP_TYPE = "ef"
+PART_START_SECTOR = ESP_START_SECTOR + ESP_SECTORS
 PART_OFFSET = PART_START_SECTOR * 512
 GRUB_DIR = Path("/usr/lib/grub/i386-pc")
+GRUB_EFI_DIR = Path("/usr/lib/grub/x86_64-efi")
 GRUB_MODULES = ["biosdisk", "part_msdos", "ext2", "search_fs_uuid", "normal", "linux",
                 "serial", "terminal", "echo"]
+# The EFI image finds the root by its UUID (firmware disk order is not the BIOS's), then loads
+# the rest from /boot/grub/x86_64-efi like the BIOS core does from i386-pc.
+GRUB_EFI_MODULES = ["part_msdos", "ext2", "search_fs_uuid", "normal", "linux", "serial",
+                    "terminal", "echo", "efi_gop"]
+EFI_EARLY_CFG = "search.fs_uuid {root_uuid} root\nset prefix=($root)/boot/grub\n"
 # GRUB 2.06 cannot read these newer ext4 features; switch them off where mke2fs knows them.
 EXT4_FEATURES_OFF = ["^orphan_file", "^metadata_csum_seed"]
 APPLIANCE_NAME = "Debian bookworm cloud test appliance (rel-eng boot gate fixture, not Fedora)"
@@ -161,6 +174,7 @@ def recipe(arch: str) -> dict:
         "version": RECIPE_VERSION, "suite": SUITE, "mirror": MIRROR, "arch": arch,
         "packages": [KERNELS[arch], *PACKAGES], "cloud_cfg": CLOUD_CFG, "interfaces": INTERFACES,
         "disk_bytes": DISK_BYTES, "part_start": PART_START_SECTOR, "grub_modules": GRUB_MODULES,
+        "esp": [ESP_START_SECTOR, ESP_SECTORS, ESP_TYPE, GRUB_EFI_MODULES, EFI_EARLY_CFG],
         "ext4_off": EXT4_FEATURES_OFF, "grub_cfg": _grub_cfg("ROOTUUID", "KERNEL", "INITRD"),
         "initramfs": [INITRAMFS_CONF, INITRAMFS_MODULES], "default_target": DEFAULT_TARGET,
         "masked": MASKED_UNITS, "blacklist": BLACKLISTED_MODULES, "fstab": FSTAB,
@@ -240,8 +254,11 @@ boot
 def _build(arch: str, out: Path, log) -> None:
     for tool in ("debootstrap", "chroot", "mkfs.ext4", "sfdisk", "grub-mkimage", "qemu-img"):
         runner.require(tool)
+    runner.require_all(["mkfs.vfat", "mcopy", "mmd"])
     if not (GRUB_DIR / "boot.img").exists():
         raise runner.ToolMissing("grub i386-pc images", "grub-pc-bin")
+    if not (GRUB_EFI_DIR / "normal.mod").exists():
+        raise runner.ToolMissing("grub x86_64-efi modules", "grub-efi-amd64-bin")
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
     root = work / "root"
     try:
@@ -325,6 +342,9 @@ def _configure(root: Path, root_uuid: str) -> None:
         shutil.copy2(mod, grub / "i386-pc" / mod.name)
     for lst in GRUB_DIR.glob("*.lst"):
         shutil.copy2(lst, grub / "i386-pc" / lst.name)
+    (grub / "x86_64-efi").mkdir(parents=True, exist_ok=True)
+    for f in [*GRUB_EFI_DIR.glob("*.mod"), *GRUB_EFI_DIR.glob("*.lst")]:
+        shutil.copy2(f, grub / "x86_64-efi" / f.name)
     (grub / "grub.cfg").write_text(_grub_cfg(root_uuid, kernel, initrd))
 
 
@@ -345,7 +365,8 @@ def _make_disk(root: Path, raw: Path, root_uuid: str) -> None:
     with open(raw, "wb") as fh:
         fh.truncate(DISK_BYTES)
     runner.run(["sfdisk", "--quiet", raw],
-               input=f"label: dos\nstart={PART_START_SECTOR}, type=83, bootable\n".encode())
+               input=(f"label: dos\nstart={ESP_START_SECTOR}, size={ESP_SECTORS}, type={ESP_TYPE}\n"
+                      f"start={PART_START_SECTOR}, type=83, bootable\n").encode())
     part_bytes = DISK_BYTES - PART_OFFSET
     argv = ["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-U", root_uuid, "-d", root,
             "-E", f"offset={PART_OFFSET}"]
@@ -354,7 +375,7 @@ def _make_disk(root: Path, raw: Path, root_uuid: str) -> None:
         argv += ["-O", ",".join(flags)]
     runner.run([*argv, raw, f"{part_bytes // 1024}k"])
     core = raw.with_suffix(".core.img")
-    runner.run(["grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos1)/boot/grub",
+    runner.run(["grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos2)/boot/grub",
                 *GRUB_MODULES])
     core_bytes = core.read_bytes()
     if len(core_bytes) > (PART_START_SECTOR - 1) * 512:
@@ -366,6 +387,26 @@ def _make_disk(root: Path, raw: Path, root_uuid: str) -> None:
         fh.write(boot_img[:440])  # keep the partition table and signature sfdisk wrote
         fh.seek(512)
         fh.write(core_bytes)
+    _make_esp(raw, root_uuid)
+
+
+def _make_esp(raw: Path, root_uuid: str) -> None:
+    """The vfat ESP with GRUB's x86_64-efi image as the removable-media path, made in a file
+    (mkfs.vfat -C, mtools) and written into partition 1: no loop device, no mount."""
+    work = raw.parent
+    efi, early, esp = work / "BOOTX64.EFI", work / "early.cfg", work / "esp.img"
+    early.write_text(EFI_EARLY_CFG.format(root_uuid=root_uuid))
+    runner.run(["grub-mkimage", "-O", "x86_64-efi", "-o", efi, "-c", early, "-p", "/boot/grub",
+                "-d", GRUB_EFI_DIR, *GRUB_EFI_MODULES])
+    esp.unlink(missing_ok=True)
+    runner.run(["mkfs.vfat", "-C", "-n", "ESP", esp, str(ESP_SECTORS // 2)])
+    runner.run(["mmd", "-i", esp, "::/EFI", "::/EFI/BOOT"])
+    runner.run(["mcopy", "-i", esp, efi, "::/EFI/BOOT/BOOTX64.EFI"])
+    with open(raw, "r+b") as fh, open(esp, "rb") as src:
+        fh.seek(ESP_OFFSET)
+        shutil.copyfileobj(src, fh)
+    for f in (efi, early, esp):
+        f.unlink()
 
 
 # Negative fixtures: the good disk with one thing changed, each meant to fail exactly one check.
@@ -408,7 +449,10 @@ VARIANTS = {
     "mac-binding": "a persistent-net udev rule binding eth0 to 52:54:00:de:ad:01",
     "no-growpart": "growpart removed (/usr/bin/growpart deleted)",
     "no-boot": "the kernel replaced by junk: GRUB cannot load it and stops at its prompt",
+    "no-esp": "the EFI system partition deleted from the partition table (boots through BIOS only)",
+    "no-ena": "the kernel's ena module deleted (an image that cannot drive EC2's ENA NIC)",
 }
+ENA_DIR = "kernel/drivers/net/ethernet/amazon/ena"
 
 
 def variant_name(good: Fixture, variant: str) -> Path:
@@ -470,6 +514,20 @@ def _write_file(raw: Path, path: str, text: str) -> None:
 
 
 def _mutate(raw: Path, variant: str) -> None:
+    if variant == "no-esp":
+        runner.run(["sfdisk", "--quiet", "--delete", raw, "1"])
+        with open(raw, "r+b") as fh:  # and its filesystem: nothing left for a firmware to find
+            fh.seek(ESP_OFFSET)
+            fh.write(bytes(1024 * 1024))
+    if variant == "no-ena":
+        out, _ = _debugfs_r(raw, "ls -p /lib/modules")
+        for kver in [f.split("/")[5] for f in out.splitlines()
+                     if len(f.split("/")) > 6 and f.split("/")[5] not in (".", "..")]:
+            listing, _ = _debugfs_r(raw, f"ls -p /lib/modules/{kver}/{ENA_DIR}")
+            for line in listing.splitlines():
+                name = line.split("/")[5] if len(line.split("/")) > 6 else ""
+                if name.startswith("ena.ko"):
+                    _debugfs_w(raw, f"rm /lib/modules/{kver}/{ENA_DIR}/{name}")
     if variant in DATASOURCE_LISTS:
         _write_file(raw, CLOUD_CFG_PATH, _variant_cloud_cfg(variant))
     if variant == "hostile":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rel_eng.config.boot_test import IMDS_MODES, OPENSTACK_MODES, PLATFORMS
+from rel_eng.config.boot_test import FIRMWARES, IMDS_MODES, OPENSTACK_MODES, PLATFORMS
 
 EC2_VENDOR = "Amazon EC2"
 EC2_INSTANCE_TYPE = "t3.micro"       # a Nitro type: NVMe root, ENA NIC
@@ -34,10 +34,13 @@ class Platform:
     name: str = "nocloud"
     imds: str = "v2"                  # ec2 only: v2 = tokens required (ImdsSupport=v2.0)
     openstack: str = "config-drive"   # openstack only: config-drive[-vfat] | metadata-service
+    boot_mode: str = "legacy-bios"    # the firmware: SeaBIOS, or OVMF for uefi (an AMI's BootMode)
+    ena: bool = False                 # ec2 only: the AMI declares EnaSupport (ena-driver checks it)
 
     def __post_init__(self):
         for value, known, what in ((self.name, PLATFORMS, "platform"), (self.imds, IMDS_MODES, "IMDS mode"),
-                                   (self.openstack, OPENSTACK_MODES, "OpenStack mode")):
+                                   (self.openstack, OPENSTACK_MODES, "OpenStack mode"),
+                                   (self.boot_mode, FIRMWARES, "boot mode")):
             if value not in known:
                 raise ValueError(f"unknown {what} {value!r} (use {' | '.join(known)})")
 
@@ -49,7 +52,8 @@ class Platform:
     def label(self) -> str:
         """How verdicts name it: "ec2 (IMDSv2)", "openstack (config drive)", "nocloud"."""
         if self.name == "ec2":
-            return f"ec2 (IMDS{self.imds})"
+            extra = "".join((", UEFI" if self.uefi else "", ", ENA" if self.ena else ""))
+            return f"ec2 (IMDS{self.imds}{extra})"
         if self.name == "openstack":
             return f"openstack ({self.openstack.replace('-', ' ')})"
         return self.name
@@ -62,6 +66,10 @@ class Platform:
     def serves_metadata(self) -> bool:
         return self.name == "ec2" or (self.name == "openstack" and self.openstack == "metadata-service")
 
+    @property
+    def uefi(self) -> bool:
+        return self.boot_mode == "uefi"
+
     def nvme_root(self, arch: str) -> bool:
         return self.name == "ec2" and arch == "x86_64"
 
@@ -71,6 +79,10 @@ class Platform:
             d["imds"] = self.imds
         if self.name == "openstack":
             d["openstack"] = self.openstack
+        if self.uefi:  # only when set, so a BIOS boot keeps its earlier key
+            d["boot_mode"] = self.boot_mode
+        if self.ena:
+            d["ena"] = True
         return d
 
 

@@ -8,6 +8,11 @@ from pathlib import Path
 
 QEMU_BINARIES = {"x86_64": "qemu-system-x86_64", "i386": "qemu-system-i386",
                  "i686": "qemu-system-i386"}
+# UEFI: Debian's ovmf (x86_64 only; EC2 boots i386 AMIs through legacy BIOS alone). The 4 MiB
+# build, as Debian's libvirt uses; each VM gets its own copy of the variable store.
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+OVMF_PACKAGE = "ovmf"
 
 
 # The guest's network when a metadata service is served: libslirp forwards a guest address
@@ -37,6 +42,7 @@ class VmSpec:
     guestfwd: str = ""             # guestfwd=... option serving 169.254.169.254:80, or ""
     allow_reboot: bool = False     # the reboot check: a guest reset reboots instead of ending qemu
     seed_is_disk: bool = False     # the seed is a disk (Nova's vfat config drive), not a CD
+    uefi_vars: Path | None = None  # this VM's copy of OVMF_VARS: boot through OVMF, not SeaBIOS
 
 
 def random_mac(rand: bytes | None = None) -> str:
@@ -63,13 +69,17 @@ def _accel_arg(accel: str, tb_size_mib: int = 0) -> str:
 
 
 def argv(spec: VmSpec) -> list[str]:
-    """Boot the disk through the BIOS as a cloud does (never -kernel), console to a file."""
+    """Boot the disk through its firmware (SeaBIOS, or OVMF for UEFI) as a cloud does (never
+    -kernel), console to a file."""
     cmd = [binary(spec.arch), "-nodefaults", "-no-user-config", "-display", "none",
            "-machine", "pc", "-accel", _accel_arg(spec.accel, spec.tb_size_mib), "-m", str(spec.memory_mib),
            "-smp", str(spec.cpus)]
     if spec.accel == "kvm":
         cmd += ["-cpu", "host"]
     cmd += list(spec.smbios)
+    if spec.uefi_vars is not None:
+        cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_escape(str(OVMF_CODE))}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={_escape(str(spec.uefi_vars))}"]
     disk = _escape(str(spec.disk))
     if spec.nvme_root:
         cmd += ["-drive", f"file={disk},format=qcow2,if=none,id=root,cache=unsafe",

@@ -12,6 +12,7 @@ from rel_eng.boottest import accel as accel_mod
 from rel_eng.boottest import checks as ck
 from rel_eng.commands import common
 from rel_eng.config.boot_test import IMDS_MODES, OPENSTACK_MODES, PLATFORMS
+from rel_eng.config.ec2 import BOOT_MODES
 from rel_eng.errors import InputError
 from rel_eng.naming import user_name_problem
 from rel_eng.signals import stop_on_signal
@@ -31,6 +32,11 @@ def register(sub) -> None:
                    help="boot as this cloud boots its instances (default nocloud)")
     p.add_argument("--imds", default="v2", metavar="|".join(IMDS_MODES),
                    help="ec2: v2 requires IMDS tokens (ImdsSupport=v2.0), v1 leaves them optional")
+    p.add_argument("--boot-mode", metavar="|".join(BOOT_MODES),
+                   help="ec2: the AMI's BootMode: legacy-bios (SeaBIOS, the default), uefi (OVMF), "
+                        "uefi-preferred (both, two boots)")
+    p.add_argument("--ena", action="store_true",
+                   help="ec2: the AMI declares EnaSupport: the image's kernel must carry ena")
     p.add_argument("--openstack", metavar="|".join(OPENSTACK_MODES),
                    help="openstack: how metadata reaches the guest (default from [boot_test] openstack)")
     p.add_argument("--arch", choices=("x86_64", "i386"), help="default: from the file name")
@@ -97,6 +103,15 @@ def run(args) -> int:
         raise InputError("--checks anaconda-install: needs --kickstart (the kickstart whose "
                          "%packages the image must hold)")
     platform = platform_from(args.platform, args.imds, args.openstack or config.boot_test.openstack)
+    boot_mode = args.boot_mode or "legacy-bios"
+    if boot_mode not in BOOT_MODES:
+        raise InputError(f"--boot-mode: unknown value {boot_mode!r}", hint=f"use {' or '.join(BOOT_MODES)}")
+    if (args.boot_mode or args.ena) and platform.name != "ec2":
+        flag = "--boot-mode" if args.boot_mode else "--ena"
+        raise InputError(f"{flag}: an AMI attribute, for --platform ec2 only (got --platform {platform.name})")
+    if args.ena:
+        import dataclasses
+        platform = dataclasses.replace(platform, ena=True)
     parallel = config.boot_test.parallel if args.parallel is None else args.parallel
     if parallel < 1:
         raise InputError(f"--parallel: must be at least 1, got {parallel}")
@@ -106,11 +121,17 @@ def run(args) -> int:
     images = [image.inspect(p, args.arch) for p in args.images]
     for img in images:
         runner.require(engine.qemu.binary(img.arch))
+        if boot_mode != "legacy-bios" and img.arch != "x86_64":
+            raise InputError(f"--boot-mode {boot_mode}: {img.path} is an {img.arch} disk, and EC2 boots "
+                             "i386 AMIs only through legacy BIOS", hint="use --boot-mode legacy-bios")
     opts = options_from(config, accel_request=args.accel, checks=checks, kickstart=args.kickstart,
                         user=args.user, logs=args.logs, packages_dir=args.packages_dir,
                         platform=platform)
+    from rel_eng.boottest import boot_modes
+
     with stop_on_signal("boot test interrupted"):  # VMs killed once, exit 130/143
-        verdicts = engine.run_many(images, opts, parallel)
+        verdicts = boot_modes.run_many(images, opts, parallel, [platform] * len(images),
+                                       [boot_mode] * len(images))
     if args.json:
         print(engine.to_json(verdicts))
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 from rel_eng import pipeline
 from rel_eng.builders import BUILDERS
 from rel_eng.commands import common
+from rel_eng.config import ami_attributes
 from rel_eng.errors import InputError
 
 
@@ -47,9 +48,13 @@ def run(args) -> int:
     why = "; ".join(taken.notes) or f"the first respin none of {sources} holds"
     describe = getattr(BUILDERS[plan.builder], "planned_calls", None)
     calls = describe(plan, config) if describe else []
+    rel = config.release(args.release)
+    amis = {j.key: ami_attributes.for_image(config.ec2, rel, j.arch).api()
+            for j in plan.images if _is_ec2(config, j)}
     if args.json:
         data = plan.to_dict()
         data["release_why"] = why
+        data["ami_attributes"] = amis
         if calls:
             data["builder_calls"] = calls
             data["koji_profile"] = config.koji.profile
@@ -70,6 +75,8 @@ def run(args) -> int:
                 f"    kickstart={Path(config.kickstart_dir) / job.kickstart} ({job.ksversion})",
                 f"    tdl={Path(config.tdl_dir) / 'cloud.tdl'} (os Fedora {job.fedora_version} {job.oz_arch})",
                 f"    outputs: {', '.join(f'{job.relpath}/{o.filename}' for o in job.outputs)}"]
+        if job.key in amis:
+            out.append("    ami: " + " ".join(f"{k}={v!s}" for k, v in amis[job.key].items()))
     out.append("steps:")
     for step in pipeline.PIPELINE:
         lock = step.lock("<image>" if step.scope == pipeline.IMAGE else "")
@@ -115,3 +122,8 @@ def show_released(args, config) -> int:
     for ev in r["events"]:
         print(f"  {ev['at'][:19].replace('T', ' ')}  {ev['action']:<9} {ev['compose_id']} by {ev['by']}")
     return 0
+
+
+def _is_ec2(config, job) -> bool:
+    """An image that becomes an AMI: the EC2 image type, on an arch EC2 runs (i686 when ec2.i386)."""
+    return job.image_type == "ec2" and (job.arch == "x86_64" or (job.arch == "i686" and config.ec2.i386))

@@ -21,8 +21,10 @@ import json
 from pathlib import Path
 
 from rel_eng.boottest import accel as accel_mod
-from rel_eng.boottest import engine, image, kspackages
+from rel_eng.boottest import boot_modes, engine, image, kspackages
 from rel_eng.boottest.platform import Platform, imds_mode
+from rel_eng.config import ami_attributes
+from rel_eng.config.ami_attributes import AmiAttributes
 from rel_eng.compose.model import Compose, recorded
 from rel_eng.compose.signals import terminate_on_signal
 from rel_eng.atomic import atomic_write
@@ -45,11 +47,47 @@ def _disk(c: Compose, key: str) -> Artifact | None:
 
 
 def platform_for(c: Compose, key: str) -> Platform:
-    """How the image is booted: its `[images.<key>] platform`, the IMDS mode from `[ec2]
-    imds_support` ("v2.0" -> v2, "" -> v1), the OpenStack mode from `[boot_test] openstack`."""
+    """How the image is booted: its `[images.<key>] platform`; as ec2, with the AMI's attributes
+    (the release's ec2_* over `[ec2]`): the IMDS mode from ImdsSupport ("v2.0" -> v2, "" -> v1),
+    the ena driver checked when EnaSupport; the OpenStack mode from `[boot_test] openstack`."""
     itype = c.job(key).image_type
     name = next((t.platform for t in c.config.image_types if t.key == itype), "nocloud")
-    return Platform(name, imds_mode(c.config.ec2.imds_support), c.config.boot_test.openstack)
+    attrs = ami_attributes.for_image(c.config.ec2, c.config.release(c.plan.release_key), c.job(key).arch)
+    ec2 = name == "ec2"
+    return Platform(name, imds_mode(attrs.imds_support), c.config.boot_test.openstack,
+                    ena=ec2 and attrs.ena_support)
+
+
+def attributes_for(c: Compose, key: str) -> AmiAttributes | None:
+    """The AMI attributes the image's boot proves: an EC2-platform image's, else None."""
+    if platform_for(c, key).name != "ec2":
+        return None
+    return ami_attributes.for_image(c.config.ec2, c.config.release(c.plan.release_key), c.job(key).arch)
+
+
+def boot_mode_for(c: Compose, key: str) -> str:
+    attrs = attributes_for(c, key)
+    return attrs.boot_mode if attrs else "legacy-bios"
+
+
+def verified_attributes(checks: list[dict], attrs: AmiAttributes) -> dict:
+    """The AMI attributes a verdict's checks proved, as AmiAttributes.full() names them; one
+    that declares nothing (IMDSv1 allowed, no ENA, SriovNetSupport and TpmSupport unset) needs
+    no proof. What qemu cannot show (the Intel VF, a TPM) is never verified."""
+    status = {c["name"]: c["status"] for c in checks}
+    booted = status.get("console") == "pass" and status.get("ssh") == "pass"
+    out: dict = {}
+    if booted and all(status.get(f"boot-mode:{m}") == "pass" for m in boot_modes.firmwares(attrs.boot_mode)):
+        out["BootMode"] = attrs.boot_mode
+    if attrs.imds_support == "" or status.get("imds-tokens") == "pass":
+        out["ImdsSupport"] = attrs.imds_support
+    if not attrs.ena_support or status.get("ena-driver") == "pass":
+        out["EnaSupport"] = attrs.ena_support
+    if not attrs.sriov_net_support:
+        out["SriovNetSupport"] = ""
+    if not attrs.tpm_support:
+        out["TpmSupport"] = ""
+    return out
 
 
 def _subject(c: Compose, key: str) -> tuple[Artifact | None, str, tuple, tuple]:
@@ -70,7 +108,8 @@ def _inputs(c: Compose, key: str, disk: Artifact | None, skipped: str, wanted,
         return (skipped,)
     bt = c.config.boot_test
     return (disk.sha256 or disk.path, disk.size, c.config.default_user, bt.memory_mib,
-            list(bt.checks), list(wanted), list(excluded), platform_for(c, key).as_dict(),
+            list(bt.checks), list(wanted), list(excluded),
+            {**platform_for(c, key).as_dict(), "boot_mode": boot_mode_for(c, key)},
             list(bt.seal_probe_ports))
 
 
@@ -122,6 +161,11 @@ def run_gate(c: Compose, keys: list[str], progress: Progress | None = None, *,
             if d.get("console_log"):
                 d["console_log"] = str(Path(d["console_log"]).relative_to(c.topdir))
             d.pop("packages_file", None)
+            attrs = attributes_for(c, key)
+            if attrs is not None:  # what registration may declare for this very disk
+                d["ami_attributes"] = verified_attributes(d["checks"], attrs)
+                raw = [a for a in c.manifest.artifacts(job_key=key, kind="raw-disk")]
+                d["raw_sha256"] = raw[0].sha256 if raw else ""
             cached = _verdict_path(c, key)
             cached.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(cached, json.dumps(d, indent=2, sort_keys=True) + "\n")
@@ -162,7 +206,8 @@ def _boot_groups(c, todo, chosen, boot):
         imgs = [image.inspect(c.topdir / todo[i][1].path, "i386" if c.job(todo[i][0]).arch == "i686"
                               else c.job(todo[i][0]).arch) for i in idx]
         platforms = [platform_for(c, todo[i][0]) for i in idx]
-        for i, v in zip(idx, boot(imgs, opts, bt.parallel, platforms)):
+        modes = [boot_mode_for(c, todo[i][0]) for i in idx]
+        for i, v in zip(idx, boot_modes.run_many(imgs, opts, bt.parallel, platforms, modes, boot=boot)):
             out[i] = v
     results = [out[i] for i in range(len(todo))]
     return results
@@ -229,7 +274,7 @@ def _write_metadata(c: Compose, fresh: dict[str, dict]) -> None:
 
 def _summary(v: dict) -> dict:
     keep = ("nvra", "status", "reason", "accel", "accel_reason", "platform", "console_log", "seconds",
-            "guest_uptime", "peak_rss_mib", "metadata_requests")
+            "guest_uptime", "peak_rss_mib", "metadata_requests", "ami_attributes")
     out = {k: v[k] for k in keep if k in v}
     out["checks"] = [{k: c[k] for k in ("name", "status", "evidence", "message")} for c in v.get("checks", [])]
     return out

@@ -9,15 +9,18 @@ from rel_eng.config.problems import Problems
 from rel_eng.config.table import NOTHING, Section, setting
 
 # The named checks, in the order they are reported (rel_eng.boottest.checks evaluates them).
-CHECKS = ("console", "cloud-init", "datasource", "ssh", "metadata", "user-data", "imds-tokens",
-          "sealed", "nvme-root", "root-grown", "no-hardcoded-mac", "firewall-off", "root-locked",
-          "sudo-nopasswd", "system-health", "anaconda-install", "reboot")
+CHECKS = ("console", "boot-mode:legacy-bios", "boot-mode:uefi", "cloud-init", "datasource", "ssh",
+          "metadata", "user-data", "imds-tokens", "ena-driver", "sealed", "nvme-root", "root-grown",
+          "no-hardcoded-mac", "firewall-off", "root-locked", "sudo-nopasswd", "system-health",
+          "anaconda-install", "reboot")
 # Asked for by name only: `reboot` costs a second boot of the guest.
 OPT_IN_CHECKS = ("reboot",)
 DEFAULT_CHECKS = tuple(n for n in CHECKS if n not in OPT_IN_CHECKS)
 # How an image is booted: what the platform presents to the guest (rel_eng.boottest.platform).
 PLATFORMS = ("ec2", "openstack", "nocloud")
 IMDS_MODES = ("v1", "v2")
+# The firmware one boot goes through: SeaBIOS, or OVMF (an AMI's uefi-preferred is booted both ways).
+FIRMWARES = ("legacy-bios", "uefi")
 # Nova writes its config drive as ISO 9660 (config_drive_format = iso9660, its default, a CD)
 # or vfat (a disk); either way the filesystem is labelled config-2.
 OPENSTACK_MODES = ("config-drive", "config-drive-vfat", "metadata-service")

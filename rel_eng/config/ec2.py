@@ -15,6 +15,7 @@ VOLUME_TYPES = ("gp3", "gp2")
 BOOT_MODES = ("legacy-bios", "uefi", "uefi-preferred")
 IMDS_SUPPORT = ("v2.0", "")  # "" leaves IMDSv1 allowed
 SRIOV = ("simple", "")  # "" leaves SriovNetSupport unset
+TPM_SUPPORT = ("v2.0", "")  # "" leaves TpmSupport unset
 RETRY_MODES = ("standard", "adaptive")
 MAX_VOLUME_GIB = 16384  # EBS gp2/gp3 maximum
 # The shapes ModifyImageAttribute accepts for LaunchPermission OrganizationArn / OrganizationalUnitArn.
@@ -57,10 +58,16 @@ class Ec2Config(Section):
     i386: bool = setting(True, "i686 images get i386 AMIs (only t1/m1/c1/c3/t2 run them); off: skipped")
     volume_size_gib: int = setting(0, "0 = the image's size rounded up to GiB", low=0, high=MAX_VOLUME_GIB)
     volume_type: str = setting("gp3", "EBS volume type", **_choice(*VOLUME_TYPES))
-    ena_support: bool = setting(True, "EnaSupport of the AMI")
-    sriov_net_support: str = setting("simple", '"" leaves SriovNetSupport unset', **_choice(*SRIOV))
-    boot_mode: str = setting("legacy-bios", "BootMode of the AMI", **_choice(*BOOT_MODES))
-    imds_support: str = setting("v2.0", '"" leaves IMDSv1 allowed', **_choice(*IMDS_SUPPORT))
+    # The AMI's attributes, defaults of every release (a release's ec2_* keys override them).
+    ena_support: bool = setting(True, "EnaSupport of the AMI (releases.toml ec2_ena overrides)")
+    # Unset by default: "simple" promises the Intel 82599 VF driver (ixgbevf), which no check proves.
+    sriov_net_support: str = setting("", '"simple" or "" (SriovNetSupport unset)', **_choice(*SRIOV))
+    boot_mode: str = setting("legacy-bios", "BootMode of the AMI (releases.toml ec2_boot_mode "
+                             "overrides)", **_choice(*BOOT_MODES))
+    imds_support: str = setting("v2.0", '"" leaves IMDSv1 allowed (releases.toml ec2_imds '
+                                'overrides)', **_choice(*IMDS_SUPPORT))
+    tpm_support: str = setting("", '"v2.0" or "" (TpmSupport unset); needs boot_mode "uefi"',
+                               **_choice(*TPM_SUPPORT))
     upload_mode: str = setting("ebs-direct", "EBS direct API or S3 + ImportSnapshot",
                                **_choice(*UPLOAD_MODES))
     s3_bucket: str = setting("", "required for s3-import; must be in the base region")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from rel_eng.config import ami_attributes
 from rel_eng.config.model import Config, check_config
 from rel_eng.config.problems import Problems
 from rel_eng.config.read import read_toml
@@ -27,6 +28,9 @@ def load_config(path: Path | None = None, releases_file: Path | None = None) -> 
     check_config(cfg, problems)
     rel_path = Path(releases_file) if releases_file else Path(cfg.releases_file)
     releases, rel_problems = load_releases(rel_path)
+    rel_checks = Problems(str(rel_path))
+    ami_attributes.check(cfg.ec2, releases, cfg.arches, rel_checks, problems)
+    rel_problems = rel_problems + rel_checks.items
     schedule, sched_problems = load_streams(cfg.schedule, [r.key for r in releases])
     found = problems.items + rel_problems + sched_problems
     if found:

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from rel_eng.config.ec2 import BOOT_MODES, IMDS_SUPPORT
 from rel_eng.config.problems import Problems
 from rel_eng.config.read import read_toml
 from rel_eng.errors import ConfigError
@@ -23,6 +24,10 @@ class Release:
     repos: tuple[str, ...] = ()
     koji_target: str = ""
     milestones: tuple[tuple[str, str], ...] = ()  # (milestone, ISO date), in order
+    # What its EC2 image's AMI declares; None: [ec2]'s default (rel_eng.config.ami_attributes).
+    ec2_boot_mode: str | None = None
+    ec2_imds: str | None = None     # "v2.0" or "" (IMDSv1 allowed)
+    ec2_ena: bool | None = None
 
     @property
     def ksversion(self) -> str:
@@ -33,7 +38,22 @@ class Release:
         return bool(self.milestones)
 
 
-_RELEASE_KEYS = {"version", "fedora_version", "install_tree", "repos", "koji_target", "milestones"}
+_RELEASE_KEYS = {"version", "fedora_version", "install_tree", "repos", "koji_target", "milestones",
+                 "ec2_boot_mode", "ec2_imds", "ec2_ena"}
+
+
+def _ami_keys(sub: dict, problems: Problems, where: str) -> dict:
+    """A release's ec2_* keys, each a value the AMI API accepts (absent: None)."""
+    out = {}
+    for key, kind, allowed in (("ec2_boot_mode", str, BOOT_MODES), ("ec2_imds", str, IMDS_SUPPORT),
+                               ("ec2_ena", bool, (True, False))):
+        value = problems.take(sub, key, kind, None, where)
+        if value is not None and value not in allowed:
+            problems.add(f"{where}{key}", f"'{value}' is not a value the AMI API accepts "
+                                          f"(use {' | '.join(repr(a) for a in allowed)})")
+            value = None
+        out[key] = value
+    return out
 
 
 def load_releases(path: Path) -> tuple[tuple[Release, ...], list[str]]:
@@ -62,6 +82,7 @@ def load_releases(path: Path) -> tuple[tuple[Release, ...], list[str]]:
         repos = problems.take(sub, "repos", list, [], where, item=str)
         target = problems.take(sub, "koji_target", str, "", where)
         stones = problems.take(sub, "milestones", dict, {}, where)
+        ami = _ami_keys(sub, problems, where)
         if not version or "-" in version:
             problems.add(f"{where}version", "is required and must not contain '-'")
         else:
@@ -96,5 +117,5 @@ def load_releases(path: Path) -> tuple[tuple[Release, ...], list[str]]:
             problems.add(f"{where}milestones", f"must be in order {', '.join(MILESTONES)}")
         releases.append(Release(key=key, version=version, fedora_version=fedora,
                                 install_tree=tree, repos=tuple(str(r) for r in repos),
-                                koji_target=target, milestones=tuple(milestones)))
+                                koji_target=target, milestones=tuple(milestones), **ami))
     return tuple(releases), problems.items

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -12,6 +13,7 @@ import botocore.exceptions
 
 from rel_eng.publish import ec2_tags
 from rel_eng.publish.aws_clients import Ec2Error, describe_failure, waiter_config, waiter_failure
+from rel_eng.config.ami_attributes import AmiAttributes
 from rel_eng.config.ec2 import Ec2Config
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,10 @@ def ami_description(image_description: str, nvra: str, compose_id: str) -> str:
 
 
 def register_params(cfg: Ec2Config, *, name: str, description: str, arch: str,
-                    snapshot_id: str, volume_gib: int, tags: dict[str, str]) -> dict[str, Any]:
-    """The RegisterImage request for a Fedora arch (pure, tested directly)."""
+                    snapshot_id: str, volume_gib: int, tags: dict[str, str],
+                    attributes: AmiAttributes | None = None) -> dict[str, Any]:
+    """The RegisterImage request for a Fedora arch (pure, tested directly). `attributes`: the
+    release's AMI attributes (rel_eng.config.ami_attributes); None: [ec2]'s defaults."""
     ec2_arch = EC2_ARCH[arch]
     params: dict[str, Any] = {
         "Name": name,
@@ -52,15 +56,15 @@ def register_params(cfg: Ec2Config, *, name: str, description: str, arch: str,
                 "DeleteOnTermination": True,
             },
         }],
-        # No i386 instance type has ENA, so an i386 AMI never claims it.
-        "EnaSupport": cfg.ena_support and ec2_arch != "i386",
-        "BootMode": cfg.boot_mode,
         "TagSpecifications": [{"ResourceType": "image", "Tags": ec2_tags.tag_list(tags)}],
     }
-    if cfg.sriov_net_support:
-        params["SriovNetSupport"] = cfg.sriov_net_support
-    if cfg.imds_support:
-        params["ImdsSupport"] = cfg.imds_support
+    if attributes is None:
+        attributes = AmiAttributes(cfg.boot_mode, cfg.imds_support, cfg.ena_support,
+                                   cfg.sriov_net_support, cfg.tpm_support)
+    # No i386 instance type has ENA, so an i386 AMI never claims it.
+    if ec2_arch == "i386":
+        attributes = dataclasses.replace(attributes, ena_support=False)
+    params.update(attributes.api())
     return params
 
 

@@ -23,7 +23,7 @@ import botocore.exceptions
 from rel_eng.errors import InputError, RelEngError
 from rel_eng.manifest import Manifest, step_digest
 from rel_eng.plan import DropPlan, ImageJob, load_plan
-from rel_eng.publish import ami, ec2_sharing, ec2_tags, messages
+from rel_eng.publish import ami, ami_verified, ec2_sharing, ec2_tags, messages
 from rel_eng.publish.aws_clients import AwsClients, Ec2Error, describe_failure, error_code
 from rel_eng.publish.ebs_upload import GIB, UploadResult, upload_ebs_direct, volume_size_gib
 from rel_eng.config.ec2 import Ec2Config, known_regions
@@ -48,6 +48,7 @@ class Target:
     size: int
     volume_gib: int
     sha256: str = ""  # the raw disk's manifest digest, checked by the upload
+    declared: ami_verified.Declared | None = None  # the AMI attributes and how they were verified
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ImageResult:
     deprecate_at: dt.datetime | None = None
     visibility: dict[str, str] = field(default_factory=dict)  # region -> ec2_sharing.PUBLIC, ...
     pointers: dict[str, str] = field(default_factory=dict)  # region -> SSM parameter naming it
+    declared: dict | None = None  # ami_verified.Declared.as_dict() of a registration made now
 
     @property
     def amis(self) -> dict[str, str]:
@@ -203,7 +205,8 @@ class Ec2Publisher:
             snapshot_id, upload = self.snapshot(target)
             params = ami.register_params(self.cfg, name=name, description=description, arch=job.arch,
                                          snapshot_id=snapshot_id, volume_gib=target.volume_gib,
-                                         tags=base_tags)
+                                         tags=base_tags,
+                                         attributes=target.declared.attributes if target.declared else None)
             image_id = ami.register(ec2, params, base_tags)
         images = {base: ami.wait_available(ec2, self.cfg, image_id, base)}
         when = self.deprecate(ec2, images[base], images[base])
@@ -227,7 +230,8 @@ class Ec2Publisher:
         if errors:
             raise Ec2Error(f"{job.nvra}: " + "; ".join(sorted(errors)))
         ordered = {r: images[r] for r in self.regions}
-        return ImageResult(job, target.volume_gib, ordered, upload, deprecate_at=when)
+        return ImageResult(job, target.volume_gib, ordered, upload, deprecate_at=when,
+                           declared=target.declared.as_dict() if target.declared else None)
 
     def deprecate(self, ec2: Any, image: dict, base_image: dict) -> dt.datetime | None:
         """DeprecateAt right after registration (and after each copy): from the base AMI's
@@ -328,6 +332,9 @@ def results_document(plan: DropPlan, cfg: Ec2Config, results: list[ImageResult],
             images[r.job.nvra]["shared_with"] = {
                 "organizations": list(cfg.share_organizations),
                 "organizational_units": list(cfg.share_organizational_units)}
+        if r.declared:  # kept from the registering run when a later run only shares
+            images[r.job.nvra]["ami_attributes"] = r.declared["attributes"]
+            images[r.job.nvra]["ami_attributes_verified"] = r.declared["verified"]
     return {"compose_id": plan.compose_id, "base_region": cfg.base_region,
             "images": images, "skipped": dict(skipped),
             **({"blocked_regions": dict(blocked)} if blocked is not None else {})}
@@ -356,6 +363,9 @@ def publish_ec2(
     all_regions = resolve_regions(cfg, regions)
     plan = load_plan(topdir)
     targets, skipped = select_targets(topdir, plan, cfg)
+    # Before any upload: an attribute the gate did not verify refuses the image, no orphan left.
+    targets = [dataclasses.replace(t, declared=ami_verified.declared(topdir, config, plan, t.job, t.sha256))
+               for t in targets]
     for nvra, reason in skipped.items():
         log.warning("ec2: skipped %s: %s", nvra, reason)
     clients = AwsClients(cfg, session)

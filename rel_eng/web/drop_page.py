@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
+from rel_eng.config.ami_attributes import describe_recorded
 from rel_eng.atomic import atomic_write
 from rel_eng.manifest import Artifact
 from rel_eng.plan import DropPlan
@@ -96,6 +97,8 @@ def drop_context(plan: DropPlan, deliverables: list[Artifact], *, status: str, s
                            "optional": job.optional, "ec2": job.image_type == "ec2",
                            "failed": failed.get(job.key, ""), "files": files,
                            "amis": ami_rows(amis, job.nvra),
+                           "ami_attributes": describe_recorded(
+                               ((amis or {}).get("images") or {}).get(job.nvra) or {}),
                            "boot": boot_verdicts(boot_tests, job.key, job.nvra, exists)})
         checksum = plan.checksum_name(arch)
         arches.append({"arch": arch, "images": images, "checksum": checksum,
