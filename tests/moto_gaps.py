@@ -14,7 +14,6 @@ import threading
 import urllib.parse
 from typing import Any, Callable
 
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -77,15 +76,27 @@ def _region(authorization: str) -> str:
     return scope[2] if len(scope) > 2 else ""
 
 
-class GapFillingMotoServer(ThreadedMotoServer):
-    """moto's threaded server with MotoGaps in front; `gaps` holds the state and the requests."""
+class GapFillingMotoServer:
+    """moto's own WSGI app with MotoGaps in front, served from a thread on 127.0.0.1 (what
+    moto's ThreadedMotoServer does, without reaching into it); `gaps` holds the state and the
+    requests."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0, verbose: bool = False):
         self.gaps = MotoGaps(DomainDispatcherApplication(create_backend_app))
-
-    def _server_entry(self) -> None:
-        self._server = make_server(self._ip_address, self._port, self.gaps, True,
+        self._server = make_server(ip_address, port, self.gaps, True,
                                    request_handler=MotoRequestHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), port
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()

@@ -68,6 +68,7 @@ def test_sweep_removes_dead_writers_leftovers_only(tmp_path):
 OTHER_RENAMES = {
     "rel_eng/atomic.py": "the helper itself",
     "rel_eng/stage.py": "a whole staged drop renamed into place / out of sight",
+    "rel_eng/release/tree.py": "a whole release tree renamed into place / aside / out of sight",
     "rel_eng/builders/koji_download.py": "the resumable .part of a Range download",
     "rel_eng/builders/oz.py": "Oz's finished output moved to its raw name",
 }

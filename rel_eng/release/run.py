@@ -315,8 +315,7 @@ def run_withdraw(run: ReleaseRun) -> None:
     run.aside = tree.withdrawn_path(run.target, run.cid)
     if not os.path.lexists(run.target) and os.path.isdir(run.aside):
         return  # a rerun after the rename
-    os.rename(run.target, run.aside)
-    tree.fsync_dir(run.target.parent)
+    tree.move_aside(run.target, run.aside)
     run.out(f"{run.c.plan.label} ({run.cid}) withdrawn: {run.target} moved to {run.aside}")
 
 

@@ -204,6 +204,12 @@ def swap_in(tmp: Path, target: Path, replace: bool) -> Path | None:
     return None
 
 
+def move_aside(target: Path, aside: Path) -> None:
+    """The whole tree out of the mirrors' sight in one rename (--withdraw)."""
+    os.rename(target, aside)
+    fsync_dir(target.parent)
+
+
 def withdrawn_path(target: Path, compose_id: str) -> Path:
     """Where --withdraw moves a tree: hidden beside it, never swept, one per candidate."""
     return target.with_name(f".{target.name}.withdrawn-{compose_id}")
