@@ -95,6 +95,7 @@ def test_the_key_reference_is_a_config_of_the_defaults(tmp_path, capsys):
     assert set(doc) == {"compose", "signing", "celery", "ec2", "koji", "oz", "store", "schedule",
                         "messaging", "boot_test", "images", "web", "release"}
     assert "poll_interval = 20.0  # number; 0.01..3600 seconds;" in text
+    assert "closed_mode = 0o700  # integer; 0o0..0o777;" in text  # a mode reads as one
     path = tmp_path / "rel-eng.toml"
     path.write_text(text)
     loaded = load_config(path)

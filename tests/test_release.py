@@ -436,12 +436,17 @@ def test_the_dashboard_shows_the_released_candidate_when_and_by_whom(candidates,
             api = c.get("/api/schedule").json()["releases"]
             page = c.get("/schedule").text
             detail = c.get(f"/api/composes/{ids['Beta-1.2']}").json()
+            compose_page = c.get(f"/composes/{ids['Beta-1.2']}").text
+            other_page = c.get(f"/composes/{ids['Beta-1.1']}").text
     finally:
         engine.dispose()
     assert [(r["milestone"], r["label"], r["released_by"], r["state"]) for r in api] == \
         [("Beta", "Beta-1.2", "dora", "open")]
     assert 'id="releases"' in page and "Beta-1.2</a></td><td>open</td>" in page and "dora" in page
     assert [r["label"] for r in detail["releases"]] == ["Beta-1.2"]
+    assert 'id="released"' in compose_page
+    assert "19 Beta from this candidate (Beta-1.2), open, by dora at " in compose_page
+    assert 'id="released"' not in other_page  # a candidate that was not released
 
 
 def test_a_release_template_outside_the_mirror_is_refused(candidates, tmp_path, capsys):

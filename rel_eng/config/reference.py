@@ -31,6 +31,8 @@ def _toml(value: Any) -> str:
 
 def _bounds(rule: Rule) -> str:
     unit = f" {rule.unit}" if rule.unit else ""
+    if rule.octal and rule.low is not None and rule.high is not None:
+        return f"0o{int(rule.low):o}..0o{int(rule.high):o}{unit}"
     if rule.low is not None and rule.high is not None:
         return f"{rule.low:g}..{rule.high:g}{unit}"
     if rule.low is not None:
@@ -46,7 +48,8 @@ def _lines(obj: Any, data: dict[str, Any]) -> list[str]:
     for name, rule in rules(type(obj)).items():
         kind = _KINDS.get(type(getattr(defaults, name)), "")
         notes = "; ".join(n for n in (kind, _bounds(rule), rule.help) if n)
-        out.append(f"{name} = {_toml(data[name])}  # {notes}")
+        value = f"0o{data[name]:o}" if rule.octal else _toml(data[name])
+        out.append(f"{name} = {value}  # {notes}")
     return out
 
 

@@ -34,7 +34,7 @@ class ReleaseConfig(Section):
                              "and releases.json go (mirror-relative; every open release listed)",
                              valid=_template)
     closed_mode: int = setting(0o700, "mode of the release's top dir under --closed until "
-                               "--open", low=0, high=0o777)
+                               "--open", low=0, high=0o777, octal=True)
     replaced_amis: str = setting("private", "what --replace and --withdraw do to the old "
                                  "candidate's AMIs", choices=("private", "deprecate"))
 

@@ -37,6 +37,7 @@ class Rule:
     valid: Callable[[Any], str | None] | None = None  # value -> what is wrong with it, or None
     convert: Callable[..., Any] | None = None  # (value, problems, key, base_dir) -> value
     in_table: bool = True  # False: filled from elsewhere, never a key of the TOML table
+    octal: bool = False  # a file mode: shown as 0o700 (TOML's octal integers)
 
 
 def setting(default: Any, help: str, **rule: Any) -> Any:
