@@ -34,6 +34,15 @@ def _config(path: Path, home: Path, pp: Path, release_key: str) -> Path:
     return path
 
 
+def _signed_beta(tmp_path: Path, home: Path, pp: Path) -> tuple[Path, Path]:
+    """A config with a release key, and a 19 Beta composed and staged with it: (config, output)."""
+    cfg = _config(tmp_path / "rel-eng.toml", home, pp, "release@example.org")
+    out = tmp_path / "out"
+    assert cli.main(["compose", "--release", "19", "--milestone", "Beta", "--date", "2013-04-05",
+                     "--config", str(cfg), "--output", str(out)]) == 0
+    return cfg, out
+
+
 def _verify_out(path: Path, home: Path) -> str:
     return subprocess.run(["gpg", "--homedir", str(home), "--batch", "--verify", str(path)],
                           capture_output=True, text=True).stderr
@@ -41,10 +50,7 @@ def _verify_out(path: Path, home: Path) -> str:
 
 def test_release_key_resigns_copies_and_signed_checksums_are_checked(tmp_path, keys, capsys):
     home, pp = keys
-    cfg = _config(tmp_path / "rel-eng.toml", home, pp, "release@example.org")
-    out = tmp_path / "out"
-    assert cli.main(["compose", "--release", "19", "--milestone", "Beta", "--date", "2013-04-05",
-                     "--config", str(cfg), "--output", str(out)]) == 0
+    cfg, out = _signed_beta(tmp_path, home, pp)
     capsys.readouterr()
     staged = sorted((out / "mirror" / STAGED).glob("*CHECKSUM"))
     assert len(staged) == 1
@@ -97,10 +103,7 @@ def _body(path: Path) -> str:
 
 def test_signed_checksums_from_elsewhere_are_used_as_given(tmp_path, keys, capsys):
     home, pp = keys
-    cfg = _config(tmp_path / "rel-eng.toml", home, pp, "release@example.org")
-    out = tmp_path / "out"
-    assert cli.main(["compose", "--release", "19", "--milestone", "Beta", "--date", "2013-04-05",
-                     "--config", str(cfg), "--output", str(out)]) == 0
+    cfg, out = _signed_beta(tmp_path, home, pp)
     signed = _signed_by(out, tmp_path / "signed", home, pp, "release@example.org")
     capsys.readouterr()
     assert cli.main(["release", "Beta-1.1", "--allow-unverified", "--config", str(cfg),

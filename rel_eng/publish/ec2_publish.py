@@ -402,8 +402,8 @@ def share_ec2(
 ) -> PublishReport:
     """Share, point the SSM pointer at and announce the AMIs ec2.json records for `topdir`, as
     registered by `publish_ec2(..., share=False)`. `public`: None follows the config's rule for
-    the drop (is_public: weekly_public; a milestone waits for its release), True makes them public now, False shares them
-    with the configured organizations only. Block Public Access is read per region here, so a
+    the drop (is_public: weekly_public; a milestone waits for its release), True makes them
+    public now, False shares them with the configured organizations only. Block Public Access is read per region here, so a
     release that makes a drop public reads it then. Safe to rerun: sharing twice is a no-op."""
     publisher, plan, recorded, results = _recorded(topdir, config, session)
     return _share_and_announce(publisher, plan, results, recorded.get("skipped", {}), topdir, out,
@@ -500,7 +500,7 @@ def _share_and_announce(publisher: Ec2Publisher, plan: DropPlan, results: list[I
                         out: Callable[[str], None], send: bool,
                         public: bool | None = None) -> PublishReport:
     cfg = publisher.cfg
-    share_public = is_public(plan, cfg) if public is None else public
+    share_public = is_public(plan, cfg, public)
     try:
         results = [publisher.finish(r, share_public) for r in results]
     except AWS_ERRORS as exc:

@@ -265,7 +265,8 @@ class Flusher:
     def _flush(self, conn: Connection, limit: int | None, claimed: list | None) -> FlushResult:
         result = FlushResult()
         while True:
-            rows, claimed = (claimed, None) if claimed else (self._take(conn), None)
+            rows = claimed or self._take(conn)
+            claimed = None  # a claim serves the first round only
             if rows is None:
                 result.busy = True
                 with conn.begin():
